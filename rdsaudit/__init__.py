@@ -1,0 +1,3 @@
+"""rdsaudit: audit Amazon RDS encryption at rest, read-only."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from rdsaudit.cli import main
+
+main()

@@ -1,0 +1,141 @@
+"""The only layer that talks to AWS: sessions in, an `Inventory` out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from rdsaudit.arns import partition_of_region
+from rdsaudit.collect.aws import AwsClients, CallCounter, describe_failure, retry_config
+from rdsaudit.collect.scan import AccountScanner, ProgressFn, utcnow
+from rdsaudit.model import CollectionError, Inventory, ScanInfo
+
+DEFAULT_HOME_REGION = "us-east-1"
+
+
+class CredentialsProblem(Exception):
+    """No usable credentials or no reachable endpoint: nothing can be scanned (exit 2)."""
+
+
+class RegionProblem(Exception):
+    """A region named on the command line or in the config that RDS does not have (exit 2)."""
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    regions: Sequence[str] | None = None  # None or ["all"]: every enabled region
+    max_attempts: int = 5
+    endpoint_url: str | None = None
+    workers: int = 16
+
+
+def home_region(session: boto3.Session, regions: Sequence[str] | None) -> str:
+    if session.region_name:
+        return str(session.region_name)
+    if regions and regions[0] != "all":
+        return regions[0]
+    return DEFAULT_HOME_REGION
+
+
+def caller_account(session: boto3.Session, region: str, endpoint_url: str | None,
+                   counter: CallCounter) -> str:
+    """The account the credentials belong to; fails fast (two attempts, short timeouts)."""
+    kwargs: dict[str, Any] = {"region_name": region, "config": retry_config(2)}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    try:
+        sts = session.client("sts", **kwargs)
+        counter.attach(sts)
+        return str(sts.get_caller_identity()["Account"])
+    except NoCredentialsError:
+        raise CredentialsProblem(
+            "no AWS credentials found (set AWS_PROFILE, use --profile, or configure the "
+            "credential chain)") from None
+    except (ClientError, BotoCoreError) as exc:
+        failure = describe_failure(exc)
+        raise CredentialsProblem(
+            f"cannot use these AWS credentials: {failure.code}: {failure.message}") from None
+
+
+def known_regions(session: boto3.Session, partition: str) -> list[str]:
+    return sorted(session.get_available_regions("rds", partition_name=partition))
+
+
+def enabled_regions(clients: AwsClients, home: str, partition: str,
+                    account_id: str) -> tuple[list[str], list[CollectionError]]:
+    """Regions enabled for the account, intersected with RDS's regions for the partition.
+
+    If DescribeRegions itself fails, the error is recorded and every RDS region is tried:
+    a region that turns out not to be enabled is then skipped, never silently dropped.
+    """
+    rds_regions = known_regions(clients.session, partition)
+    try:
+        answer = clients.call("ec2", home, "DescribeRegions", "describe_regions")
+    except (ClientError, BotoCoreError) as exc:
+        failure = describe_failure(exc)
+        error = CollectionError(account_id, home, "ec2", "DescribeRegions", failure.code,
+                                failure.message)
+        return rds_regions, [error]
+    enabled = {
+        r["RegionName"]
+        for r in answer.get("Regions") or ()
+        # Without AllRegions AWS lists only enabled regions; emulators list all, so the
+        # opt-in status is checked as well.
+        if r.get("OptInStatus") != "not-opted-in"
+    }
+    return [r for r in rds_regions if r in enabled], []
+
+
+def resolve_regions(session: boto3.Session, requested: Sequence[str] | None,
+                    partition: str) -> list[str] | None:
+    """Validate regions given by the user; None means "discover"."""
+    if not requested or any(r == "all" for r in requested):
+        return None
+    known = set(known_regions(session, partition))
+    unknown = [r for r in requested if r not in known]
+    if unknown:
+        raise RegionProblem(
+            f"unknown region(s) {', '.join(unknown)} for partition {partition} "
+            f"(RDS regions: {', '.join(sorted(known))})")
+    return list(dict.fromkeys(requested))
+
+
+def scan(session: boto3.Session, request: ScanRequest,
+         progress: ProgressFn | None = None) -> Inventory:
+    started = utcnow()
+    home = home_region(session, request.regions)
+    partition = partition_of_region(home)
+    explicit = resolve_regions(session, request.regions, partition)
+    counter = CallCounter()
+    account_id = caller_account(session, home, request.endpoint_url, counter)
+    clients = AwsClients(session, max_attempts=request.max_attempts,
+                         endpoint_url=request.endpoint_url, pool=request.workers,
+                         counter=counter)
+    errors: list[CollectionError] = []
+    if explicit is None:
+        regions, errors = enabled_regions(clients, home, partition, account_id)
+    else:
+        regions = explicit
+    result = AccountScanner(clients, account_id, regions, workers=request.workers,
+                            progress=progress).run()
+    calls, retries = counter.snapshot()
+    return Inventory(
+        scan=ScanInfo(
+            started_at=started,
+            finished_at=utcnow(),
+            accounts=(account_id,),
+            regions=tuple(regions),
+            api_calls=calls,
+            retries=retries,
+            skipped_regions=result.skipped,
+        ),
+        resources=result.resources,
+        keys=result.keys,
+        aliases=result.aliases,
+        shares=result.shares,
+        errors=tuple(errors) + result.errors,
+    )

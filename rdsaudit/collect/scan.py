@@ -1,0 +1,410 @@
+"""One account's scan: every listing in every region, concurrently, with key look-ups
+streamed as soon as a page reveals a key.
+
+Work is a set of small tasks in one bounded pool: per region, ListAliases and one task per
+row of `LISTINGS`; a page that names a KMS key starts that key's DescribeKey at once (and,
+for a customer managed key, its GetKeyRotationStatus); an unencrypted manual snapshot starts
+its attribute call. Each key is looked up exactly once, in its own region. Every failure
+becomes a `CollectionError` (or a `SkippedRegion` for a region the account has not enabled).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rdsaudit.arns import Arn
+from rdsaudit.collect.aws import AwsClients, Failure, describe_failure
+from rdsaudit.collect.specs import LISTINGS, SNAPSHOT_SHARE_CALLS, ListingSpec, MalformedRecord
+from rdsaudit.keyref import resolve_key
+from rdsaudit.model import (
+    CollectionError,
+    EncryptionType,
+    KeyLookup,
+    KmsAlias,
+    KmsKey,
+    Resource,
+    ResourceType,
+    RotationLookup,
+    SkippedRegion,
+    SnapshotShare,
+)
+
+ProgressFn = Callable[["Progress"], None]
+
+
+@dataclass(frozen=True)
+class Progress:
+    regions_done: int
+    regions_total: int
+    resources: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class AccountScan:
+    """Everything one account's scan read: the raw material of an Inventory."""
+
+    account_id: str
+    regions: tuple[str, ...]
+    resources: tuple[Resource, ...]
+    keys: tuple[KmsKey, ...]
+    aliases: tuple[KmsAlias, ...]
+    shares: tuple[SnapshotShare, ...]
+    errors: tuple[CollectionError, ...]
+    skipped: tuple[SkippedRegion, ...]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class _TaskGroup:
+    """Tasks that may start more tasks; `wait` returns when none is left.
+
+    An unexpected exception in a task (a bug, not an AWS failure) is re-raised by `wait`.
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        self._pool = pool
+        self._pending = 0
+        self._cond = threading.Condition()
+        self._crash: BaseException | None = None
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._cond:
+            self._pending += 1
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        exc = future.exception()
+        with self._cond:
+            if exc is not None and self._crash is None:
+                self._crash = exc
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def wait(self) -> None:
+        with self._cond:
+            while self._pending and self._crash is None:
+                self._cond.wait()
+            if self._crash is not None:
+                raise self._crash
+
+
+class AccountScanner:
+    def __init__(
+        self,
+        clients: AwsClients,
+        account_id: str,
+        regions: Iterable[str],
+        *,
+        workers: int = 16,
+        per_service: Mapping[str, int] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.clients = clients
+        self.account_id = account_id
+        self.regions = tuple(regions)
+        self.workers = workers
+        limits = {"rds": 8, "kms": 8, **(per_service or {})}
+        self._limits = {svc: threading.BoundedSemaphore(n) for svc, n in limits.items()}
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._resources: dict[str, Resource] = {}
+        self._keys: dict[str, KmsKey] = {}
+        self._aliases: dict[str, dict[str, str | None]] = {}
+        self._alias_records: list[KmsAlias] = []
+        self._waiting_for_aliases: dict[str, list[Resource]] = {}
+        self._shares: list[SnapshotShare] = []
+        self._errors: list[CollectionError] = []
+        self._skipped: dict[str, SkippedRegion] = {}
+        self._open_listings = {r: len(LISTINGS) + 1 for r in self.regions}
+        self._group: _TaskGroup | None = None
+
+    # -- orchestration -------------------------------------------------------------------
+
+    def run(self) -> AccountScan:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="rdsaudit") as pool:
+            self._group = _TaskGroup(pool)
+            for region in self.regions:
+                self._group.submit(self._list_aliases, region)
+                for spec in LISTINGS:
+                    self._group.submit(self._list, region, spec)
+            self._group.wait()
+        return AccountScan(
+            account_id=self.account_id,
+            regions=self.regions,
+            resources=tuple(sorted(self._resources.values(), key=lambda r: r.arn)),
+            keys=tuple(sorted(self._keys.values(), key=lambda k: k.arn)),
+            aliases=tuple(sorted(self._alias_records, key=lambda a: (a.region, a.name))),
+            shares=tuple(sorted(self._shares, key=lambda s: s.snapshot_arn)),
+            errors=tuple(self._errors),
+            skipped=tuple(self._skipped[r] for r in sorted(self._skipped)),
+        )
+
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        assert self._group is not None
+        self._group.submit(fn, *args)
+
+    def _region_finished(self, region: str) -> None:
+        with self._lock:
+            self._open_listings[region] -= 1
+        self._report_progress()
+
+    def _report_progress(self) -> None:
+        if self._progress is None:
+            return
+        with self._lock:
+            done = sum(1 for n in self._open_listings.values() if n <= 0)
+            snapshot = Progress(done, len(self.regions), len(self._resources), len(self._errors))
+        self._progress(snapshot)
+
+    def _skipping(self, region: str) -> bool:
+        with self._lock:
+            return region in self._skipped
+
+    def _fail(self, region: str, service: str, operation: str, failure: Failure) -> None:
+        """Record a failure: a disabled region once as skipped, anything else as an error."""
+        with self._lock:
+            if failure.region_disabled and service in ("rds", "kms", "ec2"):
+                if region in self.regions and region not in self._skipped:
+                    self._skipped[region] = SkippedRegion(
+                        self.account_id, region, failure.code, failure.message
+                    )
+                    return
+                if region in self._skipped:
+                    return
+            self._errors.append(
+                CollectionError(
+                    self.account_id, region, service, operation, failure.code, failure.message
+                )
+            )
+
+    # -- listings ------------------------------------------------------------------------
+
+    def _list(self, region: str, spec: ListingSpec) -> None:
+        try:
+            if self._skipping(region):
+                return
+            with self._limits[spec.service]:
+                pages = self.clients.pages(
+                    spec.service, region, spec.operation, spec.method, **spec.params
+                )
+                # The semaphore bounds requests in flight; iterate pages inside it.
+                for page in pages:
+                    self._take_page(region, spec, page)
+                    if self._skipping(region):
+                        return
+        except (ClientError, BotoCoreError) as exc:
+            self._fail(region, spec.service, spec.operation, describe_failure(exc))
+        finally:
+            self._region_finished(region)
+
+    def _take_page(self, region: str, spec: ListingSpec, page: Mapping[str, Any]) -> None:
+        items = page.get(spec.result_key)
+        if not isinstance(items, list):
+            self._fail(region, spec.service, spec.operation,
+                       Failure("MalformedResponse", f"response has no {spec.result_key} list"))
+            return
+        for item in items:
+            try:
+                resource = spec.normalize(item) if isinstance(item, Mapping) else None
+                if resource is None and not isinstance(item, Mapping):
+                    raise MalformedRecord(None, f"{spec.result_key} entry is not a structure")
+            except MalformedRecord as bad:
+                where = f" ({bad.resource_id})" if bad.resource_id else ""
+                self._fail(region, spec.service, spec.operation,
+                           Failure("MalformedResponse", f"{bad}{where}"))
+                continue
+            if resource is None:
+                continue
+            with self._lock:
+                if resource.arn in self._resources:
+                    continue  # e.g. an AWS Backup snapshot seen by both snapshot listings
+                self._resources[resource.arn] = resource
+            self._follow_up(resource)
+
+    def _follow_up(self, resource: Resource) -> None:
+        if (
+            resource.type in SNAPSHOT_SHARE_CALLS
+            and resource.snapshot_type == "manual"
+            and resource.encrypted is False
+        ):
+            # Only unencrypted manual snapshots can be public (aws-facts §3).
+            self._submit(self._describe_share, resource)
+        if resource.encrypted and resource.encryption_type is not EncryptionType.SSE_RDS:
+            self._want_key(resource)
+
+    def _describe_share(self, snapshot: Resource) -> None:
+        operation, method, id_param, result_key, list_key = SNAPSHOT_SHARE_CALLS[snapshot.type]
+        if self._skipping(snapshot.region):
+            return
+        try:
+            with self._limits["rds"]:
+                answer = self.clients.call(
+                    "rds", snapshot.region, operation, method, **{id_param: snapshot.id}
+                )
+        except (ClientError, BotoCoreError) as exc:
+            self._fail(snapshot.region, "rds", operation, describe_failure(exc))
+            return
+        attributes = (answer.get(result_key) or {}).get(list_key)
+        if not isinstance(attributes, list):
+            self._fail(snapshot.region, "rds", operation,
+                       Failure("MalformedResponse", f"no {list_key} for {snapshot.id}"))
+            return
+        restore: list[str] = []
+        for attribute in attributes:
+            if isinstance(attribute, Mapping) and attribute.get("AttributeName") == "restore":
+                restore.extend(str(v) for v in attribute.get("AttributeValues") or ())
+        with self._lock:
+            self._shares.append(SnapshotShare(snapshot.arn, tuple(restore)))
+
+    # -- KMS -----------------------------------------------------------------------------
+
+    def _list_aliases(self, region: str) -> None:
+        aliases: dict[str, str | None] = {}
+        records: list[KmsAlias] = []
+        try:
+            if self._skipping(region):
+                return
+            with self._limits["kms"]:
+                for page in self.clients.pages("kms", region, "ListAliases", "list_aliases",
+                                               Limit=100):
+                    for entry in page.get("Aliases") or ():
+                        name = entry.get("AliasName")
+                        if not isinstance(name, str):
+                            continue
+                        target = entry.get("TargetKeyId")
+                        target = target if isinstance(target, str) else None
+                        aliases[name] = target
+                        records.append(KmsAlias(name, region, self.account_id, target))
+        except (ClientError, BotoCoreError) as exc:
+            self._fail(region, "kms", "ListAliases", describe_failure(exc))
+            with self._lock:
+                self._waiting_for_aliases.pop(region, None)
+            return
+        finally:
+            self._region_finished(region)
+        with self._lock:
+            self._aliases[region] = aliases
+            self._alias_records.extend(records)
+            waiting = self._waiting_for_aliases.pop(region, [])
+        for resource in waiting:
+            self._want_key(resource)
+
+    def _want_key(self, resource: Resource) -> None:
+        """Start the look-up of a resource's key unless it is already started."""
+        if resource.kms_key_id is None:
+            return  # encrypted, but AWS named no key: evaluate reports it unverifiable
+        with self._lock:
+            ref = resolve_key(resource.kms_key_id, resource.region, resource.account_id,
+                              self._aliases)
+            if ref.arn is None:
+                if ref.alias is not None and ref.alias[0] in self.regions:
+                    self._waiting_for_aliases.setdefault(ref.alias[0], []).append(resource)
+                return
+            if ref.arn in self._keys:
+                return
+            arn = Arn.parse(ref.arn)
+            assert arn is not None
+            # Placeholder until DescribeKey answers; also the "already requested" mark.
+            self._keys[ref.arn] = KmsKey(ref.arn, arn.region, arn.account, KeyLookup.ERROR,
+                                         note="look-up did not finish")
+        self._submit(self._describe_key, ref.arn, arn.region, arn.account)
+
+    def _describe_key(self, arn: str, region: str, account: str) -> None:
+        try:
+            with self._limits["kms"]:
+                # Always by key ARN, never by alias: DescribeKey on alias/aws/rds can create
+                # the AWS managed key (aws-facts §5).
+                answer = self.clients.call("kms", region, "DescribeKey", "describe_key",
+                                           KeyId=arn)
+        except (ClientError, BotoCoreError) as exc:
+            failure = describe_failure(exc)
+            if failure.code == "NotFoundException":
+                key = KmsKey(arn, region, account, KeyLookup.NOT_FOUND, note=failure.message)
+            else:
+                lookup = KeyLookup.ACCESS_DENIED if failure.access_denied else KeyLookup.ERROR
+                key = KmsKey(arn, region, account, lookup,
+                             note=f"{failure.code}: {failure.message}")
+                self._record_error(region, "kms", "DescribeKey", failure)
+            with self._lock:
+                self._keys[arn] = key
+            return
+        meta = answer.get("KeyMetadata")
+        if not isinstance(meta, Mapping) or not isinstance(meta.get("KeyState"), str):
+            failure = Failure("MalformedResponse", f"DescribeKey {arn}: no KeyMetadata.KeyState")
+            self._record_error(region, "kms", "DescribeKey", failure)
+            with self._lock:
+                self._keys[arn] = KmsKey(arn, region, account, KeyLookup.ERROR,
+                                         note=failure.message)
+            return
+        deletion = meta.get("DeletionDate")
+        key = KmsKey(
+            arn=arn,
+            region=region,
+            account_id=account,
+            lookup=KeyLookup.OK,
+            key_state=meta["KeyState"],
+            key_manager=meta.get("KeyManager"),
+            origin=meta.get("Origin"),
+            description=meta.get("Description") or None,
+            deletion_date=_iso(deletion) if deletion is not None else None,
+            multi_region=meta.get("MultiRegion"),
+        )
+        with self._lock:
+            self._keys[arn] = key
+        if key.key_manager == "CUSTOMER":
+            # AWS managed keys always rotate (aws-facts §5): only customer keys are asked.
+            self._submit(self._rotation, key)
+
+    def _rotation(self, key: KmsKey) -> None:
+        try:
+            with self._limits["kms"]:
+                answer = self.clients.call("kms", key.region, "GetKeyRotationStatus",
+                                           "get_key_rotation_status", KeyId=key.arn)
+        except (ClientError, BotoCoreError) as exc:
+            failure = describe_failure(exc)
+            if failure.code == "UnsupportedOperationException":
+                updated = replace(key, rotation=RotationLookup.NOT_APPLICABLE,
+                                  note=f"rotation not applicable: {failure.message}")
+            else:
+                lookup = (RotationLookup.ACCESS_DENIED if failure.access_denied
+                          else RotationLookup.ERROR)
+                updated = replace(key, rotation=lookup,
+                                  note=f"rotation status unknown: {failure.code}")
+                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure)
+        else:
+            enabled = answer.get("KeyRotationEnabled")
+            if isinstance(enabled, bool):
+                updated = replace(key, rotation=RotationLookup.OK, rotation_enabled=enabled)
+            else:
+                failure = Failure("MalformedResponse", "no KeyRotationEnabled in answer")
+                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure)
+                updated = replace(key, rotation=RotationLookup.ERROR, note=failure.message)
+        with self._lock:
+            self._keys[key.arn] = updated
+
+    def _record_error(self, region: str, service: str, operation: str, failure: Failure) -> None:
+        with self._lock:
+            self._errors.append(CollectionError(self.account_id, region, service, operation,
+                                                failure.code, failure.message))
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return str(value)
+
+
+__all__ = ["AccountScan", "AccountScanner", "Progress", "ResourceType", "utcnow"]

@@ -1,0 +1,306 @@
+"""What we list, as a table: one row per resource type, read by one paginator loop.
+
+The same table yields the IAM actions rdsaudit needs (`rdsaudit iam-policy`), so the policy
+can never drift from the calls the collectors make.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rdsaudit.arns import Arn
+from rdsaudit.model import EncryptionType, Resource, ResourceType
+
+# DescribeDBInstances/DescribeDBClusters also return Neptune and DocumentDB (aws-facts §0):
+# they are not RDS and are left out.
+NOT_RDS_ENGINES = frozenset({"docdb", "neptune"})
+
+PAGE_SIZE = 100  # the largest page RDS allows (MaxRecords 20..100)
+
+
+class MalformedRecord(ValueError):
+    """A record AWS returned without a field we cannot judge without."""
+
+    def __init__(self, resource_id: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.resource_id = resource_id
+
+
+Normalizer = Callable[[Mapping[str, Any]], Resource | None]
+
+
+@dataclass(frozen=True)
+class ListingSpec:
+    resource_type: ResourceType
+    service: str
+    operation: str  # API name, as in IAM and CloudTrail
+    method: str  # boto3 paginator name
+    result_key: str
+    normalize: Normalizer
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str:
+        return f"{self.service}:{self.operation}"
+
+
+def _text(d: Mapping[str, Any], key: str) -> str | None:
+    value = d.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _required(d: Mapping[str, Any], key: str, rid: str | None) -> str:
+    value = _text(d, key)
+    if value is None:
+        raise MalformedRecord(rid, f"response has no {key}")
+    return value
+
+
+def _encryption(
+    d: Mapping[str, Any], flag: str, rid: str
+) -> tuple[bool, EncryptionType | None, str | None]:
+    """(encrypted, encryption type, key id) from StorageEncryptionType or the older fields.
+
+    StorageEncryptionType (Feb 2026) is preferred; `sse-rds` means an AWS owned key, which may
+    come with no KmsKeyId. A KmsKeyId on an unencrypted resource is ignored (emulators return
+    one), never read as proof of encryption.
+    """
+    raw_type = d.get("StorageEncryptionType")
+    raw_flag = d.get(flag)
+    enc_type: EncryptionType | None = None
+    if raw_type is not None:
+        try:
+            enc_type = EncryptionType(raw_type)
+        except ValueError:
+            raise MalformedRecord(rid, f"unknown StorageEncryptionType {raw_type!r}") from None
+        encrypted = enc_type is not EncryptionType.NONE
+    elif isinstance(raw_flag, bool):
+        encrypted = raw_flag
+    else:
+        raise MalformedRecord(rid, f"response has no boolean {flag}")
+    key = _text(d, "KmsKeyId") if encrypted else None
+    if enc_type is None:
+        if not encrypted:
+            enc_type = EncryptionType.NONE
+        elif key is not None:
+            enc_type = EncryptionType.SSE_KMS
+    return encrypted, enc_type, key
+
+
+def _tags(d: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    tags = d.get("TagList") or ()
+    return tuple(
+        (str(t.get("Key", "")), str(t.get("Value", "")))
+        for t in tags
+        if isinstance(t, Mapping)
+    )
+
+
+def _place(arn: str, rid: str) -> tuple[str, str]:
+    parsed = Arn.parse(arn)
+    if parsed is None or not parsed.region or not parsed.account:
+        raise MalformedRecord(rid, f"ARN {arn!r} is not a regional resource ARN")
+    return parsed.region, parsed.account
+
+
+def _int(d: Mapping[str, Any], key: str) -> int | None:
+    value = d.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def normalize_instance(d: Mapping[str, Any]) -> Resource | None:
+    rid = _required(d, "DBInstanceIdentifier", None)
+    if d.get("Engine") in NOT_RDS_ENGINES:
+        return None
+    arn = _required(d, "DBInstanceArn", rid)
+    region, account = _place(arn, rid)
+    encrypted, enc_type, key = _encryption(d, "StorageEncrypted", rid)
+    return Resource(
+        type=ResourceType.DB_INSTANCE,
+        arn=arn,
+        id=rid,
+        region=region,
+        account_id=account,
+        encrypted=encrypted,
+        encryption_type=enc_type,
+        kms_key_id=key,
+        engine=_text(d, "Engine"),
+        status=_text(d, "DBInstanceStatus"),
+        instance_class=_text(d, "DBInstanceClass"),
+        cluster_id=_text(d, "DBClusterIdentifier"),
+        replica_source=_text(d, "ReadReplicaSourceDBInstanceIdentifier"),
+        replica_source_cluster=_text(d, "ReadReplicaSourceDBClusterIdentifier"),
+        backup_retention=_int(d, "BackupRetentionPeriod"),
+        tags=_tags(d),
+    )
+
+
+def normalize_cluster(d: Mapping[str, Any]) -> Resource | None:
+    rid = _required(d, "DBClusterIdentifier", None)
+    if d.get("Engine") in NOT_RDS_ENGINES:
+        return None
+    arn = _required(d, "DBClusterArn", rid)
+    region, account = _place(arn, rid)
+    encrypted, enc_type, key = _encryption(d, "StorageEncrypted", rid)
+    return Resource(
+        type=ResourceType.DB_CLUSTER,
+        arn=arn,
+        id=rid,
+        region=region,
+        account_id=account,
+        encrypted=encrypted,
+        encryption_type=enc_type,
+        kms_key_id=key,
+        engine=_text(d, "Engine"),
+        status=_text(d, "Status"),
+        instance_class=_text(d, "DBClusterInstanceClass"),
+        replica_source=_text(d, "ReplicationSourceIdentifier"),
+        backup_retention=_int(d, "BackupRetentionPeriod"),
+        tags=_tags(d),
+    )
+
+
+def normalize_snapshot(d: Mapping[str, Any]) -> Resource | None:
+    rid = _required(d, "DBSnapshotIdentifier", None)
+    if d.get("Engine") in NOT_RDS_ENGINES:
+        return None
+    arn = _required(d, "DBSnapshotArn", rid)
+    region, account = _place(arn, rid)
+    encrypted, enc_type, key = _encryption(d, "Encrypted", rid)
+    return Resource(
+        type=ResourceType.DB_SNAPSHOT,
+        arn=arn,
+        id=rid,
+        region=region,
+        account_id=account,
+        encrypted=encrypted,
+        encryption_type=enc_type,
+        kms_key_id=key,
+        engine=_text(d, "Engine"),
+        status=_text(d, "Status"),
+        snapshot_type=_text(d, "SnapshotType"),
+        source_id=_text(d, "DBInstanceIdentifier"),
+        tags=_tags(d),
+    )
+
+
+def normalize_cluster_snapshot(d: Mapping[str, Any]) -> Resource | None:
+    rid = _required(d, "DBClusterSnapshotIdentifier", None)
+    if d.get("Engine") in NOT_RDS_ENGINES:
+        return None
+    arn = _required(d, "DBClusterSnapshotArn", rid)
+    region, account = _place(arn, rid)
+    encrypted, enc_type, key = _encryption(d, "StorageEncrypted", rid)
+    return Resource(
+        type=ResourceType.DB_CLUSTER_SNAPSHOT,
+        arn=arn,
+        id=rid,
+        region=region,
+        account_id=account,
+        encrypted=encrypted,
+        encryption_type=enc_type,
+        kms_key_id=key,
+        engine=_text(d, "Engine"),
+        status=_text(d, "Status"),
+        snapshot_type=_text(d, "SnapshotType"),
+        source_id=_text(d, "DBClusterIdentifier"),
+        tags=_tags(d),
+    )
+
+
+def _automated_backup(
+    d: Mapping[str, Any], id_key: str, arn_key: str, flag: str
+) -> Resource | None:
+    source = _required(d, id_key, None)
+    if d.get("Engine") in NOT_RDS_ENGINES:
+        return None
+    arn = _required(d, arn_key, source)
+    # An automated-backup ARN ends in its own id (ab-… / cluster-auto-backup-…): unique even
+    # when an instance was deleted and re-created under the same name.
+    rid = arn.rsplit(":", 1)[-1]
+    region, account = _place(arn, source)
+    encrypted, enc_type, key = _encryption(d, flag, source)
+    return Resource(
+        type=ResourceType.DB_AUTOMATED_BACKUP,
+        arn=arn,
+        id=rid,
+        region=region,
+        account_id=account,
+        encrypted=encrypted,
+        encryption_type=enc_type,
+        kms_key_id=key,
+        engine=_text(d, "Engine"),
+        status=_text(d, "Status"),
+        snapshot_type="automated",
+        source_id=source,
+        backup_retention=_int(d, "BackupRetentionPeriod"),
+        tags=_tags(d),
+    )
+
+
+def normalize_instance_backup(d: Mapping[str, Any]) -> Resource | None:
+    return _automated_backup(
+        d, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn", "Encrypted"
+    )
+
+
+def normalize_cluster_backup(d: Mapping[str, Any]) -> Resource | None:
+    return _automated_backup(
+        d, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn", "StorageEncrypted"
+    )
+
+
+_PAGE = {"MaxRecords": PAGE_SIZE}
+
+LISTINGS: tuple[ListingSpec, ...] = (
+    ListingSpec(ResourceType.DB_INSTANCE, "rds", "DescribeDBInstances",
+                "describe_db_instances", "DBInstances", normalize_instance, _PAGE),
+    ListingSpec(ResourceType.DB_CLUSTER, "rds", "DescribeDBClusters",
+                "describe_db_clusters", "DBClusters", normalize_cluster, _PAGE),
+    # No SnapshotType: manual and automated, the account's own (not shared, not public).
+    ListingSpec(ResourceType.DB_SNAPSHOT, "rds", "DescribeDBSnapshots",
+                "describe_db_snapshots", "DBSnapshots", normalize_snapshot, _PAGE),
+    # AWS Backup snapshots are listed only when asked for by type.
+    ListingSpec(ResourceType.DB_SNAPSHOT, "rds", "DescribeDBSnapshots",
+                "describe_db_snapshots", "DBSnapshots", normalize_snapshot,
+                {**_PAGE, "SnapshotType": "awsbackup"}),
+    ListingSpec(ResourceType.DB_CLUSTER_SNAPSHOT, "rds", "DescribeDBClusterSnapshots",
+                "describe_db_cluster_snapshots", "DBClusterSnapshots",
+                normalize_cluster_snapshot, _PAGE),
+    # Active, retained (instance deleted) and replicated backups alike.
+    ListingSpec(ResourceType.DB_AUTOMATED_BACKUP, "rds", "DescribeDBInstanceAutomatedBackups",
+                "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups",
+                normalize_instance_backup, _PAGE),
+    ListingSpec(ResourceType.DB_AUTOMATED_BACKUP, "rds", "DescribeDBClusterAutomatedBackups",
+                "describe_db_cluster_automated_backups", "DBClusterAutomatedBackups",
+                normalize_cluster_backup, _PAGE),
+)
+
+# The other calls a scan makes, by IAM action. Kept beside LISTINGS so the policy printed by
+# `rdsaudit iam-policy` is derived from what the code calls.
+SNAPSHOT_SHARE_CALLS = {
+    ResourceType.DB_SNAPSHOT: ("DescribeDBSnapshotAttributes", "describe_db_snapshot_attributes",
+                               "DBSnapshotIdentifier", "DBSnapshotAttributesResult",
+                               "DBSnapshotAttributes"),
+    ResourceType.DB_CLUSTER_SNAPSHOT: ("DescribeDBClusterSnapshotAttributes",
+                                       "describe_db_cluster_snapshot_attributes",
+                                       "DBClusterSnapshotIdentifier",
+                                       "DBClusterSnapshotAttributesResult",
+                                       "DBClusterSnapshotAttributes"),
+}
+OTHER_ACTIONS = (
+    "sts:GetCallerIdentity",
+    "ec2:DescribeRegions",
+    "kms:ListAliases",
+    "kms:DescribeKey",
+    "kms:GetKeyRotationStatus",
+)
+
+
+def required_actions() -> list[str]:
+    actions = {spec.action for spec in LISTINGS}
+    actions |= {f"rds:{op}" for op, *_ in SNAPSHOT_SHARE_CALLS.values()}
+    actions |= set(OTHER_ACTIONS)
+    return sorted(actions)

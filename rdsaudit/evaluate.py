@@ -1,0 +1,62 @@
+"""Pure judgement: (Inventory, Policy) -> Result. Rules never call AWS."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rdsaudit.model import (
+    Finding,
+    Inventory,
+    KeySummary,
+    KmsKey,
+    Resource,
+    ResourceRef,
+    ResourceType,
+    Result,
+    Status,
+)
+from rdsaudit.plan import remediation_for
+from rdsaudit.policy import Policy
+from rdsaudit.rules import RULES, Context
+
+
+def _ref(subject: Resource | KmsKey) -> ResourceRef:
+    if isinstance(subject, KmsKey):
+        return ResourceRef(subject.arn, ResourceType.KMS_KEY, subject.arn.rsplit("/", 1)[-1],
+                           subject.region, subject.account_id)
+    return ResourceRef(subject.arn, subject.type, subject.id, subject.region,
+                       subject.account_id)
+
+
+def evaluate(inventory: Inventory, policy: Policy) -> Result:
+    ctx = Context(inventory, policy)
+    findings: list[Finding] = []
+    for rule in RULES.values():
+        for subject in ctx.subjects(rule.subjects):
+            verdict = rule.check(subject, ctx)
+            if verdict is None:
+                continue
+            if isinstance(subject, Resource):
+                key, tags = ctx.key_summary(subject), subject.tags
+            else:
+                key, tags = KeySummary(subject.arn, subject.key_state, subject.key_manager), ()
+            finding = Finding(
+                rule_id=rule.id,
+                title=rule.title,
+                severity=verdict.severity or rule.severity,
+                status=verdict.status,
+                resource=_ref(subject),
+                message=verdict.message,
+                kms_key=key,
+                tags=tags,
+            )
+            if finding.status is Status.FAIL:
+                finding = replace(finding, remediation=remediation_for(finding, ctx))
+            findings.append(finding)
+    findings.sort(key=lambda f: (f.status is not Status.FAIL, -f.severity, f.rule_id,
+                                 f.resource.arn))
+    users = tuple(
+        (arn, tuple(sorted(r.arn for r in resources)))
+        for arn, resources in sorted(ctx.keys_in_use.items())
+    )
+    return Result(inventory, tuple(findings), users)

@@ -1,0 +1,77 @@
+"""Turn a resource's `KmsKeyId` into the ARN of the key to look up.
+
+RDS returns the key ARN in practice, but the API model allows a key id, an alias name or an
+alias ARN, and emulators echo whatever was passed. Collect and evaluate share this one pure
+function, so a saved inventory is judged exactly as the live scan was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rdsaudit.arns import Arn, is_key_id, key_arn, partition_of_region
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A resolved key ARN, or why there is none. `alias` is set when the alias must be known."""
+
+    arn: str | None
+    reason: str | None = None
+    alias: tuple[str, str] | None = None  # (region, alias/name) still to resolve
+
+
+def resolve_key(
+    kms_key_id: str,
+    region: str,
+    account_id: str,
+    aliases: Mapping[str, Mapping[str, str | None]],
+) -> KeyRef:
+    """Resolve `kms_key_id` as seen on a resource in `region` of `account_id`.
+
+    `aliases` maps region -> {"alias/name": target key id} for the caller's own account
+    (ListAliases cannot see other accounts); a region that is absent was not listed.
+    """
+    text = kms_key_id.strip()
+    arn = Arn.parse(text)
+    if arn is not None:
+        if arn.service != "kms":
+            return KeyRef(None, f"KmsKeyId {text!r} is not a KMS ARN")
+        if arn.resource.startswith("key/") and is_key_id(arn.resource[4:]):
+            return KeyRef(str(arn))
+        if arn.resource.startswith("alias/"):
+            if arn.account != account_id:
+                return KeyRef(
+                    None,
+                    f"alias {arn.resource} belongs to account {arn.account}; "
+                    "aliases of other accounts cannot be listed",
+                )
+            return _via_alias(arn.region, arn.account, arn.partition, arn.resource, aliases)
+        return KeyRef(None, f"KmsKeyId {text!r} is not a key or alias ARN")
+    if is_key_id(text):
+        return KeyRef(key_arn(partition_of_region(region), region, account_id, text))
+    if text.startswith("alias/"):
+        return _via_alias(region, account_id, partition_of_region(region), text, aliases)
+    return KeyRef(None, f"KmsKeyId {text!r} is not a key ARN, key id or alias")
+
+
+def _via_alias(
+    region: str,
+    account_id: str,
+    partition: str,
+    alias: str,
+    aliases: Mapping[str, Mapping[str, str | None]],
+) -> KeyRef:
+    listed = aliases.get(region)
+    if listed is None:
+        return KeyRef(
+            None, f"{alias} in {region} could not be resolved (aliases not listed)",
+            alias=(region, alias),
+        )
+    if alias not in listed:
+        return KeyRef(None, f"{alias} does not exist in {region}")
+    target = listed[alias]
+    if target is None:
+        return KeyRef(None, f"{alias} in {region} points at no key")
+    return KeyRef(key_arn(partition, region, account_id, target))

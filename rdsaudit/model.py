@@ -1,0 +1,242 @@
+"""The data that crosses layers: frozen records, nothing else.
+
+Collect produces an `Inventory`; evaluate turns it into `Finding`s; reports render both.
+Everything here is plain data with no AWS client in sight, so it can be saved to JSON and
+judged again offline (`rdsaudit evaluate`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class ResourceType(enum.StrEnum):
+    DB_INSTANCE = "db-instance"
+    DB_CLUSTER = "db-cluster"
+    DB_SNAPSHOT = "db-snapshot"
+    DB_CLUSTER_SNAPSHOT = "db-cluster-snapshot"
+    DB_AUTOMATED_BACKUP = "db-automated-backup"
+    KMS_KEY = "kms-key"
+
+
+class Severity(enum.IntEnum):
+    """Ordered so that `a >= b` means "at least as bad as"."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in sorted(cls, reverse=True))
+            raise ValueError(f"unknown severity {text!r} (expected one of {names})") from None
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    WAIVED = "waived"
+
+
+class EncryptionType(enum.StrEnum):
+    """RDS `StorageEncryptionType` (botocore >= 1.42.51), or derived from the older fields."""
+
+    NONE = "none"
+    SSE_KMS = "sse-kms"  # customer managed or AWS managed KMS key
+    SSE_RDS = "sse-rds"  # AWS owned key: not in the account, cannot be described
+
+
+class KeyLookup(enum.StrEnum):
+    """How a DescribeKey look-up ended."""
+
+    OK = "ok"
+    NOT_FOUND = "not-found"  # NotFoundException: the key is gone (or never existed)
+    ACCESS_DENIED = "access-denied"  # key policy or IAM refused us
+    ERROR = "error"  # throttled past retries, 5xx, timeout, malformed answer
+    UNRESOLVED = "unresolved"  # KmsKeyId was not an ARN and could not be resolved
+
+
+class RotationLookup(enum.StrEnum):
+    OK = "ok"
+    NOT_APPLICABLE = "not-applicable"  # UnsupportedOperation: imported material, custom store
+    NOT_CHECKED = "not-checked"  # AWS managed keys (always rotated) or key not described
+    ACCESS_DENIED = "access-denied"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One RDS resource, normalised from whichever Describe* call returned it.
+
+    `encrypted` is None only when the response did not say (malformed data); such a resource
+    also has a `CollectionError` and no rule may report it as passing.
+    """
+
+    type: ResourceType
+    arn: str
+    id: str
+    region: str
+    account_id: str
+    encrypted: bool | None
+    encryption_type: EncryptionType | None
+    kms_key_id: str | None  # as AWS returned it (normally a key ARN)
+    engine: str | None = None
+    status: str | None = None
+    instance_class: str | None = None
+    cluster_id: str | None = None  # db-instance: the cluster it belongs to
+    replica_source: str | None = None  # id (same region) or ARN (cross region) of the source
+    replica_source_cluster: str | None = None  # Multi-AZ cluster a replica instance reads from
+    backup_retention: int | None = None
+    snapshot_type: str | None = None  # manual | automated | awsbackup (snapshots, backups)
+    source_id: str | None = None  # snapshots and backups: the instance or cluster they came from
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class KmsKey:
+    """What we learned about one KMS key, looked up once by ARN in its own region."""
+
+    arn: str
+    region: str
+    account_id: str
+    lookup: KeyLookup
+    key_state: str | None = None
+    key_manager: str | None = None  # AWS | CUSTOMER
+    origin: str | None = None
+    description: str | None = None
+    deletion_date: str | None = None  # ISO 8601, only for PendingDeletion
+    multi_region: bool | None = None
+    rotation: RotationLookup = RotationLookup.NOT_CHECKED
+    rotation_enabled: bool | None = None
+    note: str | None = None  # why a look-up failed or did not apply
+
+
+@dataclass(frozen=True)
+class KmsAlias:
+    name: str  # alias/...
+    region: str
+    account_id: str
+    target_key_id: str | None  # None: predefined AWS alias not yet bound to a key
+
+
+@dataclass(frozen=True)
+class SnapshotShare:
+    """The `restore` attribute of a manual snapshot: which accounts may restore it."""
+
+    snapshot_arn: str
+    restore: tuple[str, ...]  # account ids, or "all" for public
+
+
+@dataclass(frozen=True)
+class CollectionError:
+    """An AWS call that failed: data we could not read, shown in every report."""
+
+    account_id: str
+    region: str
+    service: str
+    operation: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SkippedRegion:
+    """A region the account has not enabled: it cannot hold resources, so it is not an error."""
+
+    account_id: str
+    region: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    started_at: str
+    finished_at: str
+    accounts: tuple[str, ...]
+    regions: tuple[str, ...]
+    api_calls: tuple[tuple[str, int], ...] = ()  # ("rds:DescribeDBInstances", 3), sorted
+    retries: tuple[tuple[str, int], ...] = ()  # extra attempts botocore made, by operation
+    skipped_regions: tuple[SkippedRegion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    scan: ScanInfo
+    resources: tuple[Resource, ...] = ()
+    keys: tuple[KmsKey, ...] = ()
+    aliases: tuple[KmsAlias, ...] = ()
+    shares: tuple[SnapshotShare, ...] = ()
+    errors: tuple[CollectionError, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    arn: str
+    type: ResourceType
+    id: str
+    region: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class KeySummary:
+    arn: str | None
+    state: str | None
+    manager: str | None  # AWS | CUSTOMER | AWS_OWNED | None when unknown
+
+
+@dataclass(frozen=True)
+class Step:
+    """One remediation step. `command` is None for a manual step (cut-over, verification)."""
+
+    title: str
+    command: str | None = None
+    manual: bool = False
+
+
+@dataclass(frozen=True)
+class Remediation:
+    summary: str
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Waiver:
+    reason: str
+    owner: str
+    expires: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule_id: str
+    title: str
+    severity: Severity
+    status: Status
+    resource: ResourceRef
+    message: str
+    kms_key: KeySummary | None = None
+    remediation: Remediation | None = None
+    waiver: Waiver | None = None
+    tags: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Result:
+    """What every report renders: the inventory's facts and the judgement over them."""
+
+    inventory: Inventory
+    findings: tuple[Finding, ...]
+    # Key ARN -> ARNs of the judged resources that depend on it (the key view).
+    key_users: tuple[tuple[str, tuple[str, ...]], ...] = ()

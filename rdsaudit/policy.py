@@ -1,0 +1,82 @@
+"""What the user wants judged, and how strictly: defaults, then the TOML config, then flags."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rdsaudit.model import Severity
+
+
+class ConfigProblem(ValueError):
+    """A config file we cannot use; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    require_customer_managed_key: bool = False
+    min_backup_retention_days: int = 1
+    regions: tuple[str, ...] = ()
+    fail_on: Severity = Severity.LOW
+    # Region -> key ARN used as the encryption target in remediation plans.
+    target_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+_KNOWN = {"require_customer_managed_key", "min_backup_retention_days", "regions", "fail_on",
+          "target_keys"}
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigProblem(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigProblem(f"{path}: config is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigProblem(f"{path}: invalid TOML: {exc}") from None
+    return policy_from_mapping(raw, str(path))
+
+
+def policy_from_mapping(raw: Mapping[str, Any], source: str) -> Policy:
+    unknown = sorted(set(raw) - _KNOWN)
+    if unknown:
+        raise ConfigProblem(f"{source}: unknown setting(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(sorted(_KNOWN))})")
+    policy = Policy()
+    values: dict[str, Any] = {}
+    if "require_customer_managed_key" in raw:
+        value = raw["require_customer_managed_key"]
+        if not isinstance(value, bool):
+            raise ConfigProblem(f"{source}: require_customer_managed_key must be true or false")
+        values["require_customer_managed_key"] = value
+    if "min_backup_retention_days" in raw:
+        value = raw["min_backup_retention_days"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 35:
+            raise ConfigProblem(
+                f"{source}: min_backup_retention_days must be a whole number from 0 to 35")
+        values["min_backup_retention_days"] = value
+    if "regions" in raw:
+        value = raw["regions"]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigProblem(f"{source}: regions must be a list of region names")
+        values["regions"] = tuple(value)
+    if "fail_on" in raw:
+        value = raw["fail_on"]
+        try:
+            values["fail_on"] = Severity.parse(value if isinstance(value, str) else "?")
+        except ValueError as exc:
+            raise ConfigProblem(f"{source}: fail_on: {exc}") from None
+    if "target_keys" in raw:
+        value = raw["target_keys"]
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.startswith("arn:")
+            for k, v in value.items()
+        ):
+            raise ConfigProblem(
+                f"{source}: target_keys must map region names to KMS key ARNs")
+        values["target_keys"] = dict(value)
+    return Policy(**{**policy.__dict__, **values})

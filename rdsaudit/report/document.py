@@ -1,0 +1,82 @@
+"""Build the report document from a Result: the one structure every format renders."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rdsaudit import __version__
+from rdsaudit.gate import gate
+from rdsaudit.model import Finding, Result, Severity, Status
+from rdsaudit.serialize import to_data
+
+SCHEMA_VERSION = 1
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "rule_id": f.rule_id,
+        "title": f.title,
+        "severity": f.severity.label,
+        "status": f.status.value,
+        "resource": to_data(f.resource),
+        "message": f.message,
+        "kms_key": to_data(f.kms_key),
+        "remediation": to_data(f.remediation),
+        "waiver": to_data(f.waiver),
+        "tags": dict(f.tags),
+    }
+    return data
+
+
+def report_document(result: Result, fail_on: Severity = Severity.LOW) -> dict[str, Any]:
+    inv = result.inventory
+    users = dict(result.key_users)
+    aliases: dict[tuple[str, str, str], list[str]] = {}
+    for a in inv.aliases:
+        if a.target_key_id:
+            aliases.setdefault((a.account_id, a.region, a.target_key_id), []).append(a.name)
+    keys = []
+    for k in inv.keys:
+        entry = to_data(k)
+        entry["aliases"] = sorted(aliases.get((k.account_id, k.region, k.arn.rsplit("/", 1)[-1]),
+                                              ()))
+        entry["resources"] = list(users.get(k.arn, ()))
+        keys.append(entry)
+    status_counts = Counter(f.status.value for f in result.findings)
+    failing = [f for f in result.findings if f.status is Status.FAIL]
+    by_severity = Counter(f.severity.label for f in failing)
+    by_rule = Counter(f.rule_id for f in failing)
+    by_region = Counter(f.resource.region for f in failing)
+    by_type = Counter(r.type.value for r in inv.resources)
+    exit_code = gate(result, fail_on)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "rdsaudit", "version": __version__},
+        "scan": {
+            "started_at": inv.scan.started_at,
+            "finished_at": inv.scan.finished_at,
+            "accounts": list(inv.scan.accounts),
+            "regions": list(inv.scan.regions),
+            "api_calls": dict(inv.scan.api_calls),
+            "retries": dict(inv.scan.retries),
+            "skipped_regions": to_data(inv.scan.skipped_regions),
+        },
+        "findings": [_finding(f) for f in result.findings],
+        "errors": to_data(inv.errors),
+        "keys": keys,
+        "summary": {
+            "complete": not inv.errors,
+            "resources": dict(sorted(by_type.items())),
+            "resources_total": len(inv.resources),
+            "findings": {s.value: status_counts.get(s.value, 0) for s in Status},
+            "failures_by_severity": {s.label: by_severity.get(s.label, 0)
+                                     for s in sorted(Severity, reverse=True)},
+            "failures_by_rule": dict(sorted(by_rule.items())),
+            "failures_by_region": dict(sorted(by_region.items())),
+            "errors": len(inv.errors),
+            "skipped_regions": len(inv.scan.skipped_regions),
+            "fail_on": fail_on.label,
+            "exit_code": int(exit_code),
+        },
+    }

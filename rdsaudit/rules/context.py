@@ -1,0 +1,191 @@
+"""Everything a rule may ask about the inventory, precomputed once per evaluation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from rdsaudit.arns import Arn
+from rdsaudit.keyref import resolve_key
+from rdsaudit.model import (
+    EncryptionType,
+    Inventory,
+    KeyLookup,
+    KeySummary,
+    KmsKey,
+    Resource,
+    ResourceType,
+    SnapshotShare,
+)
+from rdsaudit.policy import Policy
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """A resource's key as far as we know it."""
+
+    arn: str | None  # resolved key ARN
+    key: KmsKey | None  # what DescribeKey said (None: not looked up / not resolvable)
+    reason: str | None  # why `arn` is None
+    aws_managed: bool | None  # KeyManager AWS, or the target of an alias/aws/* alias
+    aliases: tuple[str, ...] = ()
+
+
+class Context:
+    def __init__(self, inventory: Inventory, policy: Policy) -> None:
+        self.inventory = inventory
+        self.policy = policy
+        self.now = _parse_time(inventory.scan.finished_at) or datetime.now(UTC)
+        self.by_arn = {r.arn: r for r in inventory.resources}
+        self._by_name: dict[tuple[ResourceType, str, str, str], Resource] = {
+            (r.type, r.account_id, r.region, r.id): r for r in inventory.resources
+        }
+        self.keys = {k.arn: k for k in inventory.keys}
+        self.shares: dict[str, SnapshotShare] = {s.snapshot_arn: s for s in inventory.shares}
+        self._aliases: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
+        listed_regions: dict[str, set[str]] = defaultdict(set)
+        alias_names: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        for alias in inventory.aliases:
+            self._aliases[alias.account_id].setdefault(alias.region, {})[alias.name] = (
+                alias.target_key_id
+            )
+            listed_regions[alias.account_id].add(alias.region)
+            if alias.target_key_id:
+                alias_names[(alias.account_id, alias.region, alias.target_key_id)].append(
+                    alias.name
+                )
+        self._alias_names = alias_names
+        # A region whose ListAliases succeeded but returned nothing still counts as listed;
+        # one whose ListAliases failed is absent (its aliases are unknown, not missing).
+        failed = {
+            (e.account_id, e.region)
+            for e in inventory.errors
+            if e.operation == "ListAliases"
+        }
+        skipped = {(s.account_id, s.region) for s in inventory.scan.skipped_regions}
+        for account in inventory.scan.accounts:
+            for region in inventory.scan.regions:
+                if (account, region) not in failed and (account, region) not in skipped:
+                    self._aliases[account].setdefault(region, {})
+        self._replicas: dict[str, list[Resource]] = defaultdict(list)
+        self._members: dict[tuple[str, str, str], list[Resource]] = defaultdict(list)
+        for r in inventory.resources:
+            if r.type is not ResourceType.DB_INSTANCE:
+                continue
+            if r.cluster_id:
+                self._members[(r.account_id, r.region, r.cluster_id)].append(r)
+            source = self.replica_source(r)
+            if source is not None:
+                self._replicas[source.arn].append(r)
+        self._key_views: dict[str, KeyView] = {}
+        self.keys_in_use: dict[str, list[Resource]] = defaultdict(list)
+        for r in inventory.resources:
+            if self.judged(r) and self.kms_encrypted(r):
+                view = self.key_of(r)
+                if view.arn:
+                    self.keys_in_use[view.arn].append(r)
+
+    # -- scope --------------------------------------------------------------------------
+
+    @staticmethod
+    def judged(r: Resource) -> bool:
+        """Aurora and Multi-AZ members take encryption from their cluster: judge the cluster."""
+        return not (r.type is ResourceType.DB_INSTANCE and r.cluster_id)
+
+    @staticmethod
+    def kms_encrypted(r: Resource) -> bool:
+        """Encrypted under a KMS key the customer can see (not an AWS owned key)."""
+        return bool(r.encrypted) and r.encryption_type is not EncryptionType.SSE_RDS
+
+    def subjects(self, types: tuple[ResourceType, ...]) -> Iterator[Resource | KmsKey]:
+        for r in self.inventory.resources:
+            if r.type in types:
+                yield r
+        if ResourceType.KMS_KEY in types:
+            for arn in sorted(self.keys_in_use):
+                key = self.keys.get(arn)
+                if key is not None:
+                    yield key
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def key_of(self, r: Resource) -> KeyView:
+        cached = self._key_views.get(r.arn)
+        if cached is None:
+            cached = self._key_views[r.arn] = self._view(r)
+        return cached
+
+    def _view(self, r: Resource) -> KeyView:
+        if r.kms_key_id is None:
+            if r.encryption_type is EncryptionType.SSE_RDS:
+                return KeyView(None, None, "AWS owned key (SSE-RDS)", aws_managed=False)
+            return KeyView(None, None, "AWS returned no KmsKeyId for this encrypted resource",
+                           aws_managed=None)
+        ref = resolve_key(r.kms_key_id, r.region, r.account_id,
+                          self._aliases.get(r.account_id, {}))
+        if ref.arn is None:
+            return KeyView(None, None, ref.reason, aws_managed=None)
+        key = self.keys.get(ref.arn)
+        arn = Arn.parse(ref.arn)
+        assert arn is not None
+        key_id = arn.resource.removeprefix("key/")
+        names = tuple(sorted(self._alias_names.get((arn.account, arn.region, key_id), ())))
+        aws_managed: bool | None = None
+        if key is not None and key.lookup is KeyLookup.OK and key.key_manager:
+            aws_managed = key.key_manager == "AWS"
+        elif any(n.startswith("alias/aws/") for n in names):
+            aws_managed = True
+        return KeyView(ref.arn, key, None, aws_managed, names)
+
+    def key_summary(self, r: Resource) -> KeySummary | None:
+        if not r.encrypted:
+            return None
+        if r.encryption_type is EncryptionType.SSE_RDS:
+            return KeySummary(None, None, "AWS_OWNED")
+        view = self.key_of(r)
+        state = view.key.key_state if view.key else None
+        if view.key is not None and view.key.lookup is KeyLookup.NOT_FOUND:
+            state = "NotFound"
+        manager = None if view.aws_managed is None else ("AWS" if view.aws_managed else
+                                                         "CUSTOMER")
+        return KeySummary(view.arn or r.kms_key_id, state, manager)
+
+    def deletion_days_left(self, key: KmsKey) -> int | None:
+        when = _parse_time(key.deletion_date)
+        if when is None:
+            return None
+        seconds = (when - self.now).total_seconds()
+        return max(0, int(-(-seconds // 86400)))
+
+    # -- relations ----------------------------------------------------------------------
+
+    def replica_source(self, r: Resource) -> Resource | None:
+        if r.replica_source:
+            return self._find(ResourceType.DB_INSTANCE, r, r.replica_source)
+        if r.replica_source_cluster:
+            return self._find(ResourceType.DB_CLUSTER, r, r.replica_source_cluster)
+        return None
+
+    def _find(self, rtype: ResourceType, near: Resource, ref: str) -> Resource | None:
+        # Same-region sources are named by identifier, cross-region ones by ARN (aws-facts §1).
+        if ref.startswith("arn:"):
+            return self.by_arn.get(ref)
+        return self._by_name.get((rtype, near.account_id, near.region, ref))
+
+    def replicas_of(self, r: Resource) -> list[Resource]:
+        return self._replicas.get(r.arn, [])
+
+    def members_of(self, cluster: Resource) -> list[Resource]:
+        return self._members.get((cluster.account_id, cluster.region, cluster.id), [])
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

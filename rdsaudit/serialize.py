@@ -1,0 +1,151 @@
+"""Frozen records to and from JSON-ready dicts, strictly.
+
+Saved inventories are user input: `load_inventory` checks every field's type against the
+dataclass annotations and raises `InventoryProblem` with the path of the first bad value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rdsaudit.model import Inventory
+
+INVENTORY_FORMAT = "rdsaudit-inventory"
+INVENTORY_VERSION = 1
+
+
+class InventoryProblem(ValueError):
+    """A saved inventory we cannot use (exit 2)."""
+
+
+def to_data(value: Any) -> Any:
+    """Dataclasses, enums and tuples to plain JSON values. Severity renders as its label."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.IntEnum):
+        return value.name.lower()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [to_data(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_data(v) for k, v in value.items()}
+    return value
+
+
+def inventory_document(inventory: Inventory) -> dict[str, Any]:
+    return {"format": INVENTORY_FORMAT, "version": INVENTORY_VERSION, **to_data(inventory)}
+
+
+def dump_inventory(inventory: Inventory) -> str:
+    return json.dumps(inventory_document(inventory), indent=1, sort_keys=False) + "\n"
+
+
+def load_inventory(path: Path) -> Inventory:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryProblem(f"{path}: cannot read inventory: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InventoryProblem(f"{path}: inventory is not UTF-8 text") from None
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InventoryProblem(f"{path}: inventory is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InventoryProblem(f"{path}: inventory is nested too deeply") from None
+    if not isinstance(raw, dict) or raw.get("format") != INVENTORY_FORMAT:
+        raise InventoryProblem(f"{path}: not an rdsaudit inventory (written by --save-inventory)")
+    if raw.get("version") != INVENTORY_VERSION:
+        raise InventoryProblem(f"{path}: inventory version {raw.get('version')!r} is not "
+                               f"supported (expected {INVENTORY_VERSION})")
+    body = {k: v for k, v in raw.items() if k not in ("format", "version")}
+    try:
+        inventory = _build(Inventory, body, "inventory")
+    except _Bad as bad:
+        raise InventoryProblem(f"{path}: {bad}") from None
+    assert isinstance(inventory, Inventory)
+    return inventory
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _build(option, value, where)
+            except _Bad as bad:
+                errors.append(str(bad))
+        raise _Bad(errors[0] if errors else f"{where}: bad value")
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise _Bad(f"{where}: expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise _Bad(f"{where}: expected {len(args)} items")
+        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value,
+                                                                                 strict=True)))
+    if origin in (Mapping, dict, typing.Mapping) or tp is Mapping:
+        kt, vt = typing.get_args(tp) or (str, Any)
+        if not isinstance(value, dict):
+            raise _Bad(f"{where}: expected an object")
+        return {_build(kt, k, where): _build(vt, v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _Bad(f"{where}: expected an object")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = set(value) - names
+        if unknown:
+            raise _Bad(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        kwargs = {}
+        for f in dataclasses.fields(tp):
+            if f.name not in value:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise _Bad(f"{where}: missing field {f.name}")
+                continue
+            kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
+        return tp(**kwargs)
+    if isinstance(tp, type) and issubclass(tp, enum.IntEnum):
+        if not isinstance(value, str) or value.upper() not in tp.__members__:
+            raise _Bad(f"{where}: unknown value {value!r}")
+        return tp[value.upper()]
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise _Bad(f"{where}: unknown value {value!r}") from None
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _Bad(f"{where}: expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Bad(f"{where}: expected a whole number")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise _Bad(f"{where}: expected a string")
+        return value
+    raise _Bad(f"{where}: unsupported type {tp!r}")
