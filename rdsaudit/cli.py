@@ -273,7 +273,9 @@ def demo(output_dir: Path, quiet: bool) -> int:
 
     policy = Policy()
     with demo_environment() as (fake, _estate):
-        session = boto3.Session(aws_access_key_id="demo", aws_secret_access_key="demo",
+        # The emulator accepts any credentials; these are not secrets.
+        session = boto3.Session(aws_access_key_id="demo",
+                                aws_secret_access_key="demo",  # noqa: S106
                                 region_name=DEMO_REGIONS[0])
         if not quiet:
             click.echo(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}",

@@ -124,7 +124,7 @@ def _build(tp: Any, value: Any, where: str) -> Any:
                     raise _Bad(f"{where}: missing field {f.name}")
                 continue
             kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
-        return tp(**kwargs)
+        return tp(**kwargs)  # type: ignore[operator]
     if isinstance(tp, type) and issubclass(tp, enum.IntEnum):
         if not isinstance(value, str) or value.upper() not in tp.__members__:
             raise _Bad(f"{where}: unknown value {value!r}")

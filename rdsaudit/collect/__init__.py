@@ -7,10 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import NoCredentialsError
 
 from rdsaudit.arns import partition_of_region
-from rdsaudit.collect.aws import AwsClients, CallCounter, describe_failure, retry_config
+from rdsaudit.collect.aws import (
+    AWS_FAILURES,
+    AwsClients,
+    CallCounter,
+    describe_failure,
+    retry_config,
+)
 from rdsaudit.collect.scan import AccountScanner, ProgressFn, utcnow
 from rdsaudit.model import CollectionError, Inventory, ScanInfo
 
@@ -55,7 +61,7 @@ def caller_account(session: boto3.Session, region: str, endpoint_url: str | None
         raise CredentialsProblem(
             "no AWS credentials found (set AWS_PROFILE, use --profile, or configure the "
             "credential chain)") from None
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_FAILURES as exc:
         failure = describe_failure(exc)
         raise CredentialsProblem(
             f"cannot use these AWS credentials: {failure.code}: {failure.message}") from None
@@ -75,7 +81,7 @@ def enabled_regions(clients: AwsClients, home: str, partition: str,
     rds_regions = known_regions(clients.session, partition)
     try:
         answer = clients.call("ec2", home, "DescribeRegions", "describe_regions")
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_FAILURES as exc:
         failure = describe_failure(exc)
         error = CollectionError(account_id, home, "ec2", "DescribeRegions", failure.code,
                                 failure.message)

@@ -37,6 +37,11 @@ ACCESS_DENIED_CODES = frozenset(
 )
 
 
+# What an AWS call can raise that is AWS's (or the network's) doing, not ours. botocore's
+# parser error is not a BotoCoreError, so it is listed on its own.
+AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
+
+
 class MutatingCallRefused(RuntimeError):
     """A programming error: something asked for a call that could change an account."""
 
@@ -55,7 +60,7 @@ class Failure:
         return self.code in ACCESS_DENIED_CODES
 
 
-def describe_failure(exc: ClientError | BotoCoreError) -> Failure:
+def describe_failure(exc: Exception) -> Failure:
     """The code and message of a failed call, in AWS's words where AWS gave any."""
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})

@@ -17,10 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rdsaudit.arns import Arn
-from rdsaudit.collect.aws import AwsClients, Failure, describe_failure
+from rdsaudit.collect.aws import AWS_FAILURES, AwsClients, Failure, describe_failure
 from rdsaudit.collect.specs import LISTINGS, SNAPSHOT_SHARE_CALLS, ListingSpec, MalformedRecord
 from rdsaudit.keyref import resolve_key
 from rdsaudit.model import (
@@ -203,7 +201,7 @@ class AccountScanner:
                     self._take_page(region, spec, page)
                     if self._skipping(region):
                         return
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             self._fail(region, spec.service, spec.operation, describe_failure(exc))
         finally:
             self._region_finished(region)
@@ -252,7 +250,7 @@ class AccountScanner:
                 answer = self.clients.call(
                     "rds", snapshot.region, operation, method, **{id_param: snapshot.id}
                 )
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             self._fail(snapshot.region, "rds", operation, describe_failure(exc))
             return
         attributes = (answer.get(result_key) or {}).get(list_key)
@@ -286,7 +284,7 @@ class AccountScanner:
                         target = target if isinstance(target, str) else None
                         aliases[name] = target
                         records.append(KmsAlias(name, region, self.account_id, target))
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             self._fail(region, "kms", "ListAliases", describe_failure(exc))
             with self._lock:
                 self._waiting_for_aliases.pop(region, None)
@@ -327,7 +325,7 @@ class AccountScanner:
                 # the AWS managed key (aws-facts §5).
                 answer = self.clients.call("kms", region, "DescribeKey", "describe_key",
                                            KeyId=arn)
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             failure = describe_failure(exc)
             if failure.code == "NotFoundException":
                 key = KmsKey(arn, region, account, KeyLookup.NOT_FOUND, note=failure.message)
@@ -371,7 +369,7 @@ class AccountScanner:
             with self._limits["kms"]:
                 answer = self.clients.call("kms", key.region, "GetKeyRotationStatus",
                                            "get_key_rotation_status", KeyId=key.arn)
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_FAILURES as exc:
             failure = describe_failure(exc)
             if failure.code == "UnsupportedOperationException":
                 updated = replace(key, rotation=RotationLookup.NOT_APPLICABLE,
@@ -403,7 +401,8 @@ def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        text: str = value.astimezone(UTC).isoformat(timespec="seconds")
+        return text.replace("+00:00", "Z")
     return str(value)
 
 

@@ -1,0 +1,330 @@
+"""Every rule: a table of pass, fail and edge cases on hand-built inventories (no AWS)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from rdsaudit.evaluate import evaluate
+from rdsaudit.model import (
+    CollectionError,
+    EncryptionType,
+    Inventory,
+    KeyLookup,
+    KmsAlias,
+    Resource,
+    RotationLookup,
+    Severity,
+    SnapshotShare,
+)
+from rdsaudit.policy import Policy
+from rdsaudit.rules import RULES
+from tests.builders import (
+    ACCOUNT,
+    KEY,
+    KEY2,
+    OTHER_ACCOUNT,
+    backup,
+    cluster,
+    cluster_snapshot,
+    instance,
+    inventory,
+    key_arn,
+    kms_key,
+    snapshot,
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    inventory: Inventory
+    subject: str  # ARN of the resource or key judged
+    expect: str | None  # "pass", "fail", or None: the rule must stay silent
+    severity: Severity | None = None
+    says: str | None = None  # a fragment the message must contain
+    policy: Policy = field(default_factory=Policy)
+
+
+def _arn(r: Resource) -> str:
+    return r.arn
+
+
+EU_KEY = key_arn("33333333-2222-3333-4444-555555555555", region="eu-west-1")
+XACCT_KEY = key_arn("44444444-2222-3333-4444-555555555555", account=OTHER_ACCOUNT)
+AWS_RDS_KEY_ID = "55555555-2222-3333-4444-555555555555"
+AWS_KEY = key_arn(AWS_RDS_KEY_ID)
+
+plain = instance("plain", encrypted=False)
+enc = instance("enc")
+member = instance("member", encrypted=False, cluster_id="cl1")
+express = instance("express", encrypted=False, engine="sqlserver-ex")
+old_class = instance("oldclass", encrypted=False, instance_class="db.m1.small")
+malformed = instance("weird", encrypted=None)
+src = instance("src")
+same_replica = instance("rep", replica_source="src")
+other_key_replica = instance("rep2", key=KEY2, replica_source="src")
+plain_replica = instance("rep3", encrypted=False, replica_source="src")
+xr_replica = instance("xrep", key=EU_KEY, region="eu-west-1", replica_source=src.arn)
+sse_rds = cluster("owned", key=None, encryption_type=EncryptionType.SSE_RDS)
+no_key = instance("nokey", key=None, encryption_type=None)
+
+CASES: dict[str, list[Case]] = {
+    "instance-unencrypted": [
+        Case("encrypted", inventory(enc), enc.arn, "pass"),
+        Case("unencrypted", inventory(plain), plain.arn, "fail", Severity.HIGH),
+        Case("cluster member judged at cluster", inventory(member), member.arn, None),
+        Case("sqlserver-ex says edition", inventory(express), express.arn, "fail",
+             says="change the edition"),
+        Case("class without encryption", inventory(old_class), old_class.arn, "fail",
+             says="db.m1.small"),
+        Case("malformed: unknown is never pass", inventory(malformed), malformed.arn, None),
+        Case("sse-rds counts as encrypted", inventory(instance(
+            "o", key=None, encryption_type=EncryptionType.SSE_RDS)),
+            instance("o").arn, "pass", says="AWS owned"),
+    ],
+    "cluster-unencrypted": [
+        Case("encrypted", inventory(cluster()), cluster().arn, "pass"),
+        Case("unencrypted", inventory(cluster(encrypted=False)), cluster().arn, "fail"),
+        Case("sse-rds", inventory(sse_rds), sse_rds.arn, "pass"),
+    ],
+    "snapshot-unencrypted": [
+        Case("encrypted", inventory(snapshot()), snapshot().arn, "pass"),
+        Case("manual unencrypted", inventory(snapshot(encrypted=False)), snapshot().arn, "fail"),
+        Case("automated unencrypted", inventory(snapshot("rds:db1-x", encrypted=False,
+                                                         snapshot_type="automated")),
+             snapshot("rds:db1-x").arn, "fail", says="automated"),
+        Case("awsbackup unencrypted", inventory(snapshot("awsbackup:job-1", encrypted=False,
+                                                         snapshot_type="awsbackup")),
+             snapshot("awsbackup:job-1").arn, "fail"),
+    ],
+    "cluster-snapshot-unencrypted": [
+        Case("encrypted", inventory(cluster_snapshot()), cluster_snapshot().arn, "pass"),
+        Case("unencrypted", inventory(cluster_snapshot(encrypted=False)),
+             cluster_snapshot().arn, "fail"),
+    ],
+    "automated-backup-unencrypted": [
+        Case("encrypted", inventory(backup()), backup().arn, "pass"),
+        Case("retained unencrypted", inventory(backup(encrypted=False)), backup().arn, "fail",
+             Severity.MEDIUM, says="retained"),
+    ],
+    "snapshot-public": [
+        Case("public", inventory(snapshot(encrypted=False), shares=(
+            SnapshotShare(snapshot().arn, ("all",)),)), snapshot().arn, "fail",
+            Severity.CRITICAL),
+        Case("shared with one account", inventory(snapshot(encrypted=False), shares=(
+            SnapshotShare(snapshot().arn, (OTHER_ACCOUNT,)),)), snapshot().arn, "pass",
+            says=OTHER_ACCOUNT),
+        Case("attribute call failed: silent", inventory(snapshot(encrypted=False)),
+             snapshot().arn, None),
+        Case("encrypted cannot be public", inventory(snapshot()), snapshot().arn, "pass"),
+        Case("automated not judged", inventory(snapshot("rds:a", encrypted=False,
+                                                        snapshot_type="automated")),
+             snapshot("rds:a").arn, None),
+        Case("public cluster snapshot", inventory(cluster_snapshot(encrypted=False), shares=(
+            SnapshotShare(cluster_snapshot().arn, ("all",)),)), cluster_snapshot().arn, "fail"),
+    ],
+    "key-unusable": [
+        Case("enabled", inventory(enc), enc.arn, "pass"),
+        Case("disabled", inventory(enc, keys=(kms_key(key_state="Disabled"),)), enc.arn,
+             "fail", Severity.CRITICAL, says="Disabled"),
+        Case("pending deletion with days left", inventory(enc, keys=(kms_key(
+            key_state="PendingDeletion", deletion_date="2026-12-02T12:00:00Z"),)),
+            enc.arn, "fail", says="5 day(s) left"),
+        Case("not found", inventory(enc, keys=(kms_key(lookup=KeyLookup.NOT_FOUND,
+                                                       key_state=None),)),
+             enc.arn, "fail", says="does not exist"),
+        Case("access denied is not unusable", inventory(enc, keys=(kms_key(
+            lookup=KeyLookup.ACCESS_DENIED, key_state=None),)), enc.arn, None),
+        Case("unavailable custom store", inventory(enc, keys=(kms_key(
+            key_state="Unavailable"),)), enc.arn, "fail"),
+        Case("member judged at cluster", inventory(instance("m", cluster_id="cl1"), keys=(
+            kms_key(key_state="Disabled"),)), instance("m").arn, None),
+        Case("aws owned key not applicable", inventory(sse_rds), sse_rds.arn, None),
+        Case("snapshot on disabled key", inventory(snapshot(), keys=(kms_key(
+            key_state="Disabled"),)), snapshot().arn, "fail"),
+    ],
+    "encryption-credentials-inaccessible": [
+        Case("available", inventory(enc), enc.arn, "pass"),
+        Case("recoverable", inventory(instance(
+            "r", status="inaccessible-encryption-credentials-recoverable")),
+            instance("r").arn, "fail", Severity.CRITICAL, says="seven days"),
+        Case("terminal cluster", inventory(cluster(
+            status="inaccessible-encryption-credentials")), cluster().arn, "fail",
+            says="backup"),
+        Case("member instance status counts", inventory(instance(
+            "m", cluster_id="cl1", status="inaccessible-encryption-credentials")),
+            instance("m").arn, "fail"),
+        Case("no status: silent", inventory(instance("s", status=None)), instance("s").arn,
+             None),
+    ],
+    "key-unverifiable": [
+        Case("described", inventory(enc), enc.arn, "pass"),
+        Case("access denied", inventory(enc, keys=(kms_key(lookup=KeyLookup.ACCESS_DENIED,
+                                                           key_state=None,
+                                                           note="AccessDeniedException: no"),)),
+             enc.arn, "fail", Severity.MEDIUM, says="AccessDeniedException"),
+        Case("throttled", inventory(enc, keys=(kms_key(lookup=KeyLookup.ERROR, key_state=None,
+                                                       note="ThrottlingException: slow"),)),
+             enc.arn, "fail"),
+        Case("garbage key id", inventory(instance("g", key="default_kms_key_id")),
+             instance("g").arn, "fail", says="not a key ARN"),
+        Case("no key id at all", inventory(no_key), no_key.arn, "fail",
+             says="no KmsKeyId"),
+        Case("alias resolved through ListAliases", inventory(
+            instance("al", key="alias/app"), aliases=(
+                KmsAlias("alias/app", "us-east-1", ACCOUNT, KEY.rsplit("/", 1)[1]),)),
+            instance("al").arn, "pass"),
+        Case("alias in region whose ListAliases failed", inventory(
+            instance("al2", key="alias/app"), errors=(CollectionError(
+                ACCOUNT, "us-east-1", "kms", "ListAliases", "AccessDeniedException", "no"),)),
+            instance("al2").arn, "fail", says="could not be resolved"),
+        Case("unencrypted not applicable", inventory(plain), plain.arn, None),
+    ],
+    "encrypted-without-backups": [
+        Case("retention 7", inventory(enc), enc.arn, "pass"),
+        Case("retention 0", inventory(instance("nb", backup_retention=0)),
+             instance("nb").arn, "fail", Severity.HIGH),
+        Case("policy minimum 7", inventory(instance("b3", backup_retention=3)),
+             instance("b3").arn, "fail", policy=Policy(min_backup_retention_days=7)),
+        Case("replica exempt", inventory(src, instance("r0", replica_source="src",
+                                                       backup_retention=0)),
+             instance("r0").arn, None),
+        Case("unencrypted not applicable", inventory(instance(
+            "u0", encrypted=False, backup_retention=0)), instance("u0").arn, None),
+    ],
+    "replica-encryption-mismatch": [
+        Case("both encrypted", inventory(src, same_replica), same_replica.arn, "pass"),
+        Case("unencrypted replica of encrypted source", inventory(src, plain_replica),
+             plain_replica.arn, "fail", Severity.HIGH),
+        Case("source not in inventory", inventory(same_replica), same_replica.arn, None),
+        Case("cross-region source by ARN", inventory(src, xr_replica), xr_replica.arn, "pass"),
+    ],
+    "replica-key-mismatch": [
+        Case("same key", inventory(src, same_replica), same_replica.arn, "pass"),
+        Case("other key same region", inventory(src, other_key_replica),
+             other_key_replica.arn, "fail", Severity.HIGH),
+        Case("cross-region never mismatched", inventory(src, xr_replica, keys=(
+            kms_key(KEY), kms_key(EU_KEY))), xr_replica.arn, None),
+    ],
+    "key-region-mismatch": [
+        Case("same region", inventory(enc), enc.arn, "pass"),
+        Case("eu key on us resource", inventory(instance("eu", key=EU_KEY), keys=(
+            kms_key(EU_KEY),)), instance("eu").arn, "fail", Severity.MEDIUM, says="eu-west-1"),
+    ],
+    "aws-managed-key": [
+        Case("customer managed", inventory(enc), enc.arn, "pass"),
+        Case("aws managed", inventory(instance("am", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, key_manager="AWS"),)), instance("am").arn, "fail", Severity.LOW),
+        Case("raised by policy", inventory(instance("am", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, key_manager="AWS"),)), instance("am").arn, "fail", Severity.HIGH,
+            policy=Policy(require_customer_managed_key=True)),
+        Case("known from alias when DescribeKey denied", inventory(
+            instance("am2", key=AWS_KEY), keys=(kms_key(AWS_KEY, lookup=KeyLookup.ACCESS_DENIED,
+                                                         key_manager=None, key_state=None),),
+            aliases=(KmsAlias("alias/aws/rds", "us-east-1", ACCOUNT, AWS_RDS_KEY_ID),)),
+            instance("am2").arn, "fail", says="aws/rds"),
+        Case("unknown manager: silent", inventory(instance("am3", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, lookup=KeyLookup.ERROR, key_manager=None, key_state=None),)),
+            instance("am3").arn, None),
+    ],
+    "aws-owned-key": [
+        Case("sse-kms", inventory(enc), enc.arn, "pass"),
+        Case("sse-rds cluster", inventory(sse_rds), sse_rds.arn, "fail", Severity.LOW),
+        Case("sse-rds raised", inventory(sse_rds), sse_rds.arn, "fail", Severity.HIGH,
+             policy=Policy(require_customer_managed_key=True)),
+        Case("unencrypted not applicable", inventory(plain), plain.arn, None),
+    ],
+    "key-rotation-disabled": [
+        Case("rotating", inventory(enc), KEY, "pass"),
+        Case("not rotating", inventory(enc, keys=(kms_key(rotation_enabled=False),)), KEY,
+             "fail", Severity.MEDIUM, says="1 RDS resource"),
+        Case("imported material: not applicable", inventory(enc, keys=(kms_key(
+            rotation=RotationLookup.NOT_APPLICABLE, rotation_enabled=None),)), KEY, None),
+        Case("aws managed not judged", inventory(instance("am", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, key_manager="AWS", rotation=RotationLookup.NOT_CHECKED,
+                    rotation_enabled=None),)), AWS_KEY, None),
+        Case("unused key not judged", inventory(plain, keys=(kms_key(rotation_enabled=False),)),
+             KEY, None),
+        Case("rotation unknown", inventory(enc, keys=(kms_key(
+            rotation=RotationLookup.ACCESS_DENIED, rotation_enabled=None),)), KEY, None),
+    ],
+    "cross-account-key": [
+        Case("own account", inventory(enc), enc.arn, "pass"),
+        Case("other account", inventory(instance("x", key=XACCT_KEY), keys=(
+            kms_key(XACCT_KEY, lookup=KeyLookup.ACCESS_DENIED, key_state=None),)),
+            instance("x").arn, "fail", Severity.LOW, says=OTHER_ACCOUNT),
+    ],
+}
+
+ALL_CASES = [(rule_id, case) for rule_id, cases in CASES.items() for case in cases]
+
+
+def test_every_rule_has_a_table_with_pass_and_fail() -> None:
+    assert set(CASES) == set(RULES)
+    for rule_id, cases in CASES.items():
+        outcomes = {c.expect for c in cases}
+        assert {"pass", "fail"} <= outcomes, rule_id
+
+
+@pytest.mark.parametrize(("rule_id", "case"), ALL_CASES,
+                         ids=[f"{r}:{c.name}" for r, c in ALL_CASES])
+def test_rule_case(rule_id: str, case: Case) -> None:
+    result = evaluate(case.inventory, case.policy)
+    found = [f for f in result.findings if f.rule_id == rule_id
+             and f.resource.arn == case.subject]
+    if case.expect is None:
+        assert found == []
+        return
+    assert len(found) == 1, found
+    finding = found[0]
+    assert finding.status.value == case.expect, finding.message
+    if case.severity is not None:
+        assert finding.severity is case.severity
+    if case.says is not None:
+        assert case.says in finding.message
+    if case.expect == "fail":
+        assert finding.remediation is not None and finding.remediation.summary
+    else:
+        assert finding.remediation is None
+
+
+def test_aurora_member_judged_only_through_its_cluster() -> None:
+    inv = inventory(cluster(encrypted=False), member)
+    result = evaluate(inv, Policy())
+    assert {f.resource.id for f in result.findings if f.rule_id == "cluster-unencrypted"} == {
+        "cl1"}
+    assert not [f for f in result.findings if f.resource.id == "member"
+                and f.rule_id != "encryption-credentials-inaccessible"]
+
+
+def test_pass_evidence_for_a_healthy_estate() -> None:
+    inv = inventory(enc, cluster(), snapshot(), cluster_snapshot(), backup())
+    result = evaluate(inv, Policy())
+    assert result.findings and all(f.status.value == "pass" for f in result.findings)
+    assert {f.rule_id for f in result.findings} >= {
+        "instance-unencrypted", "cluster-unencrypted", "snapshot-unencrypted",
+        "cluster-snapshot-unencrypted", "automated-backup-unencrypted", "key-unusable",
+        "key-unverifiable", "key-rotation-disabled", "cross-account-key"}
+
+
+def test_failures_sort_first_by_severity() -> None:
+    inv = inventory(plain, instance("r", status="inaccessible-encryption-credentials"))
+    findings = evaluate(inv, Policy()).findings
+    fails = [f for f in findings if f.status.value == "fail"]
+    assert findings[: len(fails)] == tuple(fails)
+    assert fails[0].severity is Severity.CRITICAL
+
+
+def test_key_users_link_keys_to_dependent_resources() -> None:
+    inv = inventory(enc, src, snapshot(), instance("m", cluster_id="cl1"))
+    users = dict(evaluate(inv, Policy()).key_users)
+    assert set(users[KEY]) == {enc.arn, src.arn, snapshot().arn}
+
+
+def test_deletion_days_are_counted_from_the_scan_time() -> None:
+    key = kms_key(key_state="PendingDeletion", deletion_date="2026-11-28T00:00:00Z")
+    inv = replace(inventory(enc, keys=(key,)))
+    [f] = [f for f in evaluate(inv, Policy()).findings if f.rule_id == "key-unusable"]
+    assert "1 day(s) left" in f.message and "2026-11-28" in f.message
