@@ -291,6 +291,30 @@ def demo(output_dir: Path, quiet: bool) -> int:
 
 
 @cli.command()
+@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--resource", "resources", multiple=True, metavar="ID|ARN",
+              help="Only the findings of this resource (repeatable).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the runbook here (default: stdout).")
+def plan(report: Path, resources: tuple[str, ...], output: Path | None) -> None:
+    """Print a reviewed remediation runbook (a shell script) from a JSON report."""
+    from rdsaudit.runbook import ReportProblem, load_report, render_runbook
+
+    try:
+        doc = load_report(report)
+    except ReportProblem as exc:
+        raise InputProblem(str(exc)) from None
+    script = render_runbook(doc, resources, source=report.name)
+    if output is None:
+        click.echo(script, nl=False)
+        return
+    try:
+        _write_atomically(output, script)
+    except OSError as exc:
+        raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+
+
+@cli.command()
 def rules() -> None:
     """Print the rule catalogue: id, severity, what it applies to, title."""
     from rdsaudit.rules import RULES
