@@ -62,16 +62,30 @@ def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) ->
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    _publish(_stage({path: text}))
+
+
+def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
+    """Write every file to a temporary name first; nothing is visible yet."""
+    staged: list[tuple[Path, Path]] = []
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        for path, text in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            staged.append((Path(tmp_name), path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for staged_path, _ in staged:
+            staged_path.unlink(missing_ok=True)
         raise
+    return staged
+
+
+def _publish(staged: list[tuple[Path, Path]]) -> None:
+    for tmp, path in staged:
+        os.replace(tmp, path)
 
 
 def _emit_reports(result: Result, policy: Policy, formats: list[str],
@@ -83,15 +97,16 @@ def _emit_reports(result: Result, policy: Policy, formats: list[str],
     if output_dir is None:
         click.echo(rendered[formats[0]], nl=False)
         return []
-    written = []
-    for name, text in rendered.items():
-        path = output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}"
-        try:
-            _write_atomically(path, text)
-        except OSError as exc:
-            raise InputProblem(f"cannot write {path}: {exc.strerror or exc}") from None
-        written.append(path)
-    return written
+    files = {output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}": text
+             for name, text in rendered.items()}
+    try:
+        # All formats are staged before any is renamed into place: an interruption leaves
+        # either the previous reports or the complete new set, never a mix.
+        _publish(_stage(files))
+    except OSError as exc:
+        raise InputProblem(f"cannot write reports to {output_dir}: "
+                           f"{exc.strerror or exc}") from None
+    return list(files)
 
 
 def _summary_line(result: Result, code: ExitCode) -> str:
@@ -354,7 +369,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.ClickException as exc:
         _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except (KeyboardInterrupt, click.Abort):
-        _fail("interrupted", ExitCode.INTERRUPTED)
+        # Reports are written by rename, so nothing half-written exists. Exit now rather
+        # than wait for AWS calls still in flight in worker threads.
+        click.echo("rdsaudit: error: interrupted", err=True)
+        sys.stderr.flush()
+        os._exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, exit 4
         if os.environ.get("RDSAUDIT_DEBUG"):
             traceback.print_exc()

@@ -30,15 +30,39 @@ def load_report(path: Path) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(
             doc.get("findings"), list):
         raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1)")
+    if not isinstance(doc.get("scan", {}), dict):
+        raise ReportProblem(f"{path}: scan is not an object")
     for i, finding in enumerate(doc["findings"]):
-        if not isinstance(finding, dict) or not isinstance(finding.get("resource"), dict):
-            raise ReportProblem(f"{path}: findings[{i}] is not a finding")
-        steps = (finding.get("remediation") or {}).get("steps", [])
-        if not isinstance(steps, list) or not all(
-                isinstance(s, dict) and isinstance(s.get("title"), str)
-                and isinstance(s.get("command"), str | None) for s in steps):
-            raise ReportProblem(f"{path}: findings[{i}].remediation.steps is malformed")
+        problem = _finding_problem(finding)
+        if problem:
+            raise ReportProblem(f"{path}: findings[{i}]{problem}")
     return doc
+
+
+def _finding_problem(finding: Any) -> str | None:
+    """What is wrong with one finding of a report, or None."""
+    if not isinstance(finding, dict):
+        return " is not a finding"
+    for name in ("rule_id", "status", "severity", "message"):
+        if not isinstance(finding.get(name), str):
+            return f".{name} is not a string"
+    resource = finding.get("resource")
+    if not isinstance(resource, dict) or not all(
+            isinstance(resource.get(k), str) for k in ("arn", "type", "id", "region",
+                                                       "account_id")):
+        return ".resource is not a resource"
+    remediation = finding.get("remediation")
+    if remediation is None:
+        return None
+    if not isinstance(remediation, dict) or not isinstance(remediation.get("summary"), str):
+        return ".remediation is not a remediation"
+    steps = remediation.get("steps", [])
+    if not isinstance(steps, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("title"), str)
+            and isinstance(s.get("command"), str | None)
+            and isinstance(s.get("manual", False), bool) for s in steps):
+        return ".remediation.steps is malformed"
+    return None
 
 
 def _comment(text: str) -> str:

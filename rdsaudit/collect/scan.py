@@ -130,13 +130,19 @@ class AccountScanner:
     # -- orchestration -------------------------------------------------------------------
 
     def run(self) -> AccountScan:
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="rdsaudit") as pool:
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rdsaudit")
+        try:
             self._group = _TaskGroup(pool)
             for region in self.regions:
                 self._group.submit(self._list_aliases, region)
                 for spec in LISTINGS:
                     self._group.submit(self._list, region, spec)
             self._group.wait()
+        except BaseException:
+            # Ctrl-C or a bug: drop queued work instead of finishing the whole scan first.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return AccountScan(
             account_id=self.account_id,
             regions=self.regions,
