@@ -27,7 +27,7 @@ demo: $(VENV)/.demo
 test: lint unit
 
 unit: $(VENV)/.dev
-	$(BIN)/pytest -q -n $(JOBS)
+	$(BIN)/pytest -q -n $(JOBS) --dist loadfile
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check rdsaudit tests benchmarks

@@ -37,6 +37,7 @@ class ScanRequest:
     max_attempts: int = 5
     endpoint_url: str | None = None
     workers: int = 16
+    read_timeout: float = 30  # seconds; tests shorten it to exercise timeouts quickly
 
 
 def home_region(session: boto3.Session, regions: Sequence[str] | None) -> str:
@@ -120,7 +121,7 @@ def scan(session: boto3.Session, request: ScanRequest,
     account_id = caller_account(session, home, request.endpoint_url, counter)
     clients = AwsClients(session, max_attempts=request.max_attempts,
                          endpoint_url=request.endpoint_url, pool=request.workers,
-                         counter=counter)
+                         counter=counter, read_timeout=request.read_timeout)
     errors: list[CollectionError] = []
     if explicit is None:
         regions, errors = enabled_regions(clients, home, partition, account_id)

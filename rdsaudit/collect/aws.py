@@ -124,13 +124,13 @@ def _action(event_name: str) -> str:
     return f"{parts[1]}:{parts[2]}" if len(parts) >= 3 else event_name
 
 
-def retry_config(max_attempts: int, pool: int = 10) -> Config:
+def retry_config(max_attempts: int, pool: int = 10, read_timeout: float = 30) -> Config:
     # `total_max_attempts` includes the first request, unlike Config's `max_attempts`
     # (aws-facts §7); standard mode retries throttling and 5xx with capped backoff.
     return Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=5,
-        read_timeout=30,
+        read_timeout=read_timeout,
         max_pool_connections=pool,
         user_agent_extra=f"rdsaudit/{__version__}",
     )
@@ -150,11 +150,12 @@ class AwsClients:
         endpoint_url: str | None = None,
         pool: int = 10,
         counter: CallCounter | None = None,
+        read_timeout: float = 30,
     ) -> None:
         self.session = session
         self.endpoint_url = endpoint_url
         self.counter = counter or CallCounter()
-        self._config = retry_config(max_attempts, pool)
+        self._config = retry_config(max_attempts, pool, read_timeout)
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
 

@@ -63,6 +63,10 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class _Malformed(ValueError):
+    """An answer that parsed but lacks what the API promises."""
+
+
 class _TaskGroup:
     """Tasks that may start more tasks; `wait` returns when none is left.
 
@@ -282,7 +286,10 @@ class AccountScanner:
             with self._limits["kms"]:
                 for page in self.clients.pages("kms", region, "ListAliases", "list_aliases",
                                                Limit=100):
-                    for entry in page.get("Aliases") or ():
+                    entries = page.get("Aliases")
+                    if not isinstance(entries, list):
+                        raise _Malformed("ListAliases answer has no Aliases list")
+                    for entry in entries:
                         name = entry.get("AliasName")
                         if not isinstance(name, str):
                             continue
@@ -290,8 +297,10 @@ class AccountScanner:
                         target = target if isinstance(target, str) else None
                         aliases[name] = target
                         records.append(KmsAlias(name, region, self.account_id, target))
-        except AWS_FAILURES as exc:
-            self._fail(region, "kms", "ListAliases", describe_failure(exc))
+        except (*AWS_FAILURES, _Malformed) as exc:
+            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
+                       else describe_failure(exc))
+            self._fail(region, "kms", "ListAliases", failure)
             with self._lock:
                 self._waiting_for_aliases.pop(region, None)
             return

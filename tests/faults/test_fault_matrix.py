@@ -1,0 +1,195 @@
+"""The fault matrix: every operation the collectors call × every failure AWS can produce.
+
+A compliant-at-`critical` estate in two regions is served by the emulator with one item per
+page, so every listing is multi-page. For each (operation, fault) in eu-west-1 the scan must
+finish, name the operation and region in an error, report every other region and operation
+exactly as without the fault, never report as `pass` what it could not read, and gate with
+exit code 3 (incomplete) since nothing else fails at `critical`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import pytest
+
+from rdsaudit.collect import ScanRequest, scan
+from rdsaudit.collect.specs import LISTINGS
+from rdsaudit.emulator import Fault, FakeAWS
+from rdsaudit.evaluate import evaluate
+from rdsaudit.gate import ExitCode, gate
+from rdsaudit.model import Inventory, Result, Severity, Status
+from rdsaudit.policy import Policy
+
+REGIONS = ["us-east-1", "eu-west-1"]
+FAULT_REGION = "eu-west-1"
+POLICY = Policy(fail_on=Severity.CRITICAL)
+PW = {"MasterUsername": "admin", "MasterUserPassword": "correct-horse-9"}
+
+PAGINATED = sorted({(s.service, s.operation) for s in LISTINGS} | {("kms", "ListAliases")})
+OTHERS = [("rds", "DescribeDBSnapshotAttributes"), ("rds", "DescribeDBClusterSnapshotAttributes"),
+          ("kms", "DescribeKey"), ("kms", "GetKeyRotationStatus"), ("ec2", "DescribeRegions")]
+
+FAULTS = {
+    "throttled": dict(kind="error", code="Throttling", status=400, message="Rate exceeded"),
+    "access-denied": dict(kind="error", code="AccessDenied", status=403,
+                          message="not authorized"),
+    "internal-500": dict(kind="error", code="InternalFailure", status=500,
+                         message="internal failure"),
+    "timeout": dict(kind="timeout", delay=1.5),
+    "malformed": dict(kind="malformed"),
+    "second-page": dict(kind="error", code="AccessDenied", status=403, page=2,
+                        message="denied on page 2"),
+}
+
+
+def _kms_shape(service: str, fault: dict[str, object]) -> dict[str, object]:
+    if service != "kms" or fault.get("kind") != "error":
+        return fault
+    code = {"Throttling": "ThrottlingException", "AccessDenied": "AccessDeniedException",
+            "InternalFailure": "KMSInternalException"}[str(fault["code"])]
+    return {**fault, "code": code, "status": 400 if code != "KMSInternalException" else 500}
+
+
+CASES = [(svc, op, name) for svc, op in PAGINATED + OTHERS for name in FAULTS
+         if name != "second-page" or (svc, op) in PAGINATED]
+
+
+@dataclass
+class Served:
+    fake: FakeAWS
+    keys: dict[str, str]
+    baseline: Result
+
+
+def _seed() -> dict[str, str]:
+    keys = {}
+    for region in REGIONS:
+        kms = boto3.client("kms", region_name=region)
+        rds = boto3.client("rds", region_name=region)
+        meta = kms.create_key(Description=f"rds {region}")["KeyMetadata"]
+        kms.enable_key_rotation(KeyId=meta["KeyId"])
+        kms.create_alias(AliasName=f"alias/rds-{region}", TargetKeyId=meta["KeyId"])
+        keys[region] = meta["Arn"]
+        for i in range(2):
+            rds.create_db_instance(DBInstanceIdentifier=f"db{i}-{region}", Engine="postgres",
+                                   DBInstanceClass="db.t3.micro", StorageEncrypted=True,
+                                   KmsKeyId=meta["Arn"], **PW)
+            rds.create_db_snapshot(DBInstanceIdentifier=f"db{i}-{region}",
+                                   DBSnapshotIdentifier=f"manual{i}-{region}")
+        rds.create_db_cluster(DBClusterIdentifier=f"aur-{region}", Engine="aurora-postgresql",
+                              StorageEncrypted=True, KmsKeyId=meta["Arn"], **PW)
+        rds.create_db_cluster(DBClusterIdentifier=f"plain-aur-{region}",
+                              Engine="aurora-postgresql", **PW)
+        rds.create_db_cluster_snapshot(DBClusterIdentifier=f"plain-aur-{region}",
+                                       DBClusterSnapshotIdentifier=f"plain-csnap-{region}")
+        # Unencrypted manual snapshots: high, not critical, and the only ones whose
+        # attributes are asked for.
+        rds.create_db_instance(DBInstanceIdentifier=f"legacy-{region}", Engine="mysql",
+                               DBInstanceClass="db.t3.micro", **PW)
+        rds.create_db_snapshot(DBInstanceIdentifier=f"legacy-{region}",
+                               DBSnapshotIdentifier=f"legacy-snap-{region}")
+    return keys
+
+
+def _scan(fake: FakeAWS, regions: list[str] | None = REGIONS) -> Inventory:
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                            region_name="us-east-1")
+    return scan(session, ScanRequest(regions=regions, endpoint_url=fake.endpoint_url,
+                                     max_attempts=2, read_timeout=1, workers=8))
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    from moto import mock_aws
+
+    mock = mock_aws()
+    mock.start()
+    try:
+        keys = _seed()
+    finally:
+        mock.stop(remove_data=False)
+    fake = FakeAWS(page_size_cap=1)
+    fake.start()
+    try:
+        for region in REGIONS:
+            for i in range(2):
+                fake.add_cluster_automated_backup(region, {
+                    "DBClusterIdentifier": f"gone{i}-{region}", "StorageEncrypted": True,
+                    "KmsKeyId": keys[region]})
+        baseline = evaluate(_scan(fake), POLICY)
+        yield Served(fake, keys, baseline)
+    finally:
+        fake.stop()
+        cleanup = mock_aws()
+        cleanup.start()
+        cleanup.stop()
+
+
+def test_baseline_is_complete_and_passes_at_critical(served: Served) -> None:
+    inv = served.baseline.inventory
+    assert inv.errors == ()
+    assert gate(served.baseline, POLICY.fail_on) is ExitCode.COMPLIANT
+    types = {r.type.value for r in inv.resources}
+    assert types == {"db-instance", "db-cluster", "db-snapshot", "db-cluster-snapshot",
+                     "db-automated-backup"}
+    calls = dict(inv.scan.api_calls)
+    for service, operation in PAGINATED + OTHERS[:4]:
+        assert calls.get(f"{service}:{operation}", 0) >= 1, operation
+    assert calls["rds:DescribeDBInstances"] >= 2 * 3  # one item per page: every page read
+
+
+def _facts(result: Result) -> set[tuple[str, str, str]]:
+    return {(f.rule_id, f.resource.arn, f.status.value) for f in result.findings}
+
+
+@pytest.mark.parametrize(("service", "operation", "fault_name"), CASES,
+                         ids=[f"{s}:{o}:{f}" for s, o, f in CASES])
+def test_fault(served: Served, service: str, operation: str, fault_name: str) -> None:
+    fake = served.fake
+    fake.clear_faults()
+    spec = _kms_shape(service, dict(FAULTS[fault_name]))
+    match = served.keys[FAULT_REGION] if operation == "DescribeKey" else None
+    fake.add_fault(Fault(service=service, action=operation, region=FAULT_REGION, match=match,
+                         **spec))  # type: ignore[arg-type]
+    try:
+        regions = None if operation == "DescribeRegions" else REGIONS
+        if regions is None:
+            # DescribeRegions is asked in the home region; fail it there.
+            fake.clear_faults()
+            fake.add_fault(Fault(service=service, action=operation, region="us-east-1",
+                                 **spec))  # type: ignore[arg-type]
+        inventory = _scan(fake, regions)
+    finally:
+        fake.clear_faults()
+    result = evaluate(inventory, POLICY)
+    base = served.baseline
+
+    # The error names the operation and the region.
+    where = "us-east-1" if operation == "DescribeRegions" else FAULT_REGION
+    assert any(e.operation == operation and e.region == where and e.service == service
+               for e in inventory.errors), inventory.errors
+    # Nothing we could not read is reported as passing: no pass that the baseline lacks.
+    passes = {f for f in _facts(result) if f[2] == "pass"}
+    assert passes <= _facts(base)
+    # Every other region is reported exactly as without the fault.
+    other = [r for r in REGIONS if r != FAULT_REGION]
+    if operation != "DescribeRegions":
+        def in_other(res: Result) -> set[tuple[str, str, str]]:
+            return {f for f in _facts(res) if any(f":{r}:" in f[1] for r in other)
+                    and not (operation == "DescribeKey" and f[0] in ("key-rotation-disabled",))}
+        assert in_other(result) == in_other(base)
+    # Resources and facts the failed call did not touch are all still there.
+    lost = {r.arn for r in base.inventory.resources} - {r.arn for r in inventory.resources}
+    for arn in lost:
+        assert f":{FAULT_REGION}:" in arn
+    if operation == "DescribeKey":
+        key = served.keys[FAULT_REGION]
+        unverifiable = {f.resource.arn for f in result.findings
+                        if f.rule_id == "key-unverifiable" and f.status is Status.FAIL}
+        users = dict(base.key_users)[key]
+        assert unverifiable == set(users)  # only that key's resources
+    # Incomplete, and nothing else fails the gate at critical.
+    assert gate(result, POLICY.fail_on) is ExitCode.INCOMPLETE
