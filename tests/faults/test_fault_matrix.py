@@ -1,4 +1,4 @@
-"""The fault matrix: every operation the collectors call × every failure AWS can produce.
+"""The fault matrix: every operation the collectors call by every failure AWS can produce.
 
 A compliant-at-`critical` estate in two regions is served by the emulator with one item per
 page, so every listing is multi-page. For each (operation, fault) in eu-west-1 the scan must
@@ -17,7 +17,7 @@ import pytest
 
 from rdsaudit.collect import ScanRequest, scan
 from rdsaudit.collect.specs import LISTINGS
-from rdsaudit.emulator import Fault, FakeAWS
+from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.evaluate import evaluate
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.model import Inventory, Result, Severity, Status
