@@ -1,0 +1,293 @@
+"""The demo estate: seeded into moto, served by FakeAWS, read back over HTTP with boto3.
+
+The estate's records (and so its expected failures) are checked against what a client
+actually sees, resource by resource, so the expectations cannot drift from the served data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from rdsaudit.demo_estate import (
+    ALL_RULES,
+    DEMO_ACCOUNT,
+    DEMO_REGIONS,
+    PARTNER_ACCOUNT,
+    DemoEstate,
+    demo_environment,
+    seed_demo_estate,
+)
+from rdsaudit.emulator import FakeAWS
+from rdsaudit.model import ResourceType
+
+T = ResourceType
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[tuple[FakeAWS, DemoEstate]]:
+    with demo_environment() as env:
+        yield env
+
+
+def client(fake: FakeAWS, service: str, region: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=fake.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def listing(fake: FakeAWS, region: str, operation: str, key: str) -> list[dict[str, Any]]:
+    paginator = client(fake, "rds", region).get_paginator(operation)
+    return [item for page in paginator.paginate() for item in page[key]]
+
+
+def served(fake: FakeAWS) -> dict[str, tuple[T, dict[str, Any]]]:
+    """Every RDS resource the emulator serves, by its own ARN."""
+    out: dict[str, tuple[T, dict[str, Any]]] = {}
+    for region in DEMO_REGIONS:
+        for item in listing(fake, region, "describe_db_instances", "DBInstances"):
+            out[item["DBInstanceArn"]] = (T.DB_INSTANCE, item)
+        for item in listing(fake, region, "describe_db_clusters", "DBClusters"):
+            out[item["DBClusterArn"]] = (T.DB_CLUSTER, item)
+        for item in listing(fake, region, "describe_db_snapshots", "DBSnapshots"):
+            out[item["DBSnapshotArn"]] = (T.DB_SNAPSHOT, item)
+        for item in listing(fake, region, "describe_db_cluster_snapshots", "DBClusterSnapshots"):
+            out[item["DBClusterSnapshotArn"]] = (T.DB_CLUSTER_SNAPSHOT, item)
+        for item in listing(
+            fake, region, "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups"
+        ):
+            out[item["DBInstanceAutomatedBackupsArn"]] = (T.DB_AUTOMATED_BACKUP, item)
+        for item in listing(
+            fake, region, "describe_db_cluster_automated_backups", "DBClusterAutomatedBackups"
+        ):
+            out[item["DBClusterAutomatedBackupsArn"]] = (T.DB_AUTOMATED_BACKUP, item)
+    return out
+
+
+def test_estate_trips_every_rule_and_has_healthy_resources(
+    demo: tuple[FakeAWS, DemoEstate],
+) -> None:
+    _, estate = demo
+    assert estate.rules_tripped == ALL_RULES
+    assert estate.account_id == DEMO_ACCOUNT and estate.regions == ("us-east-1", "eu-west-1")
+    healthy = {r.id for r in estate.healthy}
+    assert {
+        "orders-db",
+        "orders-db-replica-1",
+        "orders-db-replica-eu",
+        "billing-aurora",
+        "eu-customers-db",
+        "orders-db-before-upgrade",
+        "billing-aurora-monthly",
+    } <= healthy
+    in_scope = [r for r in estate.resources if not r.excluded and r.cluster_id is None]
+    assert 40 <= len(in_scope) <= 80
+    assert {r.region for r in in_scope} == set(DEMO_REGIONS)
+    for resource in in_scope:
+        assert {"owner", "environment", "team"} <= {k for k, _ in resource.tags}, resource.id
+
+
+def test_expected_failures_are_consistent(demo: tuple[FakeAWS, DemoEstate]) -> None:
+    _, estate = demo
+    by_arn = {r.arn: r for r in estate.resources} | {k.arn: k for k in estate.keys}
+    assert len(estate.expected_failures) == len(estate.expected_failure_arns)
+    for rule, arn in estate.expected_failure_arns:
+        assert rule in ALL_RULES
+        item = by_arn[arn]
+        assert not getattr(item, "excluded", False)
+        assert getattr(item, "cluster_id", None) is None  # Aurora members: judged by cluster
+    fails = estate.expected_failures
+    # One named offender per rule (the headline cases the demo is built around).
+    for pair in [
+        ("instance-unencrypted", "legacy-reporting-mysql"),
+        ("instance-unencrypted", "legacy-reporting-mysql-ro"),
+        ("instance-unencrypted", "legacy-reporting-sqlexpress"),
+        ("cluster-unencrypted", "events-aurora"),
+        ("snapshot-unencrypted", "legacy-reporting-mysql-partner-share"),
+        ("cluster-snapshot-unencrypted", "events-aurora-pre-upgrade"),
+        ("snapshot-public", "legacy-reporting-mysql-pre-migration"),
+        ("key-unusable", "payments-db"),
+        ("key-unusable", "crm-db"),
+        ("key-unusable", "inventory-db"),
+        ("encryption-credentials-inaccessible", "payments-db"),
+        ("key-unverifiable", "partner-feed-db"),
+        ("cross-account-key", "partner-feed-db"),
+        ("encrypted-without-backups", "ledger-archive-db"),
+        ("replica-encryption-mismatch", "analytics-db-eu"),
+        ("replica-key-mismatch", "orders-db-replica-bi"),
+        ("key-region-mismatch", "marketing-db"),
+        ("aws-managed-key", "wiki-db"),
+        ("aws-owned-key", "search-aurora"),
+        ("key-rotation-disabled", estate.key("analytics").key_id),
+        ("automated-backup-unencrypted", "cab-oldeventsaurora2024q1"),
+    ]:
+        assert pair in fails, pair
+    assert not [p for p in fails if p[1] in {"orders-db", "billing-aurora", "docs-docdb"}]
+    retained = [r for r in estate.of_type(T.DB_AUTOMATED_BACKUP) if r.source_id == "old-billing-db"]
+    assert [("automated-backup-unencrypted", r.id) in fails for r in retained] == [True]
+
+
+def test_served_resources_match_the_estate_records(demo: tuple[FakeAWS, DemoEstate]) -> None:
+    fake, estate = demo
+    seen = served(fake)
+    assert set(seen) == {r.arn for r in estate.resources}
+    for resource in estate.resources:
+        kind, item = seen[resource.arn]
+        assert kind == resource.type, resource.id
+        encrypted = item.get("StorageEncrypted", item.get("Encrypted"))
+        assert encrypted is resource.encrypted, resource.id
+        assert item.get("KmsKeyId") == resource.kms_key_arn or not resource.encrypted, resource.id
+        if "StorageEncryptionType" in item:
+            assert item["StorageEncryptionType"] == resource.encryption_type, resource.id
+        else:
+            assert resource.encryption_type == ("sse-kms" if resource.encrypted else "none")
+        if resource.type == T.DB_INSTANCE:
+            assert item["DBInstanceIdentifier"] == resource.id
+            assert item["DBInstanceStatus"] == resource.status
+            assert item.get("DBClusterIdentifier") == resource.cluster_id
+            assert item.get("ReadReplicaSourceDBInstanceIdentifier") == resource.replica_source
+            if resource.cluster_id is None:
+                assert item["BackupRetentionPeriod"] == resource.backup_retention
+        if resource.type == T.DB_CLUSTER:
+            assert item["Status"] == "available"
+            assert item["Engine"] == resource.engine
+        if resource.type in (T.DB_SNAPSHOT, T.DB_CLUSTER_SNAPSHOT):
+            assert item["SnapshotType"] == resource.snapshot_type, resource.id
+        if resource.type == T.DB_AUTOMATED_BACKUP:
+            assert item["Status"] == resource.status
+            assert item["BackupRetentionPeriod"] == resource.backup_retention
+            assert item["Region"] == resource.region
+
+
+def test_headline_field_values_over_http(demo: tuple[FakeAWS, DemoEstate]) -> None:
+    fake, estate = demo
+    rds = client(fake, "rds", "us-east-1")
+    (payments,) = rds.describe_db_instances(DBInstanceIdentifier="payments-db")["DBInstances"]
+    assert payments["DBInstanceStatus"] == "inaccessible-encryption-credentials-recoverable"
+    assert payments["KmsKeyId"] == estate.key("payments").arn
+    (sqlexpress,) = rds.describe_db_instances(DBInstanceIdentifier="legacy-reporting-sqlexpress")[
+        "DBInstances"
+    ]
+    assert sqlexpress["Engine"] == "sqlserver-ex" and sqlexpress["StorageEncrypted"] is False
+    (marketing,) = rds.describe_db_instances(DBInstanceIdentifier="marketing-db")["DBInstances"]
+    assert marketing["KmsKeyId"].startswith("arn:aws:kms:eu-west-1:")
+    (partner,) = rds.describe_db_instances(DBInstanceIdentifier="partner-feed-db")["DBInstances"]
+    assert ":999999999999:key/" in partner["KmsKeyId"]
+
+    clusters = {c["DBClusterIdentifier"]: c for c in rds.describe_db_clusters()["DBClusters"]}
+    search = clusters["search-aurora"]
+    assert search["StorageEncrypted"] is True
+    assert search["StorageEncryptionType"] == "sse-rds" and "KmsKeyId" not in search
+    assert clusters["docs-docdb"]["Engine"] == "docdb"
+    assert clusters["events-aurora"]["StorageEncrypted"] is False
+    assert sorted(
+        m["DBInstanceIdentifier"] for m in clusters["billing-aurora"]["DBClusterMembers"]
+    ) == [
+        "billing-aurora-1",
+        "billing-aurora-2",
+    ]
+
+    eu = client(fake, "rds", "eu-west-1")
+    (replica_eu,) = eu.describe_db_instances(DBInstanceIdentifier="orders-db-replica-eu")[
+        "DBInstances"
+    ]
+    assert replica_eu["KmsKeyId"] == estate.key("eu-orders").arn
+    assert replica_eu["ReadReplicaSourceDBInstanceIdentifier"] == estate.resource("orders-db").arn
+    (drifted,) = eu.describe_db_instances(DBInstanceIdentifier="analytics-db-eu")["DBInstances"]
+    assert drifted["StorageEncrypted"] is False and "KmsKeyId" not in drifted
+
+    public = rds.describe_db_snapshot_attributes(
+        DBSnapshotIdentifier="legacy-reporting-mysql-pre-migration"
+    )["DBSnapshotAttributesResult"]["DBSnapshotAttributes"]
+    assert public == [{"AttributeName": "restore", "AttributeValues": ["all"]}]
+    shared = rds.describe_db_snapshot_attributes(
+        DBSnapshotIdentifier="legacy-reporting-mysql-partner-share"
+    )["DBSnapshotAttributesResult"]["DBSnapshotAttributes"]
+    assert shared == [{"AttributeName": "restore", "AttributeValues": [PARTNER_ACCOUNT]}]
+
+    (old_events,) = rds.describe_db_cluster_automated_backups()["DBClusterAutomatedBackups"]
+    assert old_events["DBClusterIdentifier"] == "old-events-aurora"
+    assert old_events["StorageEncrypted"] is False and old_events["Status"] == "retained"
+    backups = {
+        b["DBInstanceIdentifier"]: b
+        for b in rds.describe_db_instance_automated_backups()["DBInstanceAutomatedBackups"]
+    }
+    assert backups["old-billing-db"]["Status"] == "retained"
+    assert backups["old-billing-db"]["Encrypted"] is False
+    assert backups["old-audit-db"]["KmsKeyId"] == estate.key("orders").arn
+    assert "ledger-archive-db" not in backups  # retention 0: no automated backups
+    assert not any(i.startswith("billing-aurora-") for i in backups)  # Aurora members
+
+
+def test_kms_keys_over_http(demo: tuple[FakeAWS, DemoEstate]) -> None:
+    fake, estate = demo
+    kms = client(fake, "kms", "us-east-1")
+    for key in estate.keys:
+        region_kms = client(fake, "kms", key.region)
+        if key.state in ("denied", "missing"):
+            with pytest.raises(ClientError) as info:
+                region_kms.describe_key(KeyId=key.arn)
+            code = info.value.response["Error"]["Code"]
+            assert (
+                code
+                == {"denied": "AccessDeniedException", "missing": "NotFoundException"}[key.state]
+            )
+            assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            continue
+        meta = region_kms.describe_key(KeyId=key.arn)["KeyMetadata"]
+        assert (meta["KeyState"], meta["KeyManager"]) == (key.state, key.manager), key.name
+        rotation = region_kms.get_key_rotation_status(KeyId=key.arn)["KeyRotationEnabled"]
+        assert rotation is key.rotation, key.name
+        if key.state == "PendingDeletion":
+            assert "DeletionDate" in meta
+    with pytest.raises(ClientError) as denied:
+        kms.get_key_rotation_status(KeyId=estate.key("partner").arn)
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+    aliases = {
+        a["AliasName"]: a.get("TargetKeyId")
+        for page in kms.get_paginator("list_aliases").paginate()
+        for a in page["Aliases"]
+    }
+    assert aliases["alias/aws/rds"] == estate.key("aws-rds").key_id
+    assert aliases["alias/analytics"] == estate.key("analytics").key_id
+
+
+def test_seeding_refuses_to_run_without_moto() -> None:
+    with pytest.raises(RuntimeError, match="mock_aws"):
+        seed_demo_estate()
+
+
+def test_demo_environment_serves_with_latency_and_cleans_up() -> None:
+    from moto.rds.models import rds_backends
+
+    with demo_environment(latency=0.05) as (fake, estate):
+        endpoint = fake.endpoint_url
+        assert fake.latency == 0.05
+        assert client(fake, "rds", "us-east-1").describe_db_instances(
+            DBInstanceIdentifier="orders-db"
+        )["DBInstances"]
+        assert estate.resource("orders-db").encrypted
+    with pytest.raises(RuntimeError):
+        _ = fake.endpoint_url
+    dead = boto3.client(
+        "rds",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"total_max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(Exception):  # noqa: B017 - any connection failure will do
+        dead.describe_db_instances()
+    # moto's state was wiped on exit (checked without starting a mock, which would reset it)
+    assert not rds_backends[DEMO_ACCOUNT]["us-east-1"].databases
