@@ -218,3 +218,20 @@ def test_unknown_profile_and_region_exit_2() -> None:
     line = one_line_error(run("scan", "--regions", "mars-north-1", env={
         "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}))
     assert "mars-north-1" in line
+
+
+def test_a_bug_is_exit_4_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import rdsaudit.evaluate
+    from rdsaudit.cli import main
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("rule exploded")
+
+    monkeypatch.setattr(rdsaudit.evaluate, "evaluate", broken)
+    path = save(tmp_path, inventory(instance()))
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", str(path)])
+    assert exit_.value.code == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: rule exploded" in err
