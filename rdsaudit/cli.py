@@ -8,7 +8,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -88,23 +88,34 @@ def _publish(staged: list[tuple[Path, Path]]) -> None:
         os.replace(tmp, path)
 
 
-def _emit_reports(result: Result, policy: Policy, formats: list[str],
-                  output_dir: Path | None) -> list[Path]:
-    from rdsaudit.report import FORMATS, report_document
+@dataclass(frozen=True)
+class Outputs:
+    """What to write and how to gate: the options `scan`, `evaluate` and `demo` share."""
 
-    doc = report_document(result, policy.fail_on)
-    rendered = {name: FORMATS[name].render(doc) for name in formats}
-    if output_dir is None:
-        click.echo(rendered[formats[0]], nl=False)
+    formats: list[str]
+    output_dir: Path | None
+    exit_zero: bool
+    quiet: bool
+    baseline: Path | None = None
+    fail_on_new: bool = False
+    history: Path | None = None  # None: do not record
+
+
+def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
+    from rdsaudit.report import FORMATS
+
+    rendered = {name: FORMATS[name].render(doc) for name in out.formats}
+    if out.output_dir is None:
+        click.echo(rendered[out.formats[0]], nl=False)
         return []
-    files = {output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}": text
+    files = {out.output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}": text
              for name, text in rendered.items()}
     try:
         # All formats are staged before any is renamed into place: an interruption leaves
         # either the previous reports or the complete new set, never a mix.
         _publish(_stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write reports to {output_dir}: "
+        raise InputProblem(f"cannot write reports to {out.output_dir}: "
                            f"{exc.strerror or exc}") from None
     return list(files)
 
@@ -131,18 +142,56 @@ def _summary_line(result: Result, code: ExitCode) -> str:
     return "rdsaudit: " + "; ".join(parts) + f"; exit {int(code)}"
 
 
-def _finish(result: Result, policy: Policy, formats: list[str], output_dir: Path | None,
-            exit_zero: bool, quiet: bool) -> int:
-    written = _emit_reports(result, policy, formats, output_dir)
-    code = gate(result, policy.fail_on)
-    if not quiet:
+def _finish(result: Result, policy: Policy, out: Outputs) -> int:
+    from rdsaudit.report import report_document
+
+    if out.baseline is not None:
+        result = _with_baseline(result, out.baseline)
+    doc = report_document(result, policy.fail_on, out.fail_on_new)
+    if out.history is not None:
+        doc["history"] = _record_history(out.history, doc)
+    written = _emit_reports(doc, out)
+    code = gate(result, policy.fail_on, out.fail_on_new)
+    if not out.quiet:
         for error in result.inventory.errors:
             click.echo(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
                        f"{error.operation}: {error.code}: {error.message}", err=True)
+        for waiver in result.waivers:
+            if waiver.state != "active":
+                click.echo(f"rdsaudit: warning: {waiver.state} waiver: rule {waiver.rule}, "
+                           f"resource {waiver.resource} (owner {waiver.owner}, expires "
+                           f"{waiver.expires})", err=True)
+        if result.baseline is not None:
+            b = result.baseline
+            click.echo(f"rdsaudit: against {b.source}: {b.new} new, {b.unchanged} unchanged, "
+                       f"{len(b.resolved)} resolved failure(s)", err=True)
         for path in written:
             click.echo(f"rdsaudit: wrote {path}", err=True)
         click.echo(_summary_line(result, code), err=True)
-    return ExitCode.COMPLIANT if exit_zero else code
+    return ExitCode.COMPLIANT if out.exit_zero else code
+
+
+def _with_baseline(result: Result, path: Path) -> Result:
+    from rdsaudit.baseline import apply_baseline
+    from rdsaudit.reportfile import ReportProblem, load_report
+
+    try:
+        previous = load_report(path)
+    except ReportProblem as exc:
+        raise InputProblem(f"--baseline: {exc}") from None
+    return apply_baseline(result, previous, path.name)
+
+
+def _record_history(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Store this scan and return the recent ones (oldest first) for the trend."""
+    from rdsaudit.history import HistoryProblem, open_history, recent, record
+
+    try:
+        with open_history(path) as db:
+            record(db, doc)
+            return recent(db, 30)
+    except HistoryProblem as exc:
+        raise InputProblem(str(exc)) from None
 
 
 def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
@@ -160,7 +209,8 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
 
 _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
-                 help="Report format(s), comma-separated: json (default)."),
+                 help="Report format(s), comma-separated: json (default), html, csv, junit, "
+                      "sarif."),
     click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
                       "stdout)."),
@@ -169,9 +219,14 @@ _common_output = [
     click.option("--exit-zero", is_flag=True, help="Always exit 0 once the reports are written."),
     click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config: require_customer_managed_key, min_backup_retention_days, "
-                      "regions, fail_on, target_keys."),
+                      "regions, fail_on, target_keys, [[waivers]]."),
     click.option("--target-key", "target_keys", multiple=True, metavar="KEY_ARN",
                  help="KMS key ARN to encrypt with in remediation plans (one per region)."),
+    click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+                 help="A previous JSON report: mark each failure new or unchanged, list the "
+                      "resolved ones."),
+    click.option("--fail-on-new", is_flag=True,
+                 help="Gate only on failures that are new against --baseline."),
     click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr."),
 ]
 
@@ -180,6 +235,17 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_common_output):
         fn = option(fn)
     return fn
+
+
+def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool, quiet: bool,
+             baseline: Path | None, fail_on_new: bool,
+             history: Path | None = None) -> Outputs:
+    names = _formats(formats)
+    if len(names) > 1 and output_dir is None:
+        raise InputProblem("several formats need --output-dir")
+    if fail_on_new and baseline is None:
+        raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
+    return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -192,29 +258,68 @@ def cli() -> None:
 @click.option("--profile", help="AWS profile (default: the standard credential chain).")
 @click.option("--regions", multiple=True, metavar="R[,R…]",
               help="Regions to scan, comma-separated; 'all' (default): every enabled region.")
+@click.option("--accounts", multiple=True, metavar="ID[,ID…]",
+              help="Scan these accounts through --role-name / --role-arn.")
+@click.option("--organization", is_flag=True,
+              help="Scan every active account of the AWS Organization (run from the "
+                   "management or a delegated administrator account).")
+@click.option("--role-name", help="Role to assume in each account (e.g. rdsaudit-read-only).")
+@click.option("--role-arn", metavar="TEMPLATE",
+              help="Role ARN template with {account_id}, instead of --role-name.")
+@click.option("--external-id", help="ExternalId for the role assumption.")
+@click.option("--session-duration", type=click.IntRange(900, 43200), default=3600,
+              show_default=True, help="Seconds the assumed-role session lasts.")
+@click.option("--account-workers", type=click.IntRange(1, 32), default=4, show_default=True,
+              help="Accounts scanned at once.")
 @click.option("--max-attempts", type=click.IntRange(1, 20), default=5, show_default=True,
               help="Attempts per AWS call, first one included (botocore standard retries).")
 @click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True,
-              help="AWS calls in flight at most.")
+              help="AWS calls in flight at most, per account.")
 @click.option("--save-inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save what was collected, for `rdsaudit evaluate`.")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Scan history database (default: the user data directory).")
+@click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
 @_with_output_options
-def scan(profile: str | None, regions: tuple[str, ...], max_attempts: int, workers: int,
-         save_inventory: Path | None, formats: tuple[str, ...], output_dir: Path | None,
-         fail_on: str | None, exit_zero: bool, config: Path | None,
-         target_keys: tuple[str, ...], quiet: bool) -> int:
-    """Scan an AWS account's RDS estate in every enabled region."""
+def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...],
+         organization: bool, role_name: str | None, role_arn: str | None,
+         external_id: str | None, session_duration: int, account_workers: int,
+         max_attempts: int, workers: int, save_inventory: Path | None,
+         history_path: Path | None, no_history: bool, formats: tuple[str, ...],
+         output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
+         target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
+         quiet: bool) -> int:
+    """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-    from rdsaudit.collect import CredentialsProblem, RegionProblem, ScanRequest
+    from rdsaudit.collect import (
+        AccountsProblem,
+        AccountsRequest,
+        CredentialsProblem,
+        RegionProblem,
+        ScanRequest,
+    )
     from rdsaudit.collect import scan as collect
 
-    names = _formats(formats)
-    if len(names) > 1 and output_dir is None:
-        raise InputProblem("several formats need --output-dir")
+    history = None
+    if not no_history:
+        from rdsaudit.history import default_path
+
+        history = history_path or default_path()
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
     policy = _policy(config, fail_on, target_keys)
     wanted = _split(regions) or list(policy.regions) or None
+    account_ids = _split(accounts)
+    bad = [a for a in account_ids if not (a.isdigit() and len(a) == 12)]
+    if bad:
+        raise InputProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
+    if (account_ids or organization) and not (role_name or role_arn):
+        raise InputProblem("--accounts and --organization need --role-name or --role-arn")
+    if role_arn and "{account_id}" not in role_arn:
+        raise InputProblem("--role-arn must contain {account_id}")
+    request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
+                                       external_id, session_duration, account_workers)
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound as exc:
@@ -224,18 +329,17 @@ def scan(profile: str | None, regions: tuple[str, ...], max_attempts: int, worke
     progress = _progress_printer(quiet)
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
-                                                 workers=workers), progress)
-    except (CredentialsProblem, RegionProblem) as exc:
+                                                 workers=workers, accounts=request_accounts),
+                            progress)
+    except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
         raise InputProblem(str(exc)) from None
     finally:
         if progress is not None:
             click.echo("", err=True)
-    return _judge_and_report(inventory, policy, names, output_dir, exit_zero, quiet,
-                             save_inventory)
+    return _judge_and_report(inventory, policy, out, save_inventory)
 
 
-def _judge_and_report(inventory: Inventory, policy: Policy, names: list[str],
-                      output_dir: Path | None, exit_zero: bool, quiet: bool,
+def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
                       save_inventory: Path | None = None) -> int:
     from rdsaudit.evaluate import evaluate
     from rdsaudit.serialize import dump_inventory
@@ -245,8 +349,7 @@ def _judge_and_report(inventory: Inventory, policy: Policy, names: list[str],
             _write_atomically(save_inventory, dump_inventory(inventory))
         except OSError as exc:
             raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
-    result = evaluate(inventory, policy)
-    return _finish(result, policy, names, output_dir, exit_zero, quiet)
+    return _finish(evaluate(inventory, policy), policy, out)
 
 
 @cli.command("evaluate")
@@ -254,19 +357,18 @@ def _judge_and_report(inventory: Inventory, policy: Policy, names: list[str],
 @_with_output_options
 def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Path | None,
                  fail_on: str | None, exit_zero: bool, config: Path | None,
-                 target_keys: tuple[str, ...], quiet: bool) -> int:
+                 target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
+                 quiet: bool) -> int:
     """Judge a saved inventory again, offline (no AWS calls)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
-    names = _formats(formats)
-    if len(names) > 1 and output_dir is None:
-        raise InputProblem("several formats need --output-dir")
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
     policy = _policy(config, fail_on, target_keys)
     try:
         inventory = load_inventory(inventory_file)
     except InventoryProblem as exc:
         raise InputProblem(str(exc)) from None
-    return _judge_and_report(inventory, policy, names, output_dir, exit_zero, quiet)
+    return _judge_and_report(inventory, policy, out)
 
 
 @cli.command()
@@ -286,7 +388,6 @@ def demo(output_dir: Path, quiet: bool) -> int:
     from rdsaudit.collect import scan as collect
     from rdsaudit.report import FORMATS
 
-    policy = Policy()
     with demo_environment() as (fake, _estate):
         # The emulator accepts any credentials; these are not secrets.
         session = boto3.Session(aws_access_key_id="demo",
@@ -298,11 +399,52 @@ def demo(output_dir: Path, quiet: bool) -> int:
         inventory = collect(session, ScanRequest(regions=list(DEMO_REGIONS),
                                                  endpoint_url=fake.endpoint_url),
                             _progress_printer(quiet))
-    code = _judge_and_report(inventory, policy, list(FORMATS), output_dir, exit_zero=True,
-                             quiet=quiet)
+    # The demo gates nothing (exit 0) and keeps no history: it is a demonstration.
+    out = Outputs(list(FORMATS), output_dir, exit_zero=True, quiet=quiet)
+    code = _judge_and_report(inventory, Policy(), out)
     if not quiet:
-        click.echo(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.json')}", err=True)
+        click.echo(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}", err=True)
     return code
+
+
+@cli.command("history")
+@click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Scan history database (default: the user data directory).")
+@click.option("--limit", type=click.IntRange(1, 10000), default=20, show_default=True)
+@click.option("--prune", type=click.IntRange(0, 36500), metavar="DAYS",
+              help="Delete scans older than DAYS days instead of listing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scans as JSON.")
+def history_cmd(history_path: Path | None, limit: int, prune: int | None,
+                as_json: bool) -> None:
+    """List past scans with failures by severity and account, or prune old ones."""
+    from rdsaudit.history import HistoryProblem, default_path, open_history, recent
+    from rdsaudit.history import prune as prune_scans
+
+    path = history_path or default_path()
+    if not path.exists():
+        raise InputProblem(f"{path}: no scan history yet (scans record it unless --no-history)")
+    try:
+        with open_history(path) as db:
+            if prune is not None:
+                removed = prune_scans(db, prune)
+                click.echo(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
+                           f"from {path}", err=True)
+                return
+            scans = recent(db, limit)
+    except HistoryProblem as exc:
+        raise InputProblem(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(scans, indent=2))
+        return
+    click.echo(f"{'FINISHED':<21} {'ACCOUNTS':>8} {'RESOURCES':>9} {'FAIL':>5} {'CRIT':>5} "
+               f"{'HIGH':>5} {'MED':>5} {'LOW':>5} {'INFO':>5} {'ERR':>4}  EXIT  BY ACCOUNT")
+    for s in scans:
+        sev = s["failures_by_severity"]
+        accounts = ", ".join(f"{a}:{n}" for a, n in s["failures_by_account"].items())
+        click.echo(f"{s['finished_at']:<21} {len(s['accounts']):>8} {s['resources']:>9} "
+                   f"{s['fail']:>5} {sev['critical']:>5} {sev['high']:>5} {sev['medium']:>5} "
+                   f"{sev['low']:>5} {sev['info']:>5} {s['errors']:>4}  {s['exit_code']:>4}  "
+                   f"{accounts}")
 
 
 @cli.command()

@@ -14,10 +14,12 @@ from rdsaudit.model import (
     ResourceType,
     Result,
     Status,
+    WaiverReport,
 )
 from rdsaudit.plan import remediation_for
 from rdsaudit.policy import Policy
 from rdsaudit.rules import RULES, Context
+from rdsaudit.waivers import apply_waivers
 
 
 def _ref(subject: Resource | KmsKey) -> ResourceRef:
@@ -59,4 +61,12 @@ def evaluate(inventory: Inventory, policy: Policy) -> Result:
         (arn, tuple(sorted(r.arn for r in resources)))
         for arn, resources in sorted(ctx.keys_in_use.items())
     )
-    return Result(inventory, tuple(findings), users)
+    judged, outcomes = apply_waivers(findings, policy.waivers, ctx.now.date())
+    waivers = tuple(
+        WaiverReport(rule=o.waiver.rule, resource=o.waiver.resource, reason=o.waiver.reason,
+                     owner=o.waiver.owner, expires=o.waiver.expires.isoformat(),
+                     state=o.state.value, matched=o.matched, account=o.waiver.account,
+                     region=o.waiver.region)
+        for o in outcomes
+    )
+    return Result(inventory, judged, users, waivers)

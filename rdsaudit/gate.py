@@ -16,8 +16,11 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
-def gate(result: Result, fail_on: Severity) -> ExitCode:
-    if any(f.status is Status.FAIL and f.severity >= fail_on for f in result.findings):
+def gate(result: Result, fail_on: Severity, only_new: bool = False) -> ExitCode:
+    """Waived findings never fail the gate; with `only_new`, nor do baseline ones."""
+    if any(f.status is Status.FAIL and f.severity >= fail_on
+           and (not only_new or f.baseline != "unchanged")
+           for f in result.findings):
         return ExitCode.FAILED
     if result.inventory.errors:
         return ExitCode.INCOMPLETE

@@ -230,6 +230,42 @@ class Finding:
     remediation: Remediation | None = None
     waiver: Waiver | None = None
     tags: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    baseline: str | None = None  # "new" | "unchanged" against --baseline; None without one
+
+
+@dataclass(frozen=True)
+class WaiverReport:
+    """A configured waiver and what became of it in this evaluation."""
+
+    rule: str
+    resource: str
+    reason: str
+    owner: str
+    expires: str
+    state: str  # active | stale | expired
+    matched: int
+    account: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedFinding:
+    """A failure of the baseline report that no longer fails."""
+
+    rule_id: str
+    resource_arn: str
+    resource_id: str
+    account_id: str
+    region: str
+    severity: str
+
+
+@dataclass(frozen=True)
+class BaselineReport:
+    source: str
+    new: int
+    unchanged: int
+    resolved: tuple[ResolvedFinding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,3 +276,5 @@ class Result:
     findings: tuple[Finding, ...]
     # Key ARN -> ARNs of the judged resources that depend on it (the key view).
     key_users: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    waivers: tuple[WaiverReport, ...] = ()
+    baseline: BaselineReport | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rdsaudit.model import Severity
+from rdsaudit.waivers import WaiverProblem, WaiverRule, parse_waivers
 
 
 class ConfigProblem(ValueError):
@@ -23,10 +24,11 @@ class Policy:
     fail_on: Severity = Severity.LOW
     # Region -> key ARN used as the encryption target in remediation plans.
     target_keys: Mapping[str, str] = field(default_factory=dict)
+    waivers: tuple[WaiverRule, ...] = ()
 
 
 _KNOWN = {"require_customer_managed_key", "min_backup_retention_days", "regions", "fail_on",
-          "target_keys"}
+          "target_keys", "waivers"}
 
 
 def load_policy(path: Path) -> Policy:
@@ -79,4 +81,11 @@ def policy_from_mapping(raw: Mapping[str, Any], source: str) -> Policy:
             raise ConfigProblem(
                 f"{source}: target_keys must map region names to KMS key ARNs")
         values["target_keys"] = dict(value)
+    if "waivers" in raw:
+        from rdsaudit.rules import RULES
+
+        try:
+            values["waivers"] = parse_waivers(raw["waivers"], source, list(RULES))
+        except WaiverProblem as exc:
+            raise ConfigProblem(str(exc)) from None
     return Policy(**{**policy.__dict__, **values})

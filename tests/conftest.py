@@ -58,3 +58,15 @@ def session(moto: None, paged: PagedAnswers, faults: FaultHook) -> boto3.Session
     paged.install(s)
     faults.install(s)
     return s
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Scan history goes to the user data directory: keep the suite's out of the real one."""
+    old = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("xdg-data"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = old

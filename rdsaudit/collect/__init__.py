@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
 from botocore.exceptions import NoCredentialsError
 
 from rdsaudit.arns import partition_of_region
+from rdsaudit.collect.accounts import (
+    AccountsProblem,
+    AccountsRequest,
+    assume,
+    organization_accounts,
+    unique,
+)
 from rdsaudit.collect.aws import (
     AWS_FAILURES,
     AwsClients,
     CallCounter,
+    Failure,
     describe_failure,
     retry_config,
 )
-from rdsaudit.collect.scan import AccountScanner, ProgressFn, utcnow
-from rdsaudit.model import CollectionError, Inventory, ScanInfo
+from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn, utcnow
+from rdsaudit.model import CollectionError, Inventory, KeyLookup, KmsKey, ScanInfo
 
 DEFAULT_HOME_REGION = "us-east-1"
 
@@ -38,6 +47,7 @@ class ScanRequest:
     endpoint_url: str | None = None
     workers: int = 16
     read_timeout: float = 30  # seconds; tests shorten it to exercise timeouts quickly
+    accounts: AccountsRequest = field(default_factory=AccountsRequest)
 
 
 def home_region(session: boto3.Session, regions: Sequence[str] | None) -> str:
@@ -113,36 +123,80 @@ def resolve_regions(session: boto3.Session, requested: Sequence[str] | None,
 
 def scan(session: boto3.Session, request: ScanRequest,
          progress: ProgressFn | None = None) -> Inventory:
+    """Scan the caller's account, or every account of `request.accounts`, concurrently."""
     started = utcnow()
     home = home_region(session, request.regions)
     partition = partition_of_region(home)
     explicit = resolve_regions(session, request.regions, partition)
     counter = CallCounter()
-    account_id = caller_account(session, home, request.endpoint_url, counter)
-    clients = AwsClients(session, max_attempts=request.max_attempts,
-                         endpoint_url=request.endpoint_url, pool=request.workers,
-                         counter=counter, read_timeout=request.read_timeout)
-    errors: list[CollectionError] = []
-    if explicit is None:
-        regions, errors = enabled_regions(clients, home, partition, account_id)
+    caller = caller_account(session, home, request.endpoint_url, counter)
+    targets = [caller]
+    if request.accounts.multi:
+        listed = (organization_accounts(session, home, request.endpoint_url, counter)
+                  if request.accounts.organization else [])
+        targets = unique([*request.accounts.accounts, *listed])
+
+    def one(account_id: str) -> AccountScan | CollectionError:
+        account_session = session
+        if account_id != caller:
+            assumed = assume(session, request.accounts, account_id, partition, home,
+                             request.endpoint_url, counter)
+            if isinstance(assumed, Failure):
+                return CollectionError(account_id, home, "sts", "AssumeRole", assumed.code,
+                                       assumed.message)
+            account_session = assumed
+        clients = AwsClients(account_session, max_attempts=request.max_attempts,
+                             endpoint_url=request.endpoint_url, pool=request.workers,
+                             counter=counter, read_timeout=request.read_timeout)
+        errors: list[CollectionError] = []
+        if explicit is None:
+            regions, errors = enabled_regions(clients, home, partition, account_id)
+        else:
+            regions = explicit
+        result = AccountScanner(clients, account_id, regions, workers=request.workers,
+                                progress=progress if len(targets) == 1 else None).run()
+        return replace(result, errors=tuple(errors) + result.errors)
+
+    if len(targets) == 1:
+        outcomes = [one(targets[0])]
     else:
-        regions = explicit
-    result = AccountScanner(clients, account_id, regions, workers=request.workers,
-                            progress=progress).run()
+        with ThreadPoolExecutor(min(request.accounts.workers, len(targets)),
+                                thread_name_prefix="rdsaudit-account") as pool:
+            outcomes = list(pool.map(one, targets))
+    scans = [o for o in outcomes if isinstance(o, AccountScan)]
+    denied = [o for o in outcomes if isinstance(o, CollectionError)]
     calls, retries = counter.snapshot()
+    regions_seen = sorted({r for s in scans for r in s.regions}) if scans else list(
+        explicit or [])
     return Inventory(
         scan=ScanInfo(
             started_at=started,
             finished_at=utcnow(),
-            accounts=(account_id,),
-            regions=tuple(regions),
+            accounts=tuple(targets),
+            regions=tuple(regions_seen),
             api_calls=calls,
             retries=retries,
-            skipped_regions=result.skipped,
+            skipped_regions=tuple(x for s in scans for x in s.skipped),
         ),
-        resources=result.resources,
-        keys=result.keys,
-        aliases=result.aliases,
-        shares=result.shares,
-        errors=tuple(errors) + result.errors,
+        resources=tuple(r for s in scans for r in s.resources),
+        keys=_merge_keys(scans),
+        aliases=tuple(a for s in scans for a in s.aliases),
+        shares=tuple(x for s in scans for x in s.shares),
+        errors=tuple(denied) + tuple(e for s in scans for e in s.errors),
     )
+
+
+def _merge_keys(scans: Sequence[AccountScan]) -> tuple[KmsKey, ...]:
+    """One record per key ARN: two accounts may use the same (cross-account) key; keep the
+    look-up that succeeded if one did."""
+    merged: dict[str, KmsKey] = {}
+    for account_scan in scans:
+        for key in account_scan.keys:
+            held = merged.get(key.arn)
+            if held is None or (held.lookup is not KeyLookup.OK and key.lookup is KeyLookup.OK):
+                merged[key.arn] = key
+    return tuple(sorted(merged.values(), key=lambda k: k.arn))
+
+
+__all__ = ["AccountsProblem", "AccountsRequest", "CredentialsProblem", "RegionProblem",
+           "ScanRequest", "scan"]

@@ -6,8 +6,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rdsaudit.report.csv import render_csv
 from rdsaudit.report.document import report_document
+from rdsaudit.report.html import render_html
 from rdsaudit.report.json import render_json
+from rdsaudit.report.junit import render_junit
+from rdsaudit.report.sarif import render_sarif
 
 Document = Mapping[str, Any]
 
@@ -21,6 +25,10 @@ class Format:
 
 FORMATS: dict[str, Format] = {
     "json": Format("json", "json", render_json),
+    "html": Format("html", "html", render_html),
+    "csv": Format("csv", "csv", render_csv),
+    "junit": Format("junit", "xml", render_junit),
+    "sarif": Format("sarif", "sarif", render_sarif),
 }
 
 __all__ = ["FORMATS", "Document", "Format", "report_document"]

@@ -25,11 +25,13 @@ def _finding(f: Finding) -> dict[str, Any]:
         "remediation": to_data(f.remediation),
         "waiver": to_data(f.waiver),
         "tags": dict(f.tags),
+        "baseline": f.baseline,
     }
     return data
 
 
-def report_document(result: Result, fail_on: Severity = Severity.LOW) -> dict[str, Any]:
+def report_document(result: Result, fail_on: Severity = Severity.LOW,
+                    only_new: bool = False) -> dict[str, Any]:
     inv = result.inventory
     users = dict(result.key_users)
     aliases: dict[tuple[str, str, str], list[str]] = {}
@@ -48,8 +50,10 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW) -> dict[st
     by_severity = Counter(f.severity.label for f in failing)
     by_rule = Counter(f.rule_id for f in failing)
     by_region = Counter(f.resource.region for f in failing)
+    by_account = Counter(f.resource.account_id for f in failing)
     by_type = Counter(r.type.value for r in inv.resources)
-    exit_code = gate(result, fail_on)
+    exit_code = gate(result, fail_on, only_new)
+    waiver_states = Counter(w.state for w in result.waivers)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rdsaudit", "version": __version__},
@@ -65,6 +69,8 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW) -> dict[st
         "findings": [_finding(f) for f in result.findings],
         "errors": to_data(inv.errors),
         "keys": keys,
+        "waivers": to_data(result.waivers),
+        "baseline": to_data(result.baseline),
         "summary": {
             "complete": not inv.errors,
             "resources": dict(sorted(by_type.items())),
@@ -74,9 +80,13 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW) -> dict[st
                                      for s in sorted(Severity, reverse=True)},
             "failures_by_rule": dict(sorted(by_rule.items())),
             "failures_by_region": dict(sorted(by_region.items())),
+            "failures_by_account": dict(sorted(by_account.items())),
+            "waivers": {state: waiver_states.get(state, 0)
+                        for state in ("active", "stale", "expired")},
             "errors": len(inv.errors),
             "skipped_regions": len(inv.scan.skipped_regions),
             "fail_on": fail_on.label,
+            "fail_on_new": only_new,
             "exit_code": int(exit_code),
         },
     }

@@ -1,0 +1,123 @@
+"""The JUnit XML report: findings as test results, so a CI system shows them natively.
+
+One testsuite per rule, one testcase per rule x resource (`classname` = rule id, `name` =
+resource ARN): `<failure>` for fail, `<skipped>` for waived. Collection errors are testcases
+with `<error>` in a suite of their own, so an incomplete scan is never a green build.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rdsaudit.rules import RULES
+
+ERRORS_SUITE = "collection-errors"
+# Characters XML 1.0 cannot carry at all, even escaped; AWS text could still contain them.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def render_junit(doc: Mapping[str, Any]) -> str:
+    findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
+    errors: Sequence[Mapping[str, Any]] = doc.get("errors") or []
+    scan: Mapping[str, Any] = doc.get("scan") or {}
+    by_rule: dict[str, list[Mapping[str, Any]]] = {}
+    for f in findings:
+        by_rule.setdefault(str(f.get("rule_id")), []).append(f)
+    # Catalogue order first (stable across runs), then any rule the catalogue lacks.
+    rule_ids = [r for r in RULES if r in by_rule] + sorted(set(by_rule) - set(RULES))
+
+    root = ET.Element("testsuites", name="rdsaudit")
+    for rule_id in rule_ids:
+        suite = _suite(root, rule_id, scan)
+        for f in by_rule[rule_id]:
+            _finding_case(suite, rule_id, f)
+    if errors:
+        suite = _suite(root, ERRORS_SUITE, scan)
+        for e in errors:
+            _error_case(suite, e)
+    _count(root, root.findall("testsuite"))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _suite(root: ET.Element, name: str, scan: Mapping[str, Any]) -> ET.Element:
+    suite = ET.SubElement(root, "testsuite", name=name)
+    if scan.get("started_at"):
+        suite.set("timestamp", _clean(scan["started_at"]))
+    return suite
+
+
+def _finding_case(suite: ET.Element, rule_id: str, f: Mapping[str, Any]) -> None:
+    resource = f.get("resource") or {}
+    case = ET.SubElement(suite, "testcase", classname=_clean(rule_id),
+                         name=_clean(resource.get("arn") or resource.get("id") or "?"),
+                         time="0")
+    message = _clean(f.get("message") or "")
+    status = f.get("status")
+    if status == "fail":
+        failure = ET.SubElement(case, "failure", message=message,
+                                type=_clean(f.get("severity") or ""))
+        failure.text = _clean(_failure_text(f))
+    elif status == "waived":
+        waiver = f.get("waiver") or {}
+        reason = "waived"
+        if waiver.get("reason"):
+            reason += f": {waiver['reason']}"
+        details = [f"{k} {waiver[k]}" for k in ("owner", "expires") if waiver.get(k)]
+        if details:
+            reason += f" ({', '.join(details)})"
+        ET.SubElement(case, "skipped", message=_clean(reason))
+    if status != "fail" and message:
+        ET.SubElement(case, "system-out").text = message
+
+
+def _failure_text(f: Mapping[str, Any]) -> str:
+    lines = [str(f.get("message") or "")]
+    remediation = f.get("remediation") or {}
+    if remediation.get("summary"):
+        lines += ["", f"Remediation: {remediation['summary']}"]
+    for i, step in enumerate(remediation.get("steps") or [], 1):
+        lines.append(f"  {i}. {step.get('title', '')}" + (" (manual)" if step.get("manual")
+                                                          else ""))
+        if step.get("command"):
+            lines.append(f"     {step['command']}")
+    return "\n".join(lines)
+
+
+def _error_case(suite: ET.Element, e: Mapping[str, Any]) -> None:
+    call = f"{e.get('service')}:{e.get('operation')}"
+    case = ET.SubElement(suite, "testcase", classname=ERRORS_SUITE,
+                         name=_clean(f"{e.get('account_id')}/{e.get('region')} {call}"),
+                         time="0")
+    error = ET.SubElement(case, "error", message=_clean(str(e.get("message") or "")),
+                          type=_clean(str(e.get("code") or "")))
+    error.text = _clean(f"{call} failed in account {e.get('account_id')}, region "
+                        f"{e.get('region')}: {e.get('code')}: {e.get('message')}. "
+                        "The scan is incomplete: what this call would have returned is "
+                        "not in the report.")
+
+
+def _count(root: ET.Element, suites: list[ET.Element]) -> None:
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+    for suite in suites:
+        cases = suite.findall("testcase")
+        counts = {
+            "tests": len(cases),
+            "failures": sum(1 for c in cases if c.find("failure") is not None),
+            "errors": sum(1 for c in cases if c.find("error") is not None),
+            "skipped": sum(1 for c in cases if c.find("skipped") is not None),
+        }
+        for name, n in counts.items():
+            suite.set(name, str(n))
+            totals[name] += n
+        suite.set("time", "0")
+    for name, n in totals.items():
+        root.set(name, str(n))
+    root.set("time", "0")
+
+
+def _clean(value: Any) -> str:
+    return _NOT_XML.sub("\ufffd", str(value))

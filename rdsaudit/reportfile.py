@@ -1,0 +1,62 @@
+"""Read a JSON report written by rdsaudit (for `plan` and `--baseline`), strictly.
+
+A report is user input here: anything that is not a schema_version 1 report with
+well-formed findings is refused with one line naming the file and the first bad finding.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class ReportProblem(ValueError):
+    """A report file we cannot plan from (exit 2)."""
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReportProblem(f"{path}: cannot read report: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ReportProblem(f"{path}: not a JSON report: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(
+            doc.get("findings"), list):
+        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1)")
+    if not isinstance(doc.get("scan", {}), dict):
+        raise ReportProblem(f"{path}: scan is not an object")
+    for i, finding in enumerate(doc["findings"]):
+        problem = _finding_problem(finding)
+        if problem:
+            raise ReportProblem(f"{path}: findings[{i}]{problem}")
+    return doc
+
+
+def _finding_problem(finding: Any) -> str | None:
+    """What is wrong with one finding of a report, or None."""
+    if not isinstance(finding, dict):
+        return " is not a finding"
+    for name in ("rule_id", "status", "severity", "message"):
+        if not isinstance(finding.get(name), str):
+            return f".{name} is not a string"
+    resource = finding.get("resource")
+    if not isinstance(resource, dict) or not all(
+            isinstance(resource.get(k), str) for k in ("arn", "type", "id", "region",
+                                                       "account_id")):
+        return ".resource is not a resource"
+    remediation = finding.get("remediation")
+    if remediation is None:
+        return None
+    if not isinstance(remediation, dict) or not isinstance(remediation.get("summary"), str):
+        return ".remediation is not a remediation"
+    steps = remediation.get("steps", [])
+    if not isinstance(steps, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("title"), str)
+            and isinstance(s.get("command"), str | None)
+            and isinstance(s.get("manual", False), bool) for s in steps):
+        return ".remediation.steps is malformed"
+    return None
+
+
