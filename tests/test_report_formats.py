@@ -1,0 +1,239 @@
+"""Every registered format renders the same result: a format cannot be half-added.
+
+Also home of the hand-built scan the other report tests share (`sample_document`): a few
+resources judged by the real rules, with attacker-controlled names, tags and descriptions.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from html.parser import HTMLParser
+from typing import Any
+
+import pandas as pd
+
+from rdsaudit.evaluate import evaluate
+from rdsaudit.model import (
+    CollectionError,
+    EncryptionType,
+    Finding,
+    Inventory,
+    KeyLookup,
+    KmsAlias,
+    KmsKey,
+    Resource,
+    ResourceType,
+    Result,
+    RotationLookup,
+    ScanInfo,
+    SnapshotShare,
+    Status,
+    Waiver,
+)
+from rdsaudit.policy import Policy
+from rdsaudit.report import FORMATS, report_document
+
+ACCOUNT = "111111111111"
+OTHER_ACCOUNT = "222222222222"
+US, EU = "us-east-1", "eu-west-1"
+KEY_ROTATION_OFF = f"arn:aws:kms:{US}:{ACCOUNT}:key/aaaaaaaa-0000-4000-8000-000000000001"
+KEY_PENDING_DELETION = f"arn:aws:kms:{US}:{ACCOUNT}:key/bbbbbbbb-0000-4000-8000-000000000002"
+KEY_AWS_MANAGED = f"arn:aws:kms:{EU}:{ACCOUNT}:key/cccccccc-0000-4000-8000-000000000003"
+FINISHED_AT = "2026-01-01T00:05:00Z"
+DELETION_DATE = "2026-01-06T00:00:00Z"  # 4 days 23 h 55 min after the scan: 5 days left
+
+IMG_XSS = "<img src=x onerror=alert(1)>"
+SCRIPT_XSS = "</script><script>alert(1)</script>"
+HYPERLINK = '=HYPERLINK("http://x")'
+
+
+def _instance(name: str, region: str = US, **fields: Any) -> Resource:
+    values: dict[str, Any] = {
+        "type": ResourceType.DB_INSTANCE, "arn": f"arn:aws:rds:{region}:{ACCOUNT}:db:{name}",
+        "id": name, "region": region, "account_id": ACCOUNT, "encrypted": True,
+        "encryption_type": EncryptionType.SSE_KMS, "kms_key_id": None, "engine": "postgres",
+        "status": "available", "instance_class": "db.t3.micro", "backup_retention": 7,
+    }
+    values.update(fields)
+    return Resource(**values)
+
+
+def sample_inventory(*, errors: bool = True) -> Inventory:
+    snapshot_arn = f"arn:aws:rds:{US}:{ACCOUNT}:snapshot:plain-snap"
+    return Inventory(
+        scan=ScanInfo("2026-01-01T00:00:00Z", FINISHED_AT, (ACCOUNT,), (US, EU),
+                      api_calls=(("rds:DescribeDBInstances", 2),)),
+        resources=(
+            _instance("plain", encrypted=False, encryption_type=EncryptionType.NONE,
+                      tags=(("owner", IMG_XSS), ("env", HYPERLINK), ("team", SCRIPT_XSS))),
+            _instance("enc", kms_key_id=KEY_ROTATION_OFF, tags=(("owner", "team-a"),)),
+            _instance("doomed", kms_key_id=KEY_PENDING_DELETION,
+                      tags=(("environment", "production"),)),
+            _instance("managed", region=EU, kms_key_id=KEY_AWS_MANAGED),
+            Resource(ResourceType.DB_CLUSTER, f"arn:aws:rds:{US}:{ACCOUNT}:cluster:owned",
+                     "owned", US, ACCOUNT, True, EncryptionType.SSE_RDS, None,
+                     engine="aurora-postgresql", status="available"),
+            Resource(ResourceType.DB_SNAPSHOT, snapshot_arn, "plain-snap", US, ACCOUNT, False,
+                     EncryptionType.NONE, None, snapshot_type="manual", source_id="plain"),
+        ),
+        keys=(
+            KmsKey(KEY_ROTATION_OFF, US, ACCOUNT, KeyLookup.OK, "Enabled", "CUSTOMER",
+                   "AWS_KMS", SCRIPT_XSS, rotation=RotationLookup.OK, rotation_enabled=False),
+            KmsKey(KEY_PENDING_DELETION, US, ACCOUNT, KeyLookup.OK, "PendingDeletion",
+                   "CUSTOMER", "AWS_KMS", "retired app key", deletion_date=DELETION_DATE,
+                   rotation=RotationLookup.OK, rotation_enabled=False),
+            KmsKey(KEY_AWS_MANAGED, EU, ACCOUNT, KeyLookup.OK, "Enabled", "AWS", "AWS_KMS",
+                   "Default key that protects my RDS database volumes when no other key is "
+                   "defined"),
+        ),
+        aliases=(KmsAlias("alias/aws/rds", EU, ACCOUNT, "cccccccc-0000-4000-8000-000000000003"),),
+        shares=(SnapshotShare(snapshot_arn, ("all",)),),
+        errors=(
+            CollectionError(ACCOUNT, EU, "rds", "DescribeDBSnapshots", "AccessDenied",
+                            f"User is not authorized {IMG_XSS}"),
+        ) if errors else (),
+    )
+
+
+def sample_result(*, errors: bool = True) -> Result:
+    """The sample scan judged by the real rules, with the aws-owned-key failure waived."""
+    result = evaluate(sample_inventory(errors=errors), Policy())
+    findings: list[Finding] = []
+    for f in result.findings:
+        if f.rule_id == "aws-owned-key" and f.status is Status.FAIL:
+            f = replace(f, status=Status.WAIVED,
+                        waiver=Waiver("SSE-RDS accepted for the reporting cluster",
+                                      "dba@example.com", "2026-06-30"))
+        findings.append(f)
+    return replace(result, findings=tuple(findings))
+
+
+def sample_document(*, errors: bool = True) -> dict[str, Any]:
+    return report_document(sample_result(errors=errors))
+
+
+# -- what each format lets a reader recover -----------------------------------------------
+
+Pairs = set[tuple[str, str]]
+
+
+class _ScriptData(HTMLParser):
+    """Collects the text of <script type="application/json" id="report-data">."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.inside = tag == "script" and ("id", "report-data") in attrs
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.text += data
+
+
+def html_rows(text: str) -> list[dict[str, Any]]:
+    """The findings as the HTML page's script sees them (rows of the embedded data)."""
+    parser = _ScriptData()
+    parser.feed(text)
+    data = json.loads(parser.text)
+    col = {name: i for i, name in enumerate(data["columns"])}
+    rows = []
+    for f in data["findings"]:
+        res = data["resources"][f[col["resource"]]]
+        rows.append({"rule_id": f[col["rule_id"]], "status": f[col["status"]],
+                     "arn": res[0], "severity": f[col["severity"]], "tags": res[5],
+                     "message": f[col["message"]], "remediation": f[col["remediation"]]})
+    return rows
+
+
+def _json_pairs(text: str, status: str) -> Pairs:
+    return {(f["rule_id"], f["resource"]["arn"]) for f in json.loads(text)["findings"]
+            if f["status"] == status}
+
+
+def _html_pairs(text: str, status: str) -> Pairs:
+    return {(r["rule_id"], r["arn"]) for r in html_rows(text) if r["status"] == status}
+
+
+def _csv_pairs(text: str, status: str) -> Pairs:
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    rows = frame[frame["status"] == status]
+    return set(zip(rows["rule_id"], rows["resource_arn"], strict=True))
+
+
+def _junit_pairs(text: str, status: str) -> Pairs:
+    child = {"fail": "failure", "waived": "skipped"}[status]
+    return {(case.get("classname", ""), case.get("name", ""))
+            for case in ET.fromstring(text).iter("testcase") if case.find(child) is not None}
+
+
+def _sarif_pairs(text: str, status: str) -> Pairs:
+    results = json.loads(text)["runs"][0]["results"]
+    return {(r["ruleId"], r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"])
+            for r in results if bool(r.get("suppressions")) == (status == "waived")}
+
+
+EXTRACT: dict[str, Callable[[str, str], Pairs]] = {
+    "json": _json_pairs,
+    "html": _html_pairs,
+    "csv": _csv_pairs,
+    "junit": _junit_pairs,
+    "sarif": _sarif_pairs,
+}
+
+
+def _expected(doc: Mapping[str, Any], status: str) -> Pairs:
+    return {(f["rule_id"], f["resource"]["arn"]) for f in doc["findings"]
+            if f["status"] == status}
+
+
+def test_every_format_renders_the_same_failures_and_waivers() -> None:
+    doc = sample_document()
+    failing, waived = _expected(doc, "fail"), _expected(doc, "waived")
+    assert len(failing) >= 6 and len(waived) == 1  # the sample exercises both
+    assert set(FORMATS) == set(EXTRACT), "a format was registered without a reader here"
+    for name, fmt in FORMATS.items():
+        text = fmt.render(doc)
+        assert isinstance(text, str) and text, name
+        assert EXTRACT[name](text, "fail") == failing, name
+        assert EXTRACT[name](text, "waived") == waived, name
+
+
+def test_formats_have_distinct_extensions_and_names() -> None:
+    assert all(fmt.name == name for name, fmt in FORMATS.items())
+    assert {n: f.extension for n, f in FORMATS.items()} == {
+        "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif"}
+
+
+def test_every_format_renders_a_scan_with_no_findings() -> None:
+    doc = report_document(evaluate(Inventory(ScanInfo(FINISHED_AT, FINISHED_AT, (ACCOUNT,),
+                                                      (US,))), Policy()))
+    assert doc["findings"] == []
+    for name, fmt in FORMATS.items():
+        text = fmt.render(doc)
+        assert EXTRACT[name](text, "fail") == set(), name
+
+
+def test_every_format_tolerates_fields_added_to_the_document() -> None:
+    """Later schema additions (an account grouping, waiver fields) must not break a view."""
+    doc = sample_document()
+    doc["accounts"] = [{"account_id": ACCOUNT, "name": "prod", "findings": 3}]
+    doc["scan"]["organization"] = {"id": "o-123"}
+    for f in doc["findings"]:
+        f["account"] = {"id": ACCOUNT, "name": "prod"}
+        f["resource"]["partition"] = "aws"
+        if f["waiver"]:
+            f["waiver"]["ticket"] = "SEC-42"
+            f["waiver"]["approved_by"] = ["alice", "bob"]
+    failing = _expected(doc, "fail")
+    for name, fmt in FORMATS.items():
+        assert EXTRACT[name](fmt.render(doc), "fail") == failing, name
