@@ -486,14 +486,20 @@ def rules() -> None:
 
 
 @cli.command("iam-policy")
-def iam_policy() -> None:
+@click.option("--organization", is_flag=True,
+              help="Add what the scanning account needs for --organization / --accounts.")
+def iam_policy(organization: bool) -> None:
     """Print the least-privilege, read-only IAM policy a scan needs."""
+    from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
 
-    policy = {"Version": "2012-10-17", "Statement": [{
+    statements: list[dict[str, Any]] = [{
         "Sid": "RdsauditReadOnly", "Effect": "Allow", "Action": required_actions(),
-        "Resource": "*"}]}
-    click.echo(json.dumps(policy, indent=2))
+        "Resource": "*"}]
+    if organization:
+        statements.append({"Sid": "RdsauditAccounts", "Effect": "Allow",
+                           "Action": list(MULTI_ACCOUNT_ACTIONS), "Resource": "*"})
+    click.echo(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
 
 
 def _fail(message: str, code: int) -> NoReturn:

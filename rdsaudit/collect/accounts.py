@@ -12,6 +12,9 @@ import boto3
 from rdsaudit.collect.aws import AWS_FAILURES, CallCounter, Failure, describe_failure, retry_config
 
 ROLE_SESSION_NAME = "rdsaudit"
+# What the scanning (management or delegated-administrator) account also needs for
+# --organization / --accounts; member accounts need only the read-only scan policy.
+MULTI_ACCOUNT_ACTIONS = ("organizations:ListAccounts", "sts:AssumeRole")
 
 
 class AccountsProblem(Exception):

@@ -1,0 +1,65 @@
+"""Regenerate sample_reports/ from the demo estate: `make samples`.
+
+Every format, a remediation runbook, and (when Debian's Chromium is present) a screenshot
+of the HTML report for the README. The scan time is pinned so the committed samples only
+change when the product does.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import boto3
+
+from rdsaudit.collect import ScanRequest, scan
+from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
+from rdsaudit.evaluate import evaluate
+from rdsaudit.policy import Policy
+from rdsaudit.report import FORMATS, report_document
+from rdsaudit.runbook import render_runbook
+
+PINNED_START, PINNED_END = "2026-11-27T09:00:00Z", "2026-11-27T09:00:04Z"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def main(out: Path) -> None:
+    with demo_environment() as (fake, _):
+        session = boto3.Session(aws_access_key_id="demo",
+                                aws_secret_access_key="demo",  # noqa: S106 - emulator
+                                region_name=DEMO_REGIONS[0])
+        inventory = scan(session, ScanRequest(regions=list(DEMO_REGIONS),
+                                              endpoint_url=fake.endpoint_url))
+    inventory = replace(inventory, scan=replace(inventory.scan, started_at=PINNED_START,
+                                                finished_at=PINNED_END))
+    doc = report_document(evaluate(inventory, Policy()))
+    out.mkdir(parents=True, exist_ok=True)
+    for fmt in FORMATS.values():
+        (out / f"rdsaudit-report.{fmt.extension}").write_text(fmt.render(doc), encoding="utf-8")
+    plan = render_runbook(doc, ["legacy-reporting-mysql", "payments-db"],
+                          source="rdsaudit-report.json")
+    (out / "remediation-plan.sh").write_text(plan, encoding="utf-8")
+    if CHROMIUM.exists():
+        _screenshot(out / "rdsaudit-report.html", out / "rdsaudit-report.png")
+    print(f"samples written to {out}", file=sys.stderr)
+
+
+def _screenshot(page_path: Path, png: Path) -> None:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(page_path.resolve().as_uri())
+        page.wait_for_selector("#findings tbody tr")
+        page.screenshot(path=str(png), full_page=False)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "sample_reports"))
