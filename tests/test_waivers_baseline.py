@@ -45,7 +45,7 @@ def statuses(doc: dict[str, object]) -> dict[tuple[str, str], str]:
 def test_glob_waiver_waives_matching_failures_only(tmp_path: Path) -> None:
     cfg = config(tmp_path, waiver("instance-unencrypted",
                                   f"arn:aws:rds:*:{ACCOUNT}:db:legacy-*"))
-    code, doc, stderr = evaluate_doc(tmp_path, "--config", cfg, "--fail-on", "high")
+    code, doc, _ = evaluate_doc(tmp_path, "--config", cfg, "--fail-on", "high")
     st = statuses(doc)
     assert st[("instance-unencrypted", "legacy-1")] == "waived"
     assert st[("instance-unencrypted", "legacy-2")] == "waived"
