@@ -154,5 +154,5 @@ def prune(db: sqlite3.Connection, days: int, now: datetime | None = None) -> int
     """Delete scans that finished more than `days` days ago; returns how many."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
     stamp = cutoff.isoformat(timespec="seconds").replace("+00:00", "Z")
-    cursor = db.execute("DELETE FROM scans WHERE finished_at < ?", (stamp,))
+    cursor = db.execute("DELETE FROM scans WHERE finished_at <= ?", (stamp,))
     return cursor.rowcount

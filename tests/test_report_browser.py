@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from rdsaudit.report.html import render_html
-from tests.test_report_formats import IMG_XSS, SCRIPT_XSS, sample_document
+from tests.test_report_formats import IMG_XSS, OTHER_ACCOUNT, SCRIPT_XSS, sample_document
+from tests.test_report_operations import BASELINE_SOURCE, operations_document
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
 
+BASELINE_TEXT = f"Compared with {BASELINE_SOURCE}:"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -52,8 +54,29 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def ops_doc() -> dict[str, Any]:
+    return operations_document()
+
+
+@pytest.fixture(scope="module")
+def ops_report(ops_doc: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("html") / "operations.html"
+    path.write_text(render_html(ops_doc), encoding="utf-8")
+    return path
+
+
 @pytest.fixture
 def page(browser: Any, report: Path) -> Iterator[Any]:
+    yield from _open(browser, report)
+
+
+@pytest.fixture
+def ops_page(browser: Any, ops_report: Path) -> Iterator[Any]:
+    yield from _open(browser, ops_report)
+
+
+def _open(browser: Any, report: Path) -> Iterator[Any]:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
@@ -174,3 +197,59 @@ def test_chart_bar_filters_the_table(page: Any, doc: dict[str, Any]) -> None:
     assert page.input_value("#f-rule") == "snapshot-public"
     assert page.input_value("#f-status") == "fail"
     assert _column(page, 3) == ["snapshot-public"]
+
+
+# -- operations: baseline, waivers, history, several accounts -----------------------------
+
+def test_new_badge_and_new_only_filter(ops_page: Any, ops_doc: dict[str, Any]) -> None:
+    page = ops_page
+    new = [f for f in ops_doc["findings"] if f["baseline"] == "new"]
+    assert len(new) == 2
+    assert _rows(page).count() == len(ops_doc["findings"])
+    sync_api.expect(page.locator("#findings-body .badge-new")).to_have_count(2)
+    page.select_option("#f-baseline", "new")
+    sync_api.expect(_rows(page)).to_have_count(2)
+    assert page.locator("#findings-body tr.row .badge-new").count() == 2
+    assert set(_resource_ids(page)) == {"plain-snap", "billing"}
+    page.click("#f-reset")
+    sync_api.expect(_rows(page)).to_have_count(len(ops_doc["findings"]))
+    page.click("#card-new")  # the summary card sets the same filter
+    assert page.input_value("#f-baseline") == "new"
+    sync_api.expect(_rows(page)).to_have_count(2)
+    # The account filter narrows rows, and the account is in each row with two accounts.
+    page.click("#f-reset")
+    page.select_option("#f-account", OTHER_ACCOUNT)
+    other = sum(f["resource"]["account_id"] == OTHER_ACCOUNT for f in ops_doc["findings"])
+    sync_api.expect(_rows(page)).to_have_count(other)
+    assert set(_column(page, 6)) == {OTHER_ACCOUNT}
+    # The resolved failures, folded away until asked for.
+    resolved = page.locator("#resolved")
+    assert not resolved.locator("table").is_visible()
+    page.click("#card-resolved")
+    sync_api.expect(resolved.locator("table")).to_be_visible()
+    assert "decommissioned" in resolved.inner_text()
+
+
+def test_waivers_trend_and_a_waived_finding_expanded(ops_page: Any) -> None:
+    page = ops_page
+    waivers = page.locator("#waivers-table")
+    text = waivers.inner_text()
+    assert IMG_XSS in text and SCRIPT_XSS in text  # shown as text, never run (no dialog)
+    assert page.locator("img").count() == 0
+    assert page.locator("#waivers-table tr.waiver-expired").count() == 1
+    assert page.locator("#waivers-table tr.waiver-stale").count() == 1
+    assert "trend" in page.locator("#trend h2").inner_text().lower()
+    assert page.locator("#trend .hist-point").count() == 5
+    assert BASELINE_TEXT in page.locator("#baseline-line").inner_text()
+    page.select_option("#f-status", "waived")
+    sync_api.expect(_rows(page)).to_have_count(1)
+    _rows(page).first.locator("button.toggle").click()
+    waiver = page.locator("tr.detail section.waiver")
+    sync_api.expect(waiver).to_be_visible()
+    body = waiver.inner_text()
+    for text in ("Reason", "SSE-RDS accepted for the reporting cluster", "Owner",
+                 "dba@example.com", "Expires", "2026-06-30"):
+        assert text in body
+    page.select_option("#f-status", "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-operations.png"), full_page=True)

@@ -14,6 +14,11 @@ message in the document is attacker-controlled, so:
 With 20,000 findings the page stays usable because the rows are built in JS a page at a
 time from compact, de-duplicated data (resources and keys are stored once), and filtering
 is one linear pass over that data.
+
+The operations views are drawn server-side like the charts: the trend of failures over the
+recorded scans (`history`), the configured waivers and what became of them (`waivers`), and
+the comparison with a previous report (`baseline`). Each appears only when the document
+carries it. CSS and JS never name the trend, so the word appears only with the section.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.resources
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from typing import Any
 
@@ -39,6 +45,9 @@ UNUSABLE_KEY_STATES = frozenset({"Disabled", "PendingDeletion", "PendingImport",
 MANAGER_LABELS = {"CUSTOMER": "Customer managed", "AWS": "AWS managed",
                   "AWS_OWNED": "AWS owned"}
 CHART_TOP = 15  # bars per chart; the rest are summed into one "other" bar
+HISTORY_MAX = 60  # scans drawn in the trend (history.recent gives 30 by default)
+WAIVER_STATES = ("expired", "stale", "active")  # worst first: the table's order
+RESOLVED_MAX = 500  # resolved failures listed in the page; the JSON report has them all
 
 
 def render_html(doc: Mapping[str, Any]) -> str:
@@ -97,6 +106,9 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
     regions.update(str(_resource(f).get("region")) for f in findings)
     accounts = {str(a) for a in scan.get("accounts") or []}
     accounts.update(str(_resource(f).get("account_id")) for f in findings)
+    finished = _parse_time(scan.get("finished_at"))
+    waivers = _waiver_rows(doc.get("waivers") or [], finished)
+    data["multi_account"] = len(accounts) > 1
     return {
         "tool": doc.get("tool") or {},
         "scan": scan,
@@ -118,6 +130,11 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
         "filter_rules": sorted(data["rules"].items()),
         "filter_regions": sorted(regions),
         "filter_accounts": sorted(accounts),
+        "multi_account": len(accounts) > 1,
+        "trend": _trend(doc.get("history") or []),
+        "waivers": waivers,
+        "waiver_counts": _waiver_counts(summary.get("waivers"), waivers),
+        "baseline": _baseline(doc.get("baseline")),
     }
 
 
@@ -149,11 +166,19 @@ def _table_data(findings: Sequence[Mapping[str, Any]],
             key_index = key_refs.setdefault(ref, len(key_refs))
         rule_id = str(f.get("rule_id"))
         rules.setdefault(rule_id, str(f.get("title") or rule_id))
+        baseline = f.get("baseline")
         rows.append([rule_id, f.get("severity"), f.get("status"), res_index, f.get("message"),
-                     key_index, f.get("remediation"), f.get("waiver")])
+                     key_index, f.get("remediation"), f.get("waiver"),
+                     baseline if isinstance(baseline, str) else None])
+    columns = ["rule_id", "severity", "status", "resource", "message", "kms_key",
+               "remediation", "waiver", "baseline"]
+    if all(row[-1] is None for row in rows):
+        # No baseline: leave the column out rather than ship 20,000 nulls.
+        columns.pop()
+        for row in rows:
+            row.pop()
     return {
-        "columns": ["rule_id", "severity", "status", "resource", "message", "kms_key",
-                    "remediation", "waiver"],
+        "columns": columns,
         "findings": rows,
         "resources": [[*res[:5], [list(t) for t in res[5]]] for res in resources],
         "kms_keys": list(key_refs),
@@ -198,6 +223,173 @@ def _chart(failing: Sequence[Mapping[str, Any]], label_of: Any) -> dict[str, Any
             "segments": segments,
         })
     return {"rows": rows, "width": label_w + bar_w + 60, "height": max(1, len(rows)) * row_h}
+
+
+def _count(value: Any) -> int:
+    """A count from the document: a non-negative int, 0 for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return max(0, int(value))
+
+
+def _when(text: Any) -> dict[str, str]:
+    """A timestamp as the trend prints it: full, axis date, axis time."""
+    moment = _parse_time(text)
+    if moment is None:
+        raw = str(text)[:40] if text else "?"
+        return {"full": raw, "short": raw, "day": raw[:10], "time": ""}
+    moment = moment.astimezone(UTC)
+    return {"full": moment.strftime("%Y-%m-%d %H:%M UTC"),
+            "short": moment.strftime("%Y-%m-%d %H:%M"), "day": moment.strftime("%b %d"),
+            "time": moment.strftime("%H:%M")}
+
+
+def _nice_axis(peak: int) -> tuple[int, int]:
+    """(top, step) of a y axis with about four whole-number gridlines over 0..peak."""
+    if peak <= 0:
+        return 4, 1
+    raw = peak / 4
+    magnitude = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    step = max(1, int(step))
+    return step * math.ceil(peak / step), step
+
+
+def _trend(history: Any) -> dict[str, Any] | None:
+    """Failures by severity per recorded scan (oldest first): stacked bars, a line through
+    their tops, and the rows of the table beside them. None without history."""
+    if not isinstance(history, Sequence) or isinstance(history, str):
+        return None
+    scans = [h for h in history if isinstance(h, Mapping)][-HISTORY_MAX:]
+    if not scans:
+        return None
+    width, height, left, right, top, bottom = 720, 240, 40, 12, 22, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+    totals = []
+    for h in scans:
+        by_sev = h.get("failures_by_severity")
+        by_sev = by_sev if isinstance(by_sev, Mapping) else {}
+        counts = {s: _count(by_sev.get(s)) for s in SEVERITIES}
+        total = _count(h.get("fail")) if "fail" in h else sum(counts.values())
+        totals.append((counts, max(total, sum(counts.values()))))
+    axis_top, step = _nice_axis(max(t for _, t in totals))
+
+    def y(value: float) -> float:
+        return round(top + plot_h - plot_h * value / axis_top, 1)
+
+    n = len(scans)
+    slot = plot_w / n
+    bar_w = min(44.0, slot * 0.62)
+    label_every = math.ceil(n / 12)
+    days = Counter(_when(h.get("finished_at"))["day"] for h in scans)
+    points = []
+    for i, (h, (counts, total)) in enumerate(zip(scans, totals, strict=True)):
+        when = _when(h.get("finished_at"))
+        x = left + slot * i + (slot - bar_w) / 2
+        segments, base = [], 0
+        for sev in SEVERITIES:  # critical at the base: the part that matters most
+            n_sev = counts[sev]
+            if n_sev:
+                y_top, y_base = y(base + n_sev), y(base)
+                segments.append({"severity": sev, "y": y_top, "h": round(y_base - y_top, 1),
+                                 "count": n_sev})
+                base += n_sev
+        complete = bool(h.get("complete", True)) and not _count(h.get("errors"))
+        previous = totals[i - 1][1] if i else None
+        points.append({
+            "x": round(x, 1), "w": round(bar_w, 1), "cx": round(x + bar_w / 2, 1),
+            "top": y(total), "total": total, "segments": segments,
+            "when": when["full"], "when_short": when["short"], "day": when["day"],
+            "time": when["time"] if days[when["day"]] > 1 else "",
+            "label": (n - 1 - i) % label_every == 0,
+            "current": i == n - 1,
+            "complete": complete,
+            "errors": _count(h.get("errors")),
+            "critical": counts["critical"], "high": counts["high"],
+            "resources": _count(h.get("resources")),
+            "waived": _count(h.get("waived")),
+            "change": None if previous is None else total - previous,
+        })
+    ticks = [{"value": v, "y": y(v)} for v in range(0, axis_top + 1, step)]
+    current, first = points[-1], points[0]
+    return {
+        "points": points,
+        "table": list(reversed(points)),  # newest first
+        "ticks": ticks,
+        "width": width, "height": height, "left": left, "right": width - right,
+        "base": y(0), "label_y": height - bottom + 18,
+        "show_values": n <= 24,
+        "line": " ".join(f"{p['cx']},{p['top']}" for p in points),
+        "current": current,
+        "previous": points[-2] if n > 1 else None,
+        "first": first,
+        "incomplete": sum(not p["complete"] for p in points),
+    }
+
+
+def _waiver_rows(waivers: Any, now: datetime | None) -> list[dict[str, Any]]:
+    """The configured waivers, expired then stale then active, soonest expiry first."""
+    if not isinstance(waivers, Sequence) or isinstance(waivers, str):
+        return []
+    today = now.date() if now is not None else None
+    rows: list[dict[str, Any]] = []
+    for w in waivers:
+        if not isinstance(w, Mapping):
+            continue
+        state = str(w.get("state"))
+        expires = w.get("expires")
+        days = None
+        if today is not None and isinstance(expires, str):
+            try:
+                days = (date.fromisoformat(expires[:10]) - today).days
+            except ValueError:
+                days = None
+        if days is None:
+            due = None
+        elif days < 0:
+            due = f"{-days} day{'' if days == -1 else 's'} ago"
+        elif days == 0:
+            due = "today"
+        else:
+            due = f"in {days} day{'' if days == 1 else 's'}"
+        rows.append({
+            "state": state if state in WAIVER_STATES else "unknown",
+            "state_text": state,
+            "rule": w.get("rule"), "resource": w.get("resource"),
+            "reason": w.get("reason"), "owner": w.get("owner"),
+            "expires": expires, "due": due,
+            "soon": state == "active" and days is not None and 0 <= days <= 30,
+            "matched": _count(w.get("matched")),
+            "account": w.get("account"), "region": w.get("region"),
+        })
+    order = {s: i for i, s in enumerate(WAIVER_STATES)}
+    rows.sort(key=lambda r: (order.get(str(r["state"]), -1), str(r["expires"])))
+    return rows
+
+
+def _waiver_counts(counts: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    if isinstance(counts, Mapping):
+        return {s: _count(counts.get(s)) for s in ("active", "stale", "expired")}
+    seen = Counter(r["state"] for r in rows)
+    return {s: seen.get(s, 0) for s in ("active", "stale", "expired")}
+
+
+def _baseline(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, Mapping):
+        return None
+    resolved = [r for r in raw.get("resolved") or [] if isinstance(r, Mapping)]
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    resolved.sort(key=lambda r: (rank.get(str(r.get("severity")), 9), str(r.get("rule_id")),
+                                 str(r.get("resource_arn"))))
+    return {
+        "source": str(raw.get("source") or "a previous report"),
+        "new": _count(raw.get("new")),
+        "unchanged": _count(raw.get("unchanged")),
+        "resolved": [{**r, "severity": r.get("severity") if r.get("severity") in rank
+                      else "info", "severity_text": r.get("severity")}
+                     for r in resolved[:RESOLVED_MAX]],
+        "resolved_total": len(resolved),
+    }
 
 
 def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str, Any]],
