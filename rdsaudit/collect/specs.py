@@ -110,172 +110,104 @@ def _int(d: Mapping[str, Any], key: str) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def normalize_instance(d: Mapping[str, Any]) -> Resource | None:
-    rid = _required(d, "DBInstanceIdentifier", None)
-    if d.get("Engine") in NOT_RDS_ENGINES:
-        return None
-    arn = _required(d, "DBInstanceArn", rid)
-    region, account = _place(arn, rid)
-    encrypted, enc_type, key = _encryption(d, "StorageEncrypted", rid)
-    return Resource(
-        type=ResourceType.DB_INSTANCE,
-        arn=arn,
-        id=rid,
-        region=region,
-        account_id=account,
-        encrypted=encrypted,
-        encryption_type=enc_type,
-        kms_key_id=key,
-        engine=_text(d, "Engine"),
-        status=_text(d, "DBInstanceStatus"),
-        instance_class=_text(d, "DBInstanceClass"),
-        cluster_id=_text(d, "DBClusterIdentifier"),
-        replica_source=_text(d, "ReadReplicaSourceDBInstanceIdentifier"),
-        replica_source_cluster=_text(d, "ReadReplicaSourceDBClusterIdentifier"),
-        backup_retention=_int(d, "BackupRetentionPeriod"),
-        tags=_tags(d),
-    )
+@dataclass(frozen=True)
+class Shape:
+    """How one Describe* member maps onto a `Resource`: AWS field names per record field.
+
+    `id_key` names the resource (for automated backups, the database they back up; their own
+    id is the tail of their ARN, unique even when a database is re-created under its name).
+    """
+
+    type: ResourceType
+    id_key: str
+    arn_key: str
+    encrypted_key: str  # StorageEncrypted, or Encrypted on DB snapshots and instance backups
+    text_fields: Mapping[str, str] = field(default_factory=dict)  # Resource field -> AWS field
+    int_fields: Mapping[str, str] = field(default_factory=dict)
+    id_from_arn: bool = False
+    snapshot_type: str | None = None  # fixed value, for automated backups
+
+    def normalize(self, d: Mapping[str, Any]) -> Resource | None:
+        name = _required(d, self.id_key, None)
+        if d.get("Engine") in NOT_RDS_ENGINES:
+            return None
+        arn = _required(d, self.arn_key, name)
+        region, account = _place(arn, name)
+        encrypted, enc_type, key = _encryption(d, self.encrypted_key, name)
+        values: dict[str, Any] = {k: _text(d, aws) for k, aws in self.text_fields.items()}
+        values.update({k: _int(d, aws) for k, aws in self.int_fields.items()})
+        if self.snapshot_type is not None:
+            values["snapshot_type"] = self.snapshot_type
+        return Resource(
+            type=self.type,
+            arn=arn,
+            id=arn.rsplit(":", 1)[-1] if self.id_from_arn else name,
+            region=region,
+            account_id=account,
+            encrypted=encrypted,
+            encryption_type=enc_type,
+            kms_key_id=key,
+            tags=_tags(d),
+            **values,
+        )
 
 
-def normalize_cluster(d: Mapping[str, Any]) -> Resource | None:
-    rid = _required(d, "DBClusterIdentifier", None)
-    if d.get("Engine") in NOT_RDS_ENGINES:
-        return None
-    arn = _required(d, "DBClusterArn", rid)
-    region, account = _place(arn, rid)
-    encrypted, enc_type, key = _encryption(d, "StorageEncrypted", rid)
-    return Resource(
-        type=ResourceType.DB_CLUSTER,
-        arn=arn,
-        id=rid,
-        region=region,
-        account_id=account,
-        encrypted=encrypted,
-        encryption_type=enc_type,
-        kms_key_id=key,
-        engine=_text(d, "Engine"),
-        status=_text(d, "Status"),
-        instance_class=_text(d, "DBClusterInstanceClass"),
-        replica_source=_text(d, "ReplicationSourceIdentifier"),
-        backup_retention=_int(d, "BackupRetentionPeriod"),
-        tags=_tags(d),
-    )
-
-
-def normalize_snapshot(d: Mapping[str, Any]) -> Resource | None:
-    rid = _required(d, "DBSnapshotIdentifier", None)
-    if d.get("Engine") in NOT_RDS_ENGINES:
-        return None
-    arn = _required(d, "DBSnapshotArn", rid)
-    region, account = _place(arn, rid)
-    encrypted, enc_type, key = _encryption(d, "Encrypted", rid)
-    return Resource(
-        type=ResourceType.DB_SNAPSHOT,
-        arn=arn,
-        id=rid,
-        region=region,
-        account_id=account,
-        encrypted=encrypted,
-        encryption_type=enc_type,
-        kms_key_id=key,
-        engine=_text(d, "Engine"),
-        status=_text(d, "Status"),
-        snapshot_type=_text(d, "SnapshotType"),
-        source_id=_text(d, "DBInstanceIdentifier"),
-        tags=_tags(d),
-    )
-
-
-def normalize_cluster_snapshot(d: Mapping[str, Any]) -> Resource | None:
-    rid = _required(d, "DBClusterSnapshotIdentifier", None)
-    if d.get("Engine") in NOT_RDS_ENGINES:
-        return None
-    arn = _required(d, "DBClusterSnapshotArn", rid)
-    region, account = _place(arn, rid)
-    encrypted, enc_type, key = _encryption(d, "StorageEncrypted", rid)
-    return Resource(
-        type=ResourceType.DB_CLUSTER_SNAPSHOT,
-        arn=arn,
-        id=rid,
-        region=region,
-        account_id=account,
-        encrypted=encrypted,
-        encryption_type=enc_type,
-        kms_key_id=key,
-        engine=_text(d, "Engine"),
-        status=_text(d, "Status"),
-        snapshot_type=_text(d, "SnapshotType"),
-        source_id=_text(d, "DBClusterIdentifier"),
-        tags=_tags(d),
-    )
-
-
-def _automated_backup(
-    d: Mapping[str, Any], id_key: str, arn_key: str, flag: str
-) -> Resource | None:
-    source = _required(d, id_key, None)
-    if d.get("Engine") in NOT_RDS_ENGINES:
-        return None
-    arn = _required(d, arn_key, source)
-    # An automated-backup ARN ends in its own id (ab-… / cluster-auto-backup-…): unique even
-    # when an instance was deleted and re-created under the same name.
-    rid = arn.rsplit(":", 1)[-1]
-    region, account = _place(arn, source)
-    encrypted, enc_type, key = _encryption(d, flag, source)
-    return Resource(
-        type=ResourceType.DB_AUTOMATED_BACKUP,
-        arn=arn,
-        id=rid,
-        region=region,
-        account_id=account,
-        encrypted=encrypted,
-        encryption_type=enc_type,
-        kms_key_id=key,
-        engine=_text(d, "Engine"),
-        status=_text(d, "Status"),
-        snapshot_type="automated",
-        source_id=source,
-        backup_retention=_int(d, "BackupRetentionPeriod"),
-        tags=_tags(d),
-    )
-
-
-def normalize_instance_backup(d: Mapping[str, Any]) -> Resource | None:
-    return _automated_backup(
-        d, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn", "Encrypted"
-    )
-
-
-def normalize_cluster_backup(d: Mapping[str, Any]) -> Resource | None:
-    return _automated_backup(
-        d, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn", "StorageEncrypted"
-    )
+INSTANCE = Shape(
+    ResourceType.DB_INSTANCE, "DBInstanceIdentifier", "DBInstanceArn", "StorageEncrypted",
+    {"engine": "Engine", "status": "DBInstanceStatus", "instance_class": "DBInstanceClass",
+     "cluster_id": "DBClusterIdentifier",
+     "replica_source": "ReadReplicaSourceDBInstanceIdentifier",
+     "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier"},
+    {"backup_retention": "BackupRetentionPeriod"})
+CLUSTER = Shape(
+    ResourceType.DB_CLUSTER, "DBClusterIdentifier", "DBClusterArn", "StorageEncrypted",
+    {"engine": "Engine", "status": "Status", "instance_class": "DBClusterInstanceClass",
+     "replica_source": "ReplicationSourceIdentifier"},
+    {"backup_retention": "BackupRetentionPeriod"})
+SNAPSHOT = Shape(
+    ResourceType.DB_SNAPSHOT, "DBSnapshotIdentifier", "DBSnapshotArn", "Encrypted",
+    {"engine": "Engine", "status": "Status", "snapshot_type": "SnapshotType",
+     "source_id": "DBInstanceIdentifier"})
+CLUSTER_SNAPSHOT = Shape(
+    ResourceType.DB_CLUSTER_SNAPSHOT, "DBClusterSnapshotIdentifier", "DBClusterSnapshotArn",
+    "StorageEncrypted",
+    {"engine": "Engine", "status": "Status", "snapshot_type": "SnapshotType",
+     "source_id": "DBClusterIdentifier"})
+INSTANCE_BACKUP = Shape(
+    ResourceType.DB_AUTOMATED_BACKUP, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn",
+    "Encrypted", {"engine": "Engine", "status": "Status", "source_id": "DBInstanceIdentifier"},
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+CLUSTER_BACKUP = Shape(
+    ResourceType.DB_AUTOMATED_BACKUP, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn",
+    "StorageEncrypted",
+    {"engine": "Engine", "status": "Status", "source_id": "DBClusterIdentifier"},
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
 
 
 _PAGE = {"MaxRecords": PAGE_SIZE}
 
 LISTINGS: tuple[ListingSpec, ...] = (
     ListingSpec(ResourceType.DB_INSTANCE, "rds", "DescribeDBInstances",
-                "describe_db_instances", "DBInstances", normalize_instance, _PAGE),
+                "describe_db_instances", "DBInstances", INSTANCE.normalize, _PAGE),
     ListingSpec(ResourceType.DB_CLUSTER, "rds", "DescribeDBClusters",
-                "describe_db_clusters", "DBClusters", normalize_cluster, _PAGE),
+                "describe_db_clusters", "DBClusters", CLUSTER.normalize, _PAGE),
     # No SnapshotType: manual and automated, the account's own (not shared, not public).
     ListingSpec(ResourceType.DB_SNAPSHOT, "rds", "DescribeDBSnapshots",
-                "describe_db_snapshots", "DBSnapshots", normalize_snapshot, _PAGE),
+                "describe_db_snapshots", "DBSnapshots", SNAPSHOT.normalize, _PAGE),
     # AWS Backup snapshots are listed only when asked for by type.
     ListingSpec(ResourceType.DB_SNAPSHOT, "rds", "DescribeDBSnapshots",
-                "describe_db_snapshots", "DBSnapshots", normalize_snapshot,
+                "describe_db_snapshots", "DBSnapshots", SNAPSHOT.normalize,
                 {**_PAGE, "SnapshotType": "awsbackup"}),
     ListingSpec(ResourceType.DB_CLUSTER_SNAPSHOT, "rds", "DescribeDBClusterSnapshots",
                 "describe_db_cluster_snapshots", "DBClusterSnapshots",
-                normalize_cluster_snapshot, _PAGE),
+                CLUSTER_SNAPSHOT.normalize, _PAGE),
     # Active, retained (instance deleted) and replicated backups alike.
     ListingSpec(ResourceType.DB_AUTOMATED_BACKUP, "rds", "DescribeDBInstanceAutomatedBackups",
                 "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups",
-                normalize_instance_backup, _PAGE),
+                INSTANCE_BACKUP.normalize, _PAGE),
     ListingSpec(ResourceType.DB_AUTOMATED_BACKUP, "rds", "DescribeDBClusterAutomatedBackups",
                 "describe_db_cluster_automated_backups", "DBClusterAutomatedBackups",
-                normalize_cluster_backup, _PAGE),
+                CLUSTER_BACKUP.normalize, _PAGE),
 )
 
 # The other calls a scan makes, by IAM action. Kept beside LISTINGS so the policy printed by
