@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -84,8 +86,22 @@ def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
 
 
 def _publish(staged: list[tuple[Path, Path]]) -> None:
-    for tmp, path in staged:
-        os.replace(tmp, path)
+    """Rename every staged file into place. Ctrl-C is held until all renames are done, so
+    the set is either all previous or all new; staged files never outlive this call."""
+    held: list[int] = []
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, _: held.append(signum)) \
+        if in_main else None
+    try:
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
 
 
 @dataclass(frozen=True)

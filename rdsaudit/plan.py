@@ -18,10 +18,16 @@ from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES
 from rdsaudit.rules.context import Context
 
 DEFAULT_KEY = "alias/aws/rds"
+TARGET_KEY_VARIABLE = "${TARGET_KEY_ARN}"
 
 
 def _q(value: str) -> str:
     return shlex.quote(value)
+
+
+def _key(key: str) -> str:
+    """A key for --kms-key-id: quoted, except the placeholder the runbook's header checks."""
+    return f'"{key}"' if key == TARGET_KEY_VARIABLE else _q(key)
 
 
 def _cmd(*parts: str) -> str:
@@ -30,7 +36,7 @@ def _cmd(*parts: str) -> str:
 
 def _wait(what: str, flag: str, ident: str, region: str) -> Step:
     return Step(f"Wait until {ident} is available",
-                _cmd("aws rds wait", what, "--region", region, flag, _q(ident)))
+                _cmd("aws rds wait", what, "--region", _q(region), flag, _q(ident)))
 
 
 def _target_key(ctx: Context, region: str, *, customer_managed: bool) -> tuple[str, str]:
@@ -39,7 +45,7 @@ def _target_key(ctx: Context, region: str, *, customer_managed: bool) -> tuple[s
     if key:
         return key, f"Target key {key} (from --target-key or target_keys)."
     if customer_managed:
-        return ("${TARGET_KEY_ARN}",
+        return (TARGET_KEY_VARIABLE,
                 f"No target key is configured for {region}: set TARGET_KEY_ARN to a customer "
                 "managed key of that region, or pass --target-key.")
     return (DEFAULT_KEY,
@@ -53,7 +59,7 @@ def _reencrypt_instance(r: Resource, ctx: Context, *, customer_managed: bool,
     key, note = _target_key(ctx, region, customer_managed=customer_managed)
     snap, enc_snap, new = f"{name}-pre-encryption", f"{name}-encrypted", f"{name}-enc"
     steps: list[Step] = []
-    restore = ["aws rds restore-db-instance-from-db-snapshot", "--region", region,
+    restore = ["aws rds restore-db-instance-from-db-snapshot", "--region", _q(region),
                "--db-instance-identifier", _q(new), "--db-snapshot-identifier", _q(enc_snap)]
     if r.instance_class and r.instance_class.startswith(NO_ENCRYPTION_CLASSES):
         steps.append(Step(f"Choose an instance class that supports encryption: {r.instance_class}"
@@ -63,13 +69,13 @@ def _reencrypt_instance(r: Resource, ctx: Context, *, customer_managed: bool,
         restore += ["--db-instance-class", _q(r.instance_class)]
     steps += [
         Step(f"Snapshot {name} (the snapshot inherits its encryption state)",
-             _cmd("aws rds create-db-snapshot --region", region, "--db-instance-identifier",
+             _cmd("aws rds create-db-snapshot --region", _q(region), "--db-instance-identifier",
                   _q(name), "--db-snapshot-identifier", _q(snap))),
         _wait("db-snapshot-available", "--db-snapshot-identifier", snap, region),
         Step(f"Copy the snapshot, encrypting it with {key}",
-             _cmd("aws rds copy-db-snapshot --region", region,
+             _cmd("aws rds copy-db-snapshot --region", _q(region),
                   "--source-db-snapshot-identifier", _q(snap),
-                  "--target-db-snapshot-identifier", _q(enc_snap), "--kms-key-id", key,
+                  "--target-db-snapshot-identifier", _q(enc_snap), "--kms-key-id", _key(key),
                   "--copy-tags")),
         _wait("db-snapshot-available", "--db-snapshot-identifier", enc_snap, region),
         Step(f"Restore a new encrypted instance {new} from the encrypted copy (add your subnet "
@@ -83,7 +89,7 @@ def _reencrypt_instance(r: Resource, ctx: Context, *, customer_managed: bool,
         Step(f"Cut applications over to {new} (or rename: modify-db-instance "
              "--new-db-instance-identifier) and verify the data", manual=True),
         Step(f"After verification, delete the old unencrypted instance {name} and its replicas",
-             _cmd("aws rds delete-db-instance --region", region, "--db-instance-identifier",
+             _cmd("aws rds delete-db-instance --region", _q(region), "--db-instance-identifier",
                   _q(name), "--final-db-snapshot-identifier", _q(f"{name}-final")),
              manual=True),
     ]
@@ -97,7 +103,7 @@ def _recreate_replica(replica: Resource, new_source: str, new_source_arn: str,
         return [
             Step(f"Re-create read replica {replica.id} from the encrypted primary (same region: "
                  "it uses the primary's key)",
-                 _cmd("aws rds create-db-instance-read-replica --region", replica.region,
+                 _cmd("aws rds create-db-instance-read-replica --region", _q(replica.region),
                       "--db-instance-identifier", _q(name),
                       "--source-db-instance-identifier", _q(new_source))),
             _wait("db-instance-available", "--db-instance-identifier", name, replica.region),
@@ -106,9 +112,10 @@ def _recreate_replica(replica: Resource, new_source: str, new_source_arn: str,
     return [
         Step(f"Re-create cross-region read replica {replica.id} in {replica.region} from the "
              f"encrypted primary, with a key of {replica.region}. {note}",
-             _cmd("aws rds create-db-instance-read-replica --region", replica.region,
+             _cmd("aws rds create-db-instance-read-replica --region", _q(replica.region),
                   "--db-instance-identifier", _q(name), "--source-db-instance-identifier",
-                  _q(new_source_arn), "--source-region", source_region, "--kms-key-id", key)),
+                  _q(new_source_arn), "--source-region", _q(source_region),
+                  "--kms-key-id", _key(key))),
         _wait("db-instance-available", "--db-instance-identifier", name, replica.region),
     ]
 
@@ -120,11 +127,11 @@ def _sqlserver_express(r: Resource, ctx: Context) -> Remediation:
         Step("Choose a SQL Server edition that supports encryption at rest (sqlserver-web, "
              "sqlserver-se or sqlserver-ee) and its licence and instance class", manual=True),
         Step(f"Snapshot {name}",
-             _cmd("aws rds create-db-snapshot --region", region, "--db-instance-identifier",
+             _cmd("aws rds create-db-snapshot --region", _q(region), "--db-instance-identifier",
                   _q(name), "--db-snapshot-identifier", _q(snap))),
         _wait("db-snapshot-available", "--db-snapshot-identifier", snap, region),
         Step(f"Restore it as a new instance {new} on the chosen edition",
-             _cmd("aws rds restore-db-instance-from-db-snapshot --region", region,
+             _cmd("aws rds restore-db-instance-from-db-snapshot --region", _q(region),
                   "--db-instance-identifier", _q(new), "--db-snapshot-identifier", _q(snap),
                   "--engine sqlserver-web --db-instance-class db.m5.large")),
         _wait("db-instance-available", "--db-instance-identifier", new, region),
@@ -142,14 +149,14 @@ def _reencrypt_cluster(r: Resource, ctx: Context, *, customer_managed: bool,
     key, note = _target_key(ctx, region, customer_managed=customer_managed)
     snap, new = f"{name}-pre-encryption", f"{name}-enc"
     engine = r.engine or "aurora-mysql"
-    restore = ["aws rds restore-db-cluster-from-snapshot --region", region,
+    restore = ["aws rds restore-db-cluster-from-snapshot --region", _q(region),
                "--db-cluster-identifier", _q(new), "--snapshot-identifier", _q(snap),
-               "--engine", _q(engine), "--kms-key-id", key]
+               "--engine", _q(engine), "--kms-key-id", _key(key)]
     if r.instance_class:  # Multi-AZ DB clusters carry a cluster instance class
         restore += ["--db-cluster-instance-class", _q(r.instance_class)]
     steps = [
         Step(f"Snapshot cluster {name}",
-             _cmd("aws rds create-db-cluster-snapshot --region", region,
+             _cmd("aws rds create-db-cluster-snapshot --region", _q(region),
                   "--db-cluster-identifier", _q(name), "--db-cluster-snapshot-identifier",
                   _q(snap))),
         _wait("db-cluster-snapshot-available", "--db-cluster-snapshot-identifier", snap, region),
@@ -165,7 +172,7 @@ def _reencrypt_cluster(r: Resource, ctx: Context, *, customer_managed: bool,
         steps += [
             Step(f"Re-create member {member.id} as {member_name} (the restore creates the "
                  "cluster only)",
-                 _cmd("aws rds create-db-instance --region", region, "--db-instance-identifier",
+                 _cmd("aws rds create-db-instance --region", _q(region), "--db-instance-identifier",
                       _q(member_name), "--db-cluster-identifier", _q(new), "--engine",
                       _q(engine), "--db-instance-class",
                       _q(member.instance_class or "db.r6g.large"))),
@@ -174,7 +181,7 @@ def _reencrypt_cluster(r: Resource, ctx: Context, *, customer_managed: bool,
     steps += [
         Step(f"Cut applications over to the endpoints of {new} and verify", manual=True),
         Step(f"After verification, delete the old cluster {name} and its instances",
-             _cmd("aws rds delete-db-cluster --region", region, "--db-cluster-identifier",
+             _cmd("aws rds delete-db-cluster --region", _q(region), "--db-cluster-identifier",
                   _q(name), "--final-db-snapshot-identifier", _q(f"{name}-final")),
              manual=True),
     ]
@@ -192,35 +199,36 @@ def _copy_snapshot(r: Resource, ctx: Context, *, customer_managed: bool,
         steps = (
             Step(f"Restore a temporary encrypted cluster {temp} from {r.id} with {key} (copying "
                  "an unencrypted cluster snapshot with a key is an error)",
-                 _cmd("aws rds restore-db-cluster-from-snapshot --region", region,
+                 _cmd("aws rds restore-db-cluster-from-snapshot --region", _q(region),
                       "--db-cluster-identifier", _q(temp), "--snapshot-identifier", _q(r.id),
-                      "--engine", _q(engine), "--kms-key-id", key)),
+                      "--engine", _q(engine), "--kms-key-id", _key(key))),
             _wait("db-cluster-available", "--db-cluster-identifier", temp, region),
             Step(f"Snapshot the encrypted cluster as {new_snap}",
-                 _cmd("aws rds create-db-cluster-snapshot --region", region,
+                 _cmd("aws rds create-db-cluster-snapshot --region", _q(region),
                       "--db-cluster-identifier", _q(temp), "--db-cluster-snapshot-identifier",
                       _q(new_snap))),
             _wait("db-cluster-snapshot-available", "--db-cluster-snapshot-identifier", new_snap,
                   region),
             Step(f"Delete the temporary cluster {temp}",
-                 _cmd("aws rds delete-db-cluster --region", region, "--db-cluster-identifier",
+                 _cmd("aws rds delete-db-cluster --region", _q(region), "--db-cluster-identifier",
                       _q(temp), "--skip-final-snapshot"), manual=True),
             Step(f"After verification, delete the old snapshot {r.id}",
-                 _cmd("aws rds delete-db-cluster-snapshot --region", region,
+                 _cmd("aws rds delete-db-cluster-snapshot --region", _q(region),
                       "--db-cluster-snapshot-identifier", _q(r.id)), manual=True),
         )
         return Remediation(f"{why} {note}", steps)
     new_snap = f"{_plain(r.id)}-encrypted"
     steps_list = [
         Step(f"Copy {r.id} to {new_snap}, encrypted with {key}",
-             _cmd("aws rds copy-db-snapshot --region", region, "--source-db-snapshot-identifier",
-                  _q(r.id), "--target-db-snapshot-identifier", _q(new_snap), "--kms-key-id", key,
+             _cmd("aws rds copy-db-snapshot --region", _q(region),
+                  "--source-db-snapshot-identifier", _q(r.id),
+                  "--target-db-snapshot-identifier", _q(new_snap), "--kms-key-id", _key(key),
                   "--copy-tags")),
         _wait("db-snapshot-available", "--db-snapshot-identifier", new_snap, region),
     ]
     if r.snapshot_type == "manual":
         steps_list.append(Step(f"After verification, delete the unencrypted snapshot {r.id}",
-                               _cmd("aws rds delete-db-snapshot --region", region,
+                               _cmd("aws rds delete-db-snapshot --region", _q(region),
                                     "--db-snapshot-identifier", _q(r.id)), manual=True))
     else:
         steps_list.append(Step(f"{r.snapshot_type} snapshots expire with their retention; "
@@ -277,7 +285,7 @@ def _backup_unencrypted(r: Resource, ctx: Context) -> Remediation:
     if r.status == "retained":
         steps.append(Step(f"If the retained backup of deleted {r.source_id} is no longer "
                           "needed, delete it (restore to a point in time first if it is)",
-                          _cmd("aws rds delete-db-instance-automated-backup --region", r.region,
+                          _cmd("aws rds delete-db-instance-automated-backup --region", _q(r.region),
                                "--db-instance-automated-backups-arn", _q(r.arn)), manual=True))
     return Remediation(f"Automated backups inherit the encryption of {r.source_id}: encrypt "
                        "the database (see its finding); new backups are then encrypted.",
@@ -286,11 +294,11 @@ def _backup_unencrypted(r: Resource, ctx: Context) -> Remediation:
 
 def _snapshot_public(r: Resource, ctx: Context) -> Remediation:
     if r.type is ResourceType.DB_CLUSTER_SNAPSHOT:
-        cmd = _cmd("aws rds modify-db-cluster-snapshot-attribute --region", r.region,
+        cmd = _cmd("aws rds modify-db-cluster-snapshot-attribute --region", _q(r.region),
                    "--db-cluster-snapshot-identifier", _q(r.id),
                    "--attribute-name restore --values-to-remove all")
     else:
-        cmd = _cmd("aws rds modify-db-snapshot-attribute --region", r.region,
+        cmd = _cmd("aws rds modify-db-snapshot-attribute --region", _q(r.region),
                    "--db-snapshot-identifier", _q(r.id),
                    "--attribute-name restore --values-to-remove all")
     return Remediation("Stop sharing the snapshot publicly, then encrypt it (see its "
@@ -301,10 +309,10 @@ def _snapshot_public(r: Resource, ctx: Context) -> Remediation:
 def _restart(r: Resource) -> Step:
     if r.type is ResourceType.DB_CLUSTER:
         return Step(f"Start {r.id} within the seven-day recoverable window",
-                    _cmd("aws rds start-db-cluster --region", r.region,
+                    _cmd("aws rds start-db-cluster --region", _q(r.region),
                          "--db-cluster-identifier", _q(r.id)))
     return Step(f"Start {r.id} within the seven-day recoverable window",
-                _cmd("aws rds start-db-instance --region", r.region,
+                _cmd("aws rds start-db-instance --region", _q(r.region),
                      "--db-instance-identifier", _q(r.id)))
 
 
@@ -313,10 +321,10 @@ def _key_steps(key_arn: str, state: str | None) -> list[Step]:
     region = arn.region if arn else "us-east-1"
     where = f" (run in account {arn.account}, which owns the key)" if arn else ""
     enable = Step(f"Enable the key{where}",
-                  _cmd("aws kms enable-key --region", region, "--key-id", _q(key_arn)))
+                  _cmd("aws kms enable-key --region", _q(region), "--key-id", _q(key_arn)))
     if state == "PendingDeletion":
         return [Step(f"Cancel the scheduled deletion before its date{where}; the key becomes "
-                     "Disabled", _cmd("aws kms cancel-key-deletion --region", region,
+                     "Disabled", _cmd("aws kms cancel-key-deletion --region", _q(region),
                                       "--key-id", _q(key_arn))), enable]
     if state == "Disabled":
         return [enable]
@@ -369,7 +377,7 @@ def _key_unverifiable(r: Resource, ctx: Context) -> Remediation:
         f"Allow the auditing role kms:DescribeKey and kms:GetKeyRotationStatus on {view.arn} "
         f"in the key policy (account {owner}), then rerun rdsaudit.",
         (Step(f"Check the key and its policy from account {owner}",
-              _cmd("aws kms describe-key --region", arn.region if arn else r.region,
+              _cmd("aws kms describe-key --region", _q(arn.region if arn else r.region),
                    "--key-id", _q(view.arn))),))
 
 
@@ -378,7 +386,7 @@ def _without_backups(r: Resource, ctx: Context) -> Remediation:
     return Remediation(
         "Turn on automated backups: if the key is ever lost, a backup is the only way back.",
         (Step(f"Keep {days} days of automated backups for {r.id}",
-              _cmd("aws rds modify-db-instance --region", r.region, "--db-instance-identifier",
+              _cmd("aws rds modify-db-instance --region", _q(r.region), "--db-instance-identifier",
                    _q(r.id), "--backup-retention-period", str(days), "--apply-immediately")),))
 
 
@@ -394,7 +402,7 @@ def _replica_mismatch(r: Resource, ctx: Context) -> Remediation:
                     if steps[0].command else None)
     steps[1] = _wait("db-instance-available", "--db-instance-identifier", new, r.region)
     steps += [Step(f"Point readers at {new}, then delete {r.id}",
-                   _cmd("aws rds delete-db-instance --region", r.region,
+                   _cmd("aws rds delete-db-instance --region", _q(r.region),
                         "--db-instance-identifier", _q(r.id), "--skip-final-snapshot"),
                    manual=True)]
     return Remediation("A replica's encryption and key follow its source only when it is "
@@ -406,7 +414,7 @@ def _rotation(key_arn: str) -> Remediation:
     region = arn.region if arn else "us-east-1"
     return Remediation("Turn on automatic yearly rotation of the key.",
                        (Step("Enable automatic rotation",
-                             _cmd("aws kms enable-key-rotation --region", region, "--key-id",
+                             _cmd("aws kms enable-key-rotation --region", _q(region), "--key-id",
                                   _q(key_arn))),))
 
 

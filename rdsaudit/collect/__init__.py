@@ -160,9 +160,15 @@ def scan(session: boto3.Session, request: ScanRequest,
     if len(targets) == 1:
         outcomes = [one(targets[0])]
     else:
-        with ThreadPoolExecutor(min(request.accounts.workers, len(targets)),
-                                thread_name_prefix="rdsaudit-account") as pool:
+        pool = ThreadPoolExecutor(min(request.accounts.workers, len(targets)),
+                                  thread_name_prefix="rdsaudit-account")
+        try:
             outcomes = list(pool.map(one, targets))
+        except BaseException:
+            # Ctrl-C: do not wait for the accounts still being scanned.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     scans = [o for o in outcomes if isinstance(o, AccountScan)]
     denied = [o for o in outcomes if isinstance(o, CollectionError)]
     calls, retries = counter.snapshot()

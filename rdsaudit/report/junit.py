@@ -40,7 +40,10 @@ def render_junit(doc: Mapping[str, Any]) -> str:
             _error_case(suite, e)
     _count(root, root.findall("testsuite"))
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    text = ET.tostring(root, encoding="unicode", xml_declaration=True)
+    # ElementTree writes a CR in element text raw, and every XML parser reads it back as LF;
+    # as a character reference it survives (attributes already get &#13;).
+    return text.replace("\r", "&#13;") + "\n"
 
 
 def _suite(root: ET.Element, name: str, scan: Mapping[str, Any]) -> ET.Element:
