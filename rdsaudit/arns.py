@@ -6,6 +6,7 @@ ARNs from China or GovCloud must be judged the same way.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -26,15 +27,21 @@ class Arn:
     account: str
     resource: str
 
-    @classmethod
-    def parse(cls, text: str) -> Arn | None:
-        m = _ARN.match(text)
-        if m is None:
-            return None
-        return cls(m["partition"], m["service"], m["region"], m["account"], m["resource"])
+    @staticmethod
+    def parse(text: str) -> Arn | None:
+        return _parse(text)
 
     def __str__(self) -> str:
         return f"arn:{self.partition}:{self.service}:{self.region}:{self.account}:{self.resource}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse(text: str) -> Arn | None:
+    # Cached: the same key ARNs are parsed once per resource that uses them.
+    m = _ARN.match(text)
+    if m is None:
+        return None
+    return Arn(m["partition"], m["service"], m["region"], m["account"], m["resource"])
 
 
 def is_key_id(text: str) -> bool:

@@ -33,21 +33,28 @@ def _ref(subject: Resource | KmsKey) -> ResourceRef:
 def evaluate(inventory: Inventory, policy: Policy) -> Result:
     ctx = Context(inventory, policy)
     findings: list[Finding] = []
+    # A resource is judged by many rules: its reference and key summary are built once.
+    described: dict[str, tuple[ResourceRef, KeySummary | None, tuple[tuple[str, str], ...]]] = {}
     for rule in RULES.values():
         for subject in ctx.subjects(rule.subjects):
             verdict = rule.check(subject, ctx)
             if verdict is None:
                 continue
-            if isinstance(subject, Resource):
-                key, tags = ctx.key_summary(subject), subject.tags
-            else:
-                key, tags = KeySummary(subject.arn, subject.key_state, subject.key_manager), ()
+            about = described.get(subject.arn)
+            if about is None:
+                if isinstance(subject, Resource):
+                    about = (_ref(subject), ctx.key_summary(subject), subject.tags)
+                else:
+                    about = (_ref(subject), KeySummary(subject.arn, subject.key_state,
+                                                       subject.key_manager), ())
+                described[subject.arn] = about
+            ref, key, tags = about
             finding = Finding(
                 rule_id=rule.id,
                 title=rule.title,
                 severity=verdict.severity or rule.severity,
                 status=verdict.status,
-                resource=_ref(subject),
+                resource=ref,
                 message=verdict.message,
                 kms_key=key,
                 tags=tags,

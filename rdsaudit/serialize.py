@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
@@ -79,6 +80,18 @@ class _Bad(ValueError):
     pass
 
 
+@functools.cache
+def _fields(tp: Any) -> tuple[tuple[tuple[str, Any, bool], ...], frozenset[str]]:
+    """(name, type, required) per field of a dataclass; resolving hints is slow, so once."""
+    hints = typing.get_type_hints(tp)
+    fields = tuple(
+        (f.name, hints[f.name],
+         f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(tp)
+    )
+    return fields, frozenset(name for name, _, _ in fields)
+
+
 def _build(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -112,18 +125,17 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise _Bad(f"{where}: expected an object")
-        hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        unknown = set(value) - names
-        if unknown:
+        fields, names = _fields(tp)  # type: ignore[arg-type]
+        if not names.issuperset(value):
+            unknown = set(value) - names
             raise _Bad(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         kwargs = {}
-        for f in dataclasses.fields(tp):
-            if f.name not in value:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise _Bad(f"{where}: missing field {f.name}")
+        for name, hint, required in fields:
+            if name not in value:
+                if required:
+                    raise _Bad(f"{where}: missing field {name}")
                 continue
-            kwargs[f.name] = _build(hints[f.name], value[f.name], f"{where}.{f.name}")
+            kwargs[name] = _build(hint, value[name], f"{where}.{name}")
         return tp(**kwargs)  # type: ignore[operator]
     if isinstance(tp, type) and issubclass(tp, enum.IntEnum):
         if not isinstance(value, str) or value.upper() not in tp.__members__:

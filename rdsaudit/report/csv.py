@@ -23,7 +23,9 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 def render_csv(doc: Mapping[str, Any]) -> str:
     import pandas as pd  # imported on use: it adds ~0.5 s to every CLI start
 
-    rows = [[neutralise(value) for value in _row(f)] for f in doc.get("findings") or []]
+    tags_cells: dict[int, str] = {}  # findings of one resource share its tags dict
+    rows = [[neutralise(value) for value in _row(f, tags_cells)]
+            for f in doc.get("findings") or []]
     frame = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
     return frame.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
 
@@ -33,13 +35,18 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
-def _row(finding: Mapping[str, Any]) -> list[str]:
+def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
     resource = finding.get("resource") or {}
     key = finding.get("kms_key") or {}
     remediation = finding.get("remediation") or {}
     commands = [step["command"] for step in remediation.get("steps") or []
                 if step.get("command")]
     tags = finding.get("tags") or {}
+    tags_cell = tags_cells.get(id(tags))
+    if tags_cell is None:
+        # Each tag is neutralised too, so no formula survives even if a reader splits it.
+        tags_cell = tags_cells[id(tags)] = "; ".join(
+            f"{neutralise(str(k))}={neutralise(str(v))}" for k, v in tags.items())
     return [
         _text(resource.get("account_id")),
         _text(resource.get("region")),
@@ -54,8 +61,7 @@ def _row(finding: Mapping[str, Any]) -> list[str]:
         _text(key.get("state")),
         _text(remediation.get("summary")),
         "\n".join(commands),
-        # Each tag is neutralised too, so no formula survives even if a reader splits the cell.
-        "; ".join(f"{neutralise(str(k))}={neutralise(str(v))}" for k, v in tags.items()),
+        tags_cell,
     ]
 
 

@@ -1,4 +1,9 @@
-"""The JSON report: the machine contract, `schema_version` 1."""
+"""The JSON report: the machine contract, `schema_version` 1.
+
+Laid out one top-level member per line and one list item (finding, error, key…) per line:
+grep- and diff-friendly, and written by json's C encoder (an indented dump goes through the
+pure-Python encoder, five times slower on a large estate).
+"""
 
 from __future__ import annotations
 
@@ -7,5 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
 def render_json(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    members = []
+    for name, value in doc.items():
+        if isinstance(value, list) and value:
+            items = ",\n    ".join(_dump(item) for item in value)
+            members.append(f"  {_dump(name)}: [\n    {items}\n  ]")
+        else:
+            members.append(f"  {_dump(name)}: {_dump(value)}")
+    return "{\n" + ",\n".join(members) + "\n}\n"
