@@ -74,7 +74,7 @@ class RotationLookup(enum.StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resource:
     """One RDS resource, normalised from whichever Describe* call returned it.
 
@@ -102,7 +102,7 @@ class Resource:
     tags: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KmsKey:
     """What we learned about one KMS key, looked up once by ARN in its own region."""
 
@@ -121,7 +121,7 @@ class KmsKey:
     note: str | None = None  # why a look-up failed or did not apply
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KmsAlias:
     name: str  # alias/...
     region: str
@@ -129,7 +129,7 @@ class KmsAlias:
     target_key_id: str | None  # None: predefined AWS alias not yet bound to a key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SnapshotShare:
     """The `restore` attribute of a manual snapshot: which accounts may restore it."""
 
@@ -137,7 +137,7 @@ class SnapshotShare:
     restore: tuple[str, ...]  # account ids, or "all" for public
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CollectionError:
     """An AWS call that failed: data we could not read, shown in every report."""
 
@@ -149,7 +149,7 @@ class CollectionError:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SkippedRegion:
     """A region the account has not enabled: it cannot hold resources, so it is not an error."""
 
@@ -159,7 +159,7 @@ class SkippedRegion:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ScanInfo:
     started_at: str
     finished_at: str
@@ -170,7 +170,7 @@ class ScanInfo:
     skipped_regions: tuple[SkippedRegion, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Inventory:
     scan: ScanInfo
     resources: tuple[Resource, ...] = ()
@@ -180,7 +180,7 @@ class Inventory:
     errors: tuple[CollectionError, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceRef:
     arn: str
     type: ResourceType
@@ -189,14 +189,14 @@ class ResourceRef:
     account_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class KeySummary:
     arn: str | None
     state: str | None
     manager: str | None  # AWS | CUSTOMER | AWS_OWNED | None when unknown
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One remediation step. `command` is None for a manual step (cut-over, verification)."""
 
@@ -205,20 +205,20 @@ class Step:
     manual: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Remediation:
     summary: str
     steps: tuple[Step, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Waiver:
     reason: str
     owner: str
     expires: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     rule_id: str
     title: str
@@ -233,7 +233,7 @@ class Finding:
     baseline: str | None = None  # "new" | "unchanged" against --baseline; None without one
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WaiverReport:
     """A configured waiver and what became of it in this evaluation."""
 
@@ -248,7 +248,7 @@ class WaiverReport:
     region: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResolvedFinding:
     """A failure of the baseline report that no longer fails."""
 
@@ -260,7 +260,7 @@ class ResolvedFinding:
     severity: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BaselineReport:
     source: str
     new: int
@@ -268,7 +268,7 @@ class BaselineReport:
     resolved: tuple[ResolvedFinding, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     """What every report renders: the inventory's facts and the judgement over them."""
 
