@@ -39,7 +39,7 @@ samples: $(VENV)/.dev
 
 ## make bench: benchmarks (never part of make test)
 bench: $(VENV)/.dev
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) rdsaudit-demo .pytest_cache .mypy_cache .ruff_cache

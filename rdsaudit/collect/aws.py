@@ -7,22 +7,31 @@ that is not a Describe, List or Get: rdsaudit is read-only by construction.
 
 from __future__ import annotations
 
+import functools
+import math
+import random
 import threading
-from collections import Counter
-from collections.abc import Iterator, Mapping
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import botocore.session
+import botocore.utils
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    PaginationError,
     ReadTimeoutError,
 )
 from botocore.parsers import ResponseParserError
+from botocore.retries import standard
 
 from rdsaudit import __version__
 
@@ -126,7 +135,8 @@ def _action(event_name: str) -> str:
 
 def retry_config(max_attempts: int, pool: int = 10, read_timeout: float = 30) -> Config:
     # `total_max_attempts` includes the first request, unlike Config's `max_attempts`
-    # (aws-facts §7); standard mode retries throttling and 5xx with capped backoff.
+    # (aws-facts §7). AwsClients replaces the standard retry handler with `PatientRetry`;
+    # clients made elsewhere (the STS identity check) keep botocore's standard mode.
     return Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=5,
@@ -136,10 +146,245 @@ def retry_config(max_attempts: int, pool: int = 10, read_timeout: float = 30) ->
     )
 
 
+class RateLimiter:
+    """Client-side pacing for one (service, region), shared by every call to it.
+
+    AIMD, as TCP does congestion control: unlimited until AWS throttles us; then the rate we
+    were sending at (over the last second) is halved and requests are spaced to it; each
+    success adds `increase / rate`, about `increase` requests a second for every second of
+    calm, and past `ceiling` the limit is lifted again. A throttled request sent before the
+    last cut says nothing new about the quota, so it cuts nothing: one cut per round trip.
+    RDS quotas are per account and region, shared by its Describe calls; KMS quotas are per
+    operation (aws-facts §7): see `limiter_scope`.
+    """
+
+    def __init__(self, *, floor: float = 0.5, increase: float = 2.0, ceiling: float = 1000.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.floor = floor
+        self.increase = increase
+        self.ceiling = ceiling
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._rate: float | None = None
+        self._next = 0.0
+        self._cut_at = -math.inf
+        self._recent: deque[float] = deque()
+
+    @property
+    def rate(self) -> float | None:
+        """Requests a second currently allowed; None: unlimited."""
+        with self._lock:
+            return self._rate
+
+    def acquire(self) -> float:
+        """Wait for this request's turn; returns when it may be sent (its send time)."""
+        with self._lock:
+            now = self._clock()
+            self._recent.append(now)
+            while self._recent and self._recent[0] < now - 1.0:
+                self._recent.popleft()
+            if self._rate is None:
+                return now
+            slot = max(now, self._next)
+            self._next = slot + 1.0 / self._rate
+        if slot > now:
+            self._sleep(slot - now)
+        return slot
+
+    def throttled(self, sent_at: float) -> None:
+        with self._lock:
+            if sent_at < self._cut_at:
+                return
+            now = self._clock()
+            # The rate we were sending at, over the last second or since we began sending.
+            window = min(1.0, max(0.05, now - self._recent[0])) if self._recent else 1.0
+            sent = sum(1 for t in self._recent if t >= now - window)
+            sending = max(1.0, sent / window)
+            current = sending if self._rate is None else min(self._rate, sending)
+            self._rate = max(self.floor, current / 2)
+            self._cut_at = now
+            self._next = max(self._next, now + 1.0 / self._rate)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self._rate is None:
+                return
+            self._rate += self.increase / self._rate
+            if self._rate > self.ceiling:
+                self._rate = None
+
+
+# botocore's own classification of what is worth retrying (standard mode), minus its
+# attempt limit and retry quota, which PatientRetry replaces.
+_RETRYABLE = standard.OrRetryChecker([
+    standard.TransientRetryableChecker(),
+    standard.ThrottledRetryableChecker(),
+    standard.ThrottlingStatusCodeChecker(),
+    standard.ModeledRetryableChecker(),
+])
+_THROTTLING = standard.ThrottlingErrorDetector(standard.RetryEventAdapter())
+_STATE = "rdsaudit"  # our key in botocore's per-call request context
+_PROGRESS_WAIT = 5.0  # seconds a throttled call out of attempts waits for others' answers
+_RECENT = 10.0  # an operation answered this recently is rate limited, not walled off
+
+
+class PatientRetry:
+    """The retry policy of one client (one service in one region).
+
+    * Errors botocore's standard mode retries (throttling, 5xx, timeouts, connection errors)
+      are retried with capped exponential backoff and jitter, up to `max_attempts` attempts
+      in all (`--max-attempts`). Anything else (AccessDenied, NotFound...) is not retried.
+    * A throttled call may go on past `max_attempts`, for up to `patience` seconds from its
+      first attempt, if other calls of the same operation in that region are being answered
+      (since it began, or in the last 10 s): that is a rate limit, and the shared
+      `RateLimiter` slows everyone down to it, so the call will get through. When nothing
+      of that operation gets through (a wall, not a rate), it fails after `max_attempts`
+      (one more backoff spent looking for progress) and becomes a CollectionError.
+    * botocore's retry quota (500 tokens, drained by sustained throttling) is not used: the
+      limiter is what keeps a throttled scan from hammering the API.
+    """
+
+    def __init__(self, limiter: Callable[[str], RateLimiter], max_attempts: int,
+                 patience: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 rand: Callable[[], float] = random.random,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.limiter = limiter  # operation name -> its limiter
+        self._sleep = sleep
+        self.max_attempts = max(1, max_attempts)
+        self.patience = patience
+        self._clock = clock
+        self._rand = rand
+        self._lock = threading.Condition()
+        self._answered: Counter[str] = Counter()  # successes per operation
+        self._in_flight: Counter[str] = Counter()  # attempts sent, not yet answered
+        self._last_answer: dict[str, float] = {}  # operation -> when it last succeeded
+
+    def attach(self, client: Any) -> None:
+        events = client.meta.events
+        service = client.meta.service_model.service_id.hyphenize()
+        # Before the signer (same event, registered first): a request that waited for the
+        # limiter is signed when it leaves, not when it queued.
+        events.register_first(f"request-created.{service}", self._before_send)
+        events.unregister(f"needs-retry.{service}", unique_id=f"retry-config-{service}")
+        events.register_first(f"needs-retry.{service}", self.needs_retry)
+
+    def _before_send(self, request: Any, operation_name: str, **_: Any) -> None:
+        state = request.context.setdefault(_STATE, {})
+        sent = self.limiter(operation_name).acquire()
+        state["sent"] = sent
+        with self._lock:
+            self._in_flight[operation_name] += 1
+            if "started" not in state:
+                state["started"] = sent
+                state["answered"] = self._answered[operation_name]
+
+    def needs_retry(self, response: Any, attempts: int, caught_exception: Exception | None,
+                    request_dict: Mapping[str, Any], operation: Any, **_: Any) -> float | bool:
+        """botocore's needs-retry event: a delay in seconds to retry, False to stop."""
+        http, parsed = response if response is not None else (None, None)
+        state = request_dict["context"].get(_STATE, {})
+        ok = caught_exception is None and http is not None and http.status_code < 300
+        with self._lock:
+            self._in_flight[operation.name] -= 1
+            if ok:
+                self._answered[operation.name] += 1
+                self._last_answer[operation.name] = self._clock()
+            self._lock.notify_all()
+        if ok:
+            self.limiter(operation.name).succeeded()
+            return False
+        ctx = standard.RetryContext(
+            attempt_number=attempts, operation_model=operation, parsed_response=parsed,
+            http_response=http, caught_exception=caught_exception,
+            request_context=request_dict["context"])
+        if not _RETRYABLE.is_retryable(ctx):
+            return False
+        throttled = _THROTTLING.is_throttling_error_from_context(ctx)
+        if throttled:
+            self.limiter(operation.name).throttled(state.get("sent", -math.inf))
+        delay = self._backoff(attempts, throttled)
+        if attempts < self.max_attempts:
+            return delay
+        if not throttled or not self._within_patience(state):
+            return False
+        # Out of attempts, throttled: wait out the backoff here, then retry only if the
+        # operation got through meanwhile (a rate limit); if not (a wall), give up.
+        self._sleep(delay)
+        return 0.0 if self._got_through(state, operation.name) else False
+
+    def _backoff(self, attempts: int, throttled: bool) -> float:
+        # Capped exponential backoff with full jitter, as botocore's standard mode, with a
+        # shorter scale for throttling (200 ms, not 1 s, capped at 2 s, not 20 s): the
+        # shared limiter, not each call's own sleep, is what spaces requests to the quota.
+        if throttled:
+            return float(self._rand() * min(0.2 * 2 ** (attempts - 1), 2.0))
+        return float(self._rand() * min(0.05 * 2 ** (attempts - 1), 20.0))
+
+    def _within_patience(self, state: Mapping[str, Any]) -> bool:
+        started = state.get("started")
+        return started is not None and self._clock() - started <= self.patience
+
+    def _got_through(self, state: Mapping[str, Any], operation: str) -> bool:
+        """Whether calls of the operation get answered: since this call began (waiting a
+        little for those still in flight) or within the last `_RECENT` seconds."""
+        since = state.get("answered", 0)
+        with self._lock:
+            self._lock.wait_for(
+                lambda: self._answered[operation] > since or self._in_flight[operation] <= 0,
+                timeout=_PROGRESS_WAIT)
+            last = self._last_answer.get(operation, -math.inf)
+            return bool(self._answered[operation] > since or self._clock() - last <= _RECENT)
+
+
+# Services whose request quotas are per operation (KMS: DescribeKey 2000/s, ListAliases
+# 500/s, ... aws-facts §7); the others share one quota per account and region (RDS).
+PER_OPERATION_QUOTAS = frozenset({"kms"})
+
+
+def limiter_scope(service: str, operation: str) -> str:
+    """What shares a rate limiter within a (service, region): the operation or all ("*")."""
+    return operation if service in PER_OPERATION_QUOTAS else "*"
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parsing, without dateutil for the forms AWS sends.
+
+    botocore parses every timestamp of every response with dateutil, which is half of its
+    XML parsing time on a snapshot listing (benchmarks/results.md). ISO 8601 text and epoch
+    seconds are what the RDS and KMS APIs send; anything else goes to botocore's parser.
+    The result is the same aware datetime in UTC.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    result: datetime = botocore.utils.parse_timestamp(value)
+    return result
+
+
+def use_fast_timestamps(session: boto3.Session) -> None:
+    """Parse the session's responses with `parse_timestamp` (same values, less CPU)."""
+    core = getattr(session, "_session", None)
+    if core is None:
+        return
+    factory = core.get_component("response_parser_factory")
+    factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+
+
 class AwsClients:
     """Lazily created clients of one boto3 session, shared by the scan's worker threads.
 
     boto3 clients are thread-safe; creating them from one session is not, hence the lock.
+    Each (service, region) has one client and one `PatientRetry`; rate limiters are shared
+    per (service, region) or, where quotas are per operation, per (service, region,
+    operation).
     """
 
     def __init__(
@@ -151,12 +396,17 @@ class AwsClients:
         pool: int = 10,
         counter: CallCounter | None = None,
         read_timeout: float = 30,
+        throttle_patience: float = 60.0,
     ) -> None:
         self.session = session
+        use_fast_timestamps(session)
         self.endpoint_url = endpoint_url
         self.counter = counter or CallCounter()
+        self.max_attempts = max_attempts
+        self.throttle_patience = throttle_patience
         self._config = retry_config(max_attempts, pool, read_timeout)
         self._clients: dict[tuple[str, str], Any] = {}
+        self.limiters: dict[tuple[str, str, str], RateLimiter] = {}
         self._lock = threading.Lock()
 
     def client(self, service: str, region: str) -> Any:
@@ -168,8 +418,19 @@ class AwsClients:
                     kwargs["endpoint_url"] = self.endpoint_url
                 client = self.session.client(service, **kwargs)
                 self.counter.attach(client)
+                PatientRetry(functools.partial(self.limiter, service, region),
+                             self.max_attempts, self.throttle_patience).attach(client)
                 self._clients[(service, region)] = client
             return client
+
+    def limiter(self, service: str, region: str, operation: str) -> RateLimiter:
+        """The limiter every call of this operation goes through (see `limiter_scope`)."""
+        key = (service, region, limiter_scope(service, operation))
+        with self._lock:
+            found = self.limiters.get(key)
+            if found is None:
+                found = self.limiters[key] = RateLimiter()
+            return found
 
     def call(self, service: str, region: str, operation: str, method: str,
              **params: Any) -> Mapping[str, Any]:
@@ -177,11 +438,70 @@ class AwsClients:
         result: Mapping[str, Any] = getattr(self.client(service, region), method)(**params)
         return result
 
+    def page(self, service: str, region: str, operation: str, method: str,
+             marker: str | None = None, **params: Any) -> tuple[Mapping[str, Any], str | None]:
+        """One page of a paginated listing and the marker of the next page (None: last).
+
+        Pages are fetched one call at a time, so the scanner can ask for page n+1 the moment
+        page n has answered and read page n's items while page n+1 is in flight.
+        """
+        _refuse_mutation(operation)
+        tokens = _paging(service, operation)
+        if marker is not None:
+            params[tokens.input] = marker
+        answer = self.call(service, region, operation, method, **params)
+        following = answer.get(tokens.output)
+        if tokens.more is not None and not answer.get(tokens.more):
+            following = None
+        if not isinstance(following, str) or not following:
+            return answer, None
+        if following == marker:
+            # What botocore's paginator refuses too: the same marker again would loop forever.
+            raise PaginationError(message=f"{operation} returned the marker it was given")
+        return answer, following
+
     def pages(self, service: str, region: str, operation: str, method: str,
               **params: Any) -> Iterator[Mapping[str, Any]]:
-        _refuse_mutation(operation)
-        paginator = self.client(service, region).get_paginator(method)
-        yield from paginator.paginate(**params)
+        """Every page, in order, in this thread."""
+        marker: str | None = None
+        for _ in range(_MAX_PAGES):
+            answer, marker = self.page(service, region, operation, method, marker, **params)
+            yield answer
+            if marker is None:
+                return
+        raise PaginationError(message=f"{operation} went past {_MAX_PAGES} pages")
+
+
+# A listing of more pages than this is a broken endpoint, not an estate (10 million items).
+_MAX_PAGES = 100_000
+
+
+@dataclass(frozen=True)
+class _Tokens:
+    input: str
+    output: str
+    more: str | None  # the flag that says more pages follow, where the API has one
+
+
+@functools.cache
+def _paging(service: str, operation: str) -> _Tokens:
+    """The pagination tokens of an operation, from botocore's paginator model."""
+    config = _paginator_model(service).get_paginator(operation)
+    more = config.get("more_results")
+    return _Tokens(str(config["input_token"]), str(config["output_token"]),
+                   str(more) if more else None)
+
+
+@functools.cache
+def _paginator_model(service: str) -> Any:
+    # One botocore session for all: its loader caches what it reads from botocore's data
+    # (a session per look-up re-scans the data directories, ~50 ms each).
+    return _botocore_session().get_paginator_model(service)
+
+
+@functools.cache
+def _botocore_session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 def _refuse_mutation(operation: str) -> None:

@@ -1,18 +1,26 @@
 """One account's scan: every listing in every region, concurrently, with key look-ups
 streamed as soon as a page reveals a key.
 
-Work is a set of small tasks in one bounded pool: per region, ListAliases and one task per
-row of `LISTINGS`; a page that names a KMS key starts that key's DescribeKey at once (and,
-for a customer managed key, its GetKeyRotationStatus); an unencrypted manual snapshot starts
-its attribute call. Each key is looked up exactly once, in its own region. Every failure
-becomes a `CollectionError` (or a `SkippedRegion` for a region the account has not enabled).
+Work is a set of small tasks, each one AWS call: per region, the first page of ListAliases
+and of every row of `LISTINGS`; a page that has a next one starts it before its own items
+are read; an item that names a KMS key starts that key's DescribeKey at once (and, for a
+customer managed key, its GetKeyRotationStatus); an unencrypted manual snapshot starts its
+attribute call. A scheduler runs the most urgent task first (listing pages, then keys, then
+rotation, then snapshot attributes: the critical path before the rest) with at most
+`lanes[service]` calls in flight per service and region and `workers` in all.
+
+The calls are the API floor (`rdsaudit.collect.floor`): each page once, each key looked up
+exactly once in its own region, each attribute call once. Every failure becomes a
+`CollectionError` (or a `SkippedRegion` for a region the account has not enabled).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -67,38 +75,107 @@ class _Malformed(ValueError):
     """An answer that parsed but lacks what the API promises."""
 
 
-class _TaskGroup:
-    """Tasks that may start more tasks; `wait` returns when none is left.
+# What runs first when more work is ready than lanes allow: the critical path. Listing
+# pages are chains (page n+1 needs page n's marker) and reveal everything else; a key's
+# DescribeKey may have a GetKeyRotationStatus behind it; snapshot attributes end nothing.
+LISTING, KEY, ROTATION, SHARE = 0, 1, 2, 3
 
-    An unexpected exception in a task (a bug, not an AWS failure) is re-raised by `wait`.
+# Calls in flight at most per service and region, within the scan's `workers` in all: AWS
+# throttles per account, region and service (aws-facts §7). A listing holds one RDS lane for
+# all its pages (7 listings a region); the rest go to the per-snapshot attribute calls, the
+# bulk of the calls (benchmarks/results.md). At 50 ms a call a scan is CPU-bound in the client
+# long before these limits bind; they bound the burst AWS sees per region.
+DEFAULT_LANES: Mapping[str, int] = {"rds": 16, "kms": 8}
+
+ALIAS_PAGE = 100  # the largest ListAliases page (Limit 1..100)
+
+Lane = tuple[str, str]  # (service, region)
+LOCAL: Lane = ("local", "")  # work that makes no call: reading a page
+MAX_PAGES = 100_000  # more is a broken endpoint, not an estate (10 million items)
+
+
+class _Scheduler:
+    """Worker threads that always run the most urgent task whose lane has room.
+
+    A task may submit more tasks; `run` returns when none is queued or running. An
+    unexpected exception in a task (a bug, not an AWS failure) stops the workers and is
+    re-raised by `run`.
     """
 
-    def __init__(self, pool: ThreadPoolExecutor) -> None:
-        self._pool = pool
-        self._pending = 0
+    def __init__(self, workers: int, lanes: Mapping[str, int]) -> None:
+        self._workers = max(1, workers)
+        self._lanes = lanes
         self._cond = threading.Condition()
-        self._crash: BaseException | None = None
+        self._queues: dict[Lane, list[tuple[int, int, Callable[..., None], tuple[Any, ...]]]] = {}
+        self._running: Counter[Lane] = Counter()
+        self._pending = 0  # queued + running
+        self._seq = itertools.count()
+        self._stop: BaseException | None = None
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+    def submit(self, priority: int, lane: Lane, fn: Callable[..., None], *args: Any) -> None:
         with self._cond:
+            heapq.heappush(self._queues.setdefault(lane, []),
+                           (priority, next(self._seq), fn, args))
             self._pending += 1
-        future = self._pool.submit(fn, *args)
-        future.add_done_callback(self._done)
+            self._cond.notify()
 
-    def _done(self, future: Future[None]) -> None:
-        exc = future.exception()
+    def run(self) -> None:
+        threads = [threading.Thread(target=self._work, name=f"rdsaudit-{i}", daemon=True)
+                   for i in range(self._workers)]
+        for thread in threads:
+            thread.start()
+        try:
+            with self._cond:
+                while self._pending and self._stop is None:
+                    self._cond.wait(0.5)
+        except BaseException as exc:
+            # Ctrl-C: drop queued work instead of finishing the whole scan first.
+            with self._cond:
+                self._stop = self._stop or exc
+                self._cond.notify_all()
+            raise
         with self._cond:
-            if exc is not None and self._crash is None:
-                self._crash = exc
-            self._pending -= 1
-            self._cond.notify_all()
+            crash = self._stop
+        if crash is not None:
+            raise crash
+        for thread in threads:
+            thread.join()
 
-    def wait(self) -> None:
-        with self._cond:
-            while self._pending and self._crash is None:
-                self._cond.wait()
-            if self._crash is not None:
-                raise self._crash
+    def _take(self) -> tuple[Lane, Callable[..., None], tuple[Any, ...]] | None:
+        best: Lane | None = None
+        for lane, queue in self._queues.items():
+            limit = self._workers if lane == LOCAL else self._lanes.get(lane[0], 1)
+            if queue and self._running[lane] < limit:
+                if best is None or queue[0][:2] < self._queues[best][0][:2]:
+                    best = lane
+        if best is None:
+            return None
+        _, _, fn, args = heapq.heappop(self._queues[best])
+        self._running[best] += 1
+        return best, fn, args
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stop is not None or not self._pending:
+                        self._cond.notify_all()
+                        return
+                    task = self._take()
+                    if task is not None:
+                        break
+                    self._cond.wait()
+            lane, fn, args = task
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises
+                with self._cond:
+                    self._stop = self._stop or exc
+            finally:
+                with self._cond:
+                    self._running[lane] -= 1
+                    self._pending -= 1
+                    self._cond.notify_all()
 
 
 class AccountScanner:
@@ -116,8 +193,8 @@ class AccountScanner:
         self.account_id = account_id
         self.regions = tuple(regions)
         self.workers = workers
-        limits = {"rds": 8, "kms": 8, **(per_service or {})}
-        self._limits = {svc: threading.BoundedSemaphore(n) for svc, n in limits.items()}
+        # Per service, in each region.
+        self.lanes = {**DEFAULT_LANES, **(per_service or {})}
         self._progress = progress
         self._lock = threading.Lock()
         self._resources: dict[str, Resource] = {}
@@ -129,24 +206,17 @@ class AccountScanner:
         self._errors: list[CollectionError] = []
         self._skipped: dict[str, SkippedRegion] = {}
         self._open_listings = {r: len(LISTINGS) + 1 for r in self.regions}
-        self._group: _TaskGroup | None = None
+        self._scheduler: _Scheduler | None = None
 
     # -- orchestration -------------------------------------------------------------------
 
     def run(self) -> AccountScan:
-        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="rdsaudit")
-        try:
-            self._group = _TaskGroup(pool)
-            for region in self.regions:
-                self._group.submit(self._list_aliases, region)
-                for spec in LISTINGS:
-                    self._group.submit(self._list, region, spec)
-            self._group.wait()
-        except BaseException:
-            # Ctrl-C or a bug: drop queued work instead of finishing the whole scan first.
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        self._scheduler = _Scheduler(self.workers, self.lanes)
+        for region in self.regions:
+            self._submit(LISTING, ("kms", region), self._list_aliases, region, None, {})
+            for spec in LISTINGS:
+                self._submit(LISTING, (spec.service, region), self._list, region, spec, None)
+        self._scheduler.run()
         return AccountScan(
             account_id=self.account_id,
             regions=self.regions,
@@ -158,9 +228,9 @@ class AccountScanner:
             skipped=tuple(self._skipped[r] for r in sorted(self._skipped)),
         )
 
-    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
-        assert self._group is not None
-        self._group.submit(fn, *args)
+    def _submit(self, priority: int, lane: Lane, fn: Callable[..., None], *args: Any) -> None:
+        assert self._scheduler is not None
+        self._scheduler.submit(priority, lane, fn, *args)
 
     def _region_finished(self, region: str) -> None:
         with self._lock:
@@ -198,23 +268,27 @@ class AccountScanner:
 
     # -- listings ------------------------------------------------------------------------
 
-    def _list(self, region: str, spec: ListingSpec) -> None:
-        try:
+    def _list(self, region: str, spec: ListingSpec, marker: str | None) -> None:
+        """A listing's pages, one after another in this thread (the chain never waits for a
+        free worker); each page but the last is read by another task meanwhile."""
+        for _ in range(MAX_PAGES):
             if self._skipping(region):
-                return
-            with self._limits[spec.service]:
-                pages = self.clients.pages(
-                    spec.service, region, spec.operation, spec.method, **spec.params
-                )
-                # The semaphore bounds requests in flight; iterate pages inside it.
-                for page in pages:
-                    self._take_page(region, spec, page)
-                    if self._skipping(region):
-                        return
-        except AWS_FAILURES as exc:
-            self._fail(region, spec.service, spec.operation, describe_failure(exc))
-        finally:
-            self._region_finished(region)
+                break
+            try:
+                page, following = self.clients.page(spec.service, region, spec.operation,
+                                                    spec.method, marker, **spec.params)
+            except AWS_FAILURES as exc:
+                self._fail(region, spec.service, spec.operation, describe_failure(exc))
+                break
+            if following is None:
+                self._take_page(region, spec, page)
+                break
+            self._submit(LISTING, LOCAL, self._take_page, region, spec, page)
+            marker = following
+        else:
+            self._fail(region, spec.service, spec.operation,
+                       Failure("MalformedResponse", f"more than {MAX_PAGES} pages"))
+        self._region_finished(region)
 
     def _take_page(self, region: str, spec: ListingSpec, page: Mapping[str, Any]) -> None:
         items = page.get(spec.result_key)
@@ -247,7 +321,7 @@ class AccountScanner:
             and resource.encrypted is False
         ):
             # Only unencrypted manual snapshots can be public (aws-facts §3).
-            self._submit(self._describe_share, resource)
+            self._submit(SHARE, ("rds", resource.region), self._describe_share, resource)
         if resource.encrypted and resource.encryption_type is not EncryptionType.SSE_RDS:
             self._want_key(resource)
 
@@ -256,10 +330,9 @@ class AccountScanner:
         if self._skipping(snapshot.region):
             return
         try:
-            with self._limits["rds"]:
-                answer = self.clients.call(
-                    "rds", snapshot.region, operation, method, **{id_param: snapshot.id}
-                )
+            answer = self.clients.call(
+                "rds", snapshot.region, operation, method, **{id_param: snapshot.id}
+            )
         except AWS_FAILURES as exc:
             self._fail(snapshot.region, "rds", operation, describe_failure(exc))
             return
@@ -277,39 +350,43 @@ class AccountScanner:
 
     # -- KMS -----------------------------------------------------------------------------
 
-    def _list_aliases(self, region: str) -> None:
-        aliases: dict[str, str | None] = {}
-        records: list[KmsAlias] = []
+    def _list_aliases(self, region: str, marker: str | None,
+                      listed: dict[str, str | None]) -> None:
+        """One page of ListAliases; keys named by alias wait for the last page."""
+        if self._skipping(region):
+            self._region_finished(region)
+            return
         try:
-            if self._skipping(region):
-                return
-            with self._limits["kms"]:
-                for page in self.clients.pages("kms", region, "ListAliases", "list_aliases",
-                                               Limit=100):
-                    entries = page.get("Aliases")
-                    if not isinstance(entries, list):
-                        raise _Malformed("ListAliases answer has no Aliases list")
-                    for entry in entries:
-                        name = entry.get("AliasName")
-                        if not isinstance(name, str):
-                            continue
-                        target = entry.get("TargetKeyId")
-                        target = target if isinstance(target, str) else None
-                        aliases[name] = target
-                        records.append(KmsAlias(name, region, self.account_id, target))
+            page, following = self.clients.page("kms", region, "ListAliases", "list_aliases",
+                                                marker, Limit=ALIAS_PAGE)
+            entries = page.get("Aliases")
+            if not isinstance(entries, list):
+                raise _Malformed("ListAliases answer has no Aliases list")
         except (*AWS_FAILURES, _Malformed) as exc:
             failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
                        else describe_failure(exc))
             self._fail(region, "kms", "ListAliases", failure)
             with self._lock:
                 self._waiting_for_aliases.pop(region, None)
-            return
-        finally:
             self._region_finished(region)
+            return
+        if following is not None:
+            self._submit(LISTING, ("kms", region), self._list_aliases, region, following,
+                         listed)
+        for entry in entries:
+            name = entry.get("AliasName") if isinstance(entry, Mapping) else None
+            if isinstance(name, str):
+                target = entry.get("TargetKeyId")
+                listed[name] = target if isinstance(target, str) else None
+        if following is not None:
+            return
+        records = [KmsAlias(name, region, self.account_id, target)
+                   for name, target in listed.items()]
         with self._lock:
-            self._aliases[region] = aliases
+            self._aliases[region] = listed
             self._alias_records.extend(records)
             waiting = self._waiting_for_aliases.pop(region, [])
+        self._region_finished(region)
         for resource in waiting:
             self._want_key(resource)
 
@@ -331,15 +408,14 @@ class AccountScanner:
             # Placeholder until DescribeKey answers; also the "already requested" mark.
             self._keys[ref.arn] = KmsKey(ref.arn, arn.region, arn.account, KeyLookup.ERROR,
                                          note="look-up did not finish")
-        self._submit(self._describe_key, ref.arn, arn.region, arn.account)
+        self._submit(KEY, ("kms", arn.region), self._describe_key, ref.arn, arn.region,
+                     arn.account)
 
     def _describe_key(self, arn: str, region: str, account: str) -> None:
         try:
-            with self._limits["kms"]:
-                # Always by key ARN, never by alias: DescribeKey on alias/aws/rds can create
-                # the AWS managed key (aws-facts §5).
-                answer = self.clients.call("kms", region, "DescribeKey", "describe_key",
-                                           KeyId=arn)
+            # Always by key ARN, never by alias: DescribeKey on alias/aws/rds can create the
+            # AWS managed key (aws-facts §5).
+            answer = self.clients.call("kms", region, "DescribeKey", "describe_key", KeyId=arn)
         except AWS_FAILURES as exc:
             failure = describe_failure(exc)
             if failure.code == "NotFoundException":
@@ -377,13 +453,12 @@ class AccountScanner:
             self._keys[arn] = key
         if key.key_manager == "CUSTOMER":
             # AWS managed keys always rotate (aws-facts §5): only customer keys are asked.
-            self._submit(self._rotation, key)
+            self._submit(ROTATION, ("kms", key.region), self._rotation, key)
 
     def _rotation(self, key: KmsKey) -> None:
         try:
-            with self._limits["kms"]:
-                answer = self.clients.call("kms", key.region, "GetKeyRotationStatus",
-                                           "get_key_rotation_status", KeyId=key.arn)
+            answer = self.clients.call("kms", key.region, "GetKeyRotationStatus",
+                                       "get_key_rotation_status", KeyId=key.arn)
         except AWS_FAILURES as exc:
             failure = describe_failure(exc)
             if failure.code == "UnsupportedOperationException":

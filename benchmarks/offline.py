@@ -1,0 +1,241 @@
+"""Offline speed: `rdsaudit evaluate` and every report format on a saved inventory of 100k.
+
+The inventory is built directly (no AWS): 4 regions, 64 customer keys and one AWS managed key
+per region, the resource mix of estate.py, one in five resources unencrypted. Three passes:
+
+1. the CLI, `rdsaudit evaluate inv.json --format <all> --output-dir OUT`, under
+   /usr/bin/time (wall, CPU, peak RSS): the figure the target is about;
+2. the same pipeline in-process, stage by stage (load, evaluate, document, each renderer);
+3. the same again under cProfile, for where each stage spends its time.
+
+    .venv/bin/python benchmarks/offline.py [--size 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rdsaudit.model import (
+    EncryptionType,
+    Inventory,
+    KeyLookup,
+    KmsAlias,
+    KmsKey,
+    Resource,
+    ResourceType,
+    RotationLookup,
+    ScanInfo,
+    SnapshotShare,
+)
+
+HERE = Path(__file__).resolve().parent
+ACCOUNT = "123456789012"
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
+KEYS_PER_REGION = 16
+
+
+def _key_id(region: int, k: int) -> str:
+    return f"{region:02d}{k:06d}-0000-4000-8000-000000000000"
+
+
+def build_inventory(size: int) -> Inventory:
+    keys: list[KmsKey] = []
+    aliases: list[KmsAlias] = []
+    region_keys: dict[str, list[str]] = {}
+    for r, region in enumerate(REGIONS):
+        arns = []
+        for k in range(KEYS_PER_REGION + 1):
+            kid = _key_id(r, k)
+            arn = f"arn:aws:kms:{region}:{ACCOUNT}:key/{kid}"
+            managed = k == KEYS_PER_REGION
+            keys.append(KmsKey(arn, region, ACCOUNT, KeyLookup.OK, key_state="Enabled",
+                               key_manager="AWS" if managed else "CUSTOMER", origin="AWS_KMS",
+                               rotation=RotationLookup.NOT_CHECKED if managed
+                               else RotationLookup.OK,
+                               rotation_enabled=None if managed else k % 2 == 0))
+            aliases.append(KmsAlias("alias/aws/rds" if managed else f"alias/bench-{k}", region,
+                                    ACCOUNT, kid))
+            arns.append(arn)
+        region_keys[region] = arns
+    resources: list[Resource] = []
+    shares: list[SnapshotShare] = []
+    per_region = size // len(REGIONS)
+    for region in REGIONS:
+        arns = region_keys[region]
+        instances = per_region // 5
+        for i in range(per_region):
+            encrypted = i % 5 != 4
+            key = arns[i % len(arns)] if encrypted else None
+            enc = EncryptionType.SSE_KMS if encrypted else EncryptionType.NONE
+            tags = (("team", f"team-{i % 7}"), ("environment", "production"))
+            base = f"arn:aws:rds:{region}:{ACCOUNT}"
+            kind = i % 10
+            if kind < 2:
+                rid = f"db-{i:06d}"
+                resources.append(Resource(ResourceType.DB_INSTANCE, f"{base}:db:{rid}", rid,
+                                          region, ACCOUNT, encrypted, enc, key,
+                                          engine="postgres", status="available",
+                                          instance_class="db.m6g.large", backup_retention=7,
+                                          tags=tags))
+            elif kind < 4:
+                rid = f"rds:db-{i % max(1, instances):06d}-2026-11-27-{i:06d}"
+                resources.append(Resource(ResourceType.DB_SNAPSHOT, f"{base}:snapshot:{rid}",
+                                          rid, region, ACCOUNT, encrypted, enc, key,
+                                          engine="postgres", status="available",
+                                          snapshot_type="automated", source_id="db", tags=tags))
+            elif kind < 6:
+                rid = f"ab-{i:020d}"
+                resources.append(Resource(ResourceType.DB_AUTOMATED_BACKUP,
+                                          f"{base}:auto-backup:{rid}", rid, region, ACCOUNT,
+                                          encrypted, enc, key, engine="postgres",
+                                          status="active", snapshot_type="automated",
+                                          source_id="db", backup_retention=7, tags=tags))
+            elif kind < 9:
+                rid = f"snap-{i:06d}"
+                arn = f"{base}:snapshot:{rid}"
+                resources.append(Resource(ResourceType.DB_SNAPSHOT, arn, rid, region, ACCOUNT,
+                                          encrypted, enc, key, engine="postgres",
+                                          status="available", snapshot_type="manual",
+                                          source_id="db", tags=tags))
+                if not encrypted:
+                    shares.append(SnapshotShare(arn, ()))
+            else:
+                rid = f"aurora-{i:06d}"
+                resources.append(Resource(ResourceType.DB_CLUSTER, f"{base}:cluster:{rid}", rid,
+                                          region, ACCOUNT, encrypted, enc, key,
+                                          engine="aurora-postgresql", status="available",
+                                          backup_retention=7, tags=tags))
+    scan = ScanInfo(started_at="2026-11-27T12:00:00Z", finished_at="2026-11-27T12:01:00Z",
+                    accounts=(ACCOUNT,), regions=REGIONS)
+    return Inventory(scan=scan, resources=tuple(resources), keys=tuple(keys),
+                     aliases=tuple(aliases), shares=tuple(shares))
+
+
+def _stages(path: Path, out: Path) -> list[tuple[str, Callable[[dict[str, Any]], None]]]:
+    from rdsaudit.evaluate import evaluate
+    from rdsaudit.policy import Policy
+    from rdsaudit.report import FORMATS, report_document
+    from rdsaudit.serialize import load_inventory
+
+    def load(s: dict[str, Any]) -> None:
+        s["inventory"] = load_inventory(path)
+
+    def judge(s: dict[str, Any]) -> None:
+        s["result"] = evaluate(s["inventory"], Policy())
+
+    def document(s: dict[str, Any]) -> None:
+        s["doc"] = report_document(s["result"])
+
+    stages = [("load inventory", load), ("evaluate", judge), ("report document", document)]
+    for name, fmt in FORMATS.items():
+        def render(s: dict[str, Any], fmt: Any = fmt) -> None:
+            text = fmt.render(s["doc"])
+            (out / f"report.{fmt.extension}").write_text(text, encoding="utf-8")
+            s.setdefault("sizes", {})[fmt.name] = len(text.encode())
+
+        stages.append((f"render {name} (+ write)", render))
+    return stages
+
+
+def run(size: int, workdir: Path) -> dict[str, Any]:
+    """All three passes; returns figures and the markdown for results.md."""
+    import subprocess
+
+    sys.path.insert(0, str(HERE))
+    from run import RDSAUDIT, timed
+
+    from rdsaudit.report import FORMATS
+    from rdsaudit.serialize import dump_inventory
+
+    print(f"== offline: building an inventory of {size} resources", flush=True)
+    inventory = build_inventory(size)
+    path = workdir / "offline-inventory.json"
+    path.write_text(dump_inventory(inventory), encoding="utf-8")
+    del inventory
+    out = workdir / "offline-out"
+    out.mkdir(exist_ok=True)
+    cmd = [RDSAUDIT, "evaluate", str(path), "--format", ",".join(FORMATS), "--output-dir",
+           str(out), "--exit-zero", "--quiet"]
+    print("   rdsaudit evaluate, every format", flush=True)
+    env = {"PATH": "/usr/bin:/bin"}
+    measured = timed(cmd, env)
+    stage_times: list[tuple[str, float]] = []
+    state: dict[str, Any] = {}
+    print("   stage by stage", flush=True)
+    for name, fn in _stages(path, out):
+        start = time.perf_counter()
+        fn(state)
+        stage_times.append((name, time.perf_counter() - start))
+    findings = len(state["result"].findings)
+    sizes = dict(state.get("sizes", {}))
+    state.clear()
+    print("   under cProfile", flush=True)
+    profiles: list[tuple[str, str]] = []
+    for name, fn in _stages(path, out):
+        prof = cProfile.Profile()
+        prof.enable()
+        fn(state)
+        prof.disable()
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(8)
+        profiles.append((name, _top(text.getvalue())))
+    subprocess.run(["rm", "-rf", str(out)], check=False)
+    total = sum(t for _, t in stage_times)
+    md = [
+        "## Offline: evaluate and every format on 100k resources",
+        "",
+        f"Inventory: {size} resources (`benchmarks/offline.py`, built without AWS), "
+        f"{path.stat().st_size / 1e6:.0f} MB of JSON, {findings} findings (every rule emits a "
+        "`pass` per resource it applies to).",
+        "",
+        f"`rdsaudit evaluate inv.json --format {','.join(FORMATS)} --output-dir OUT`: wall "
+        f"**{measured.wall:.1f} s**, CPU {measured.cpu:.1f} s, peak RSS "
+        f"{measured.rss_mb:.0f} MB (target: 10 s).",
+        "",
+        "| stage (in-process) | seconds | share | output MB |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, seconds in stage_times:
+        fmt = name.split()[1] if name.startswith("render") else None
+        mb = f"{sizes[fmt] / 1e6:.0f}" if fmt in sizes else ""
+        md.append(f"| {name} | {seconds:.1f} | {100 * seconds / total:.0f}% | {mb} |")
+    md += ["", "Where each stage spends its time (cProfile, top functions by own time; "
+           "profiling roughly doubles the times):", ""]
+    for name, top in profiles:
+        md += [f"<details><summary>{name}</summary>", "", "```", top, "```", "</details>", ""]
+    return {"wall": measured.wall, "measured": measured, "stages": stage_times,
+            "findings": findings, "markdown": md}
+
+
+def _top(report: str) -> str:
+    lines = report.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    root = str(HERE.parent) + "/"
+    stdlib = str(Path(os.__file__).parent)
+    kept = [line.replace(str(Path(sys.prefix)), "<venv>").replace(root, "")
+            .replace(stdlib, "<python>") for line in lines[start:] if line]
+    return "\n".join(kept[:9])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--size", type=int, default=100_000)
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="rdsaudit-offline-") as tmp:
+        result = run(args.size, Path(tmp))
+    print("\n".join(result["markdown"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

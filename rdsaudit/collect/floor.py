@@ -1,0 +1,230 @@
+"""The API floor of an estate: the fewest AWS calls a complete scan can make, and the
+critical path, the longest chain of them that must run one after another.
+
+Pure functions over an `Inventory`, so the floor can be computed for a live scan or for a
+saved inventory alike. What the floor counts, per scanned region (enabled regions only):
+
+* every row of `LISTINGS`: max(1, ceil(n / page size)) calls for the n items it returns
+  (a listing of nothing still costs its one call); both DescribeDBSnapshots rows count;
+* `kms:ListAliases`: max(1, ceil(aliases / ALIAS_PAGE));
+
+and once per account or key:
+
+* `sts:GetCallerIdentity` 1, `ec2:DescribeRegions` 1 when regions are discovered;
+* `kms:DescribeKey` once per distinct key the resources name (resolved to its ARN);
+* `kms:GetKeyRotationStatus` once per distinct customer managed key;
+* one `Describe*SnapshotAttributes` call per unencrypted manual (cluster) snapshot.
+
+Items a listing returns but rdsaudit leaves out (DocumentDB, Neptune) are not in an
+inventory, so a floor computed from one undercounts pages when there are many of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+from rdsaudit.arns import Arn
+from rdsaudit.collect.scan import ALIAS_PAGE
+from rdsaudit.collect.specs import LISTINGS, PAGE_SIZE, SNAPSHOT_SHARE_CALLS, ListingSpec
+from rdsaudit.keyref import resolve_key
+from rdsaudit.model import EncryptionType, Inventory, Resource
+
+# Listing order, where known: (region, index in LISTINGS) -> item ARNs in the order AWS
+# returned them. Without it the critical path is the best case over every possible order.
+ListingOrder = Mapping[tuple[str, int], Sequence[str]]
+
+
+def page_size(spec: ListingSpec, page_cap: int | None = None) -> int:
+    """Items per page of a listing: what rdsaudit asks for, or fewer if the service caps
+    pages lower (`page_cap`, e.g. an emulator serving one item a page)."""
+    size = int(spec.params.get("MaxRecords", PAGE_SIZE))
+    return min(size, page_cap) if page_cap is not None else size
+
+
+def pages(items: int, size: int) -> int:
+    """Calls to list `items` in pages of `size`: an empty listing still costs one."""
+    return max(1, math.ceil(items / size))
+
+
+def listing_of(resource: Resource) -> int | None:
+    """The row of LISTINGS (its index) that returns this resource, or None.
+
+    Rows of one resource type are told apart by their SnapshotType parameter (the default
+    DescribeDBSnapshots listing returns the types no other row asks for), then by whether
+    the row and the resource's ARN are a cluster's (instance vs cluster automated backups).
+    """
+    rows = [i for i, s in enumerate(LISTINGS) if s.resource_type == resource.type]
+    if len(rows) > 1:
+        typed = [i for i in rows if LISTINGS[i].params.get("SnapshotType") is not None]
+        exact = [i for i in typed if LISTINGS[i].params["SnapshotType"] == resource.snapshot_type]
+        if exact:
+            return exact[0]
+        rows = [i for i in rows if i not in typed]
+    if len(rows) > 1:
+        arn = Arn.parse(resource.arn)
+        cluster = arn is not None and arn.resource.startswith("cluster")
+        rows = [i for i in rows if LISTINGS[i].result_key.startswith("DBCluster") == cluster]
+    return rows[0] if rows else None
+
+
+def scanned_regions(inventory: Inventory) -> tuple[str, ...]:
+    skipped = {s.region for s in inventory.scan.skipped_regions}
+    return tuple(r for r in inventory.scan.regions if r not in skipped)
+
+
+def listing_items(inventory: Inventory) -> dict[tuple[str, int], int]:
+    """Items per (region, LISTINGS row), zeros included for every scanned region."""
+    counts: Counter[tuple[str, int]] = Counter()
+    for resource in inventory.resources:
+        row = listing_of(resource)
+        if row is not None:
+            counts[(resource.region, row)] += 1
+    return {(region, i): counts[(region, i)]
+            for region in scanned_regions(inventory) for i in range(len(LISTINGS))}
+
+
+def needs_share_call(resource: Resource) -> bool:
+    """Only unencrypted manual snapshots can be public (aws-facts §3)."""
+    return (resource.type in SNAPSHOT_SHARE_CALLS and resource.snapshot_type == "manual"
+            and resource.encrypted is False)
+
+
+def key_of(resource: Resource, aliases: Mapping[str, Mapping[str, Mapping[str, str | None]]],
+           regions: Iterable[str]) -> str | None:
+    """The key ARN the scan looks up for this resource, or None (no look-up)."""
+    if not resource.encrypted or resource.encryption_type is EncryptionType.SSE_RDS:
+        return None
+    if resource.kms_key_id is None:
+        return None
+    ref = resolve_key(resource.kms_key_id, resource.region, resource.account_id,
+                      {r: a for r, a in aliases.get(resource.account_id, {}).items()
+                       if r in regions})
+    return ref.arn
+
+
+def _aliases(inventory: Inventory) -> dict[str, dict[str, dict[str, str | None]]]:
+    out: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
+    for region in scanned_regions(inventory):
+        for account in inventory.scan.accounts:
+            out[account].setdefault(region, {})
+    for alias in inventory.aliases:
+        out[alias.account_id].setdefault(alias.region, {})[alias.name] = alias.target_key_id
+    return out
+
+
+def keys_looked_up(inventory: Inventory) -> dict[str, list[Resource]]:
+    """Key ARN -> the resources that name it (each key is described once)."""
+    aliases = _aliases(inventory)
+    regions = scanned_regions(inventory)
+    out: dict[str, list[Resource]] = defaultdict(list)
+    for resource in inventory.resources:
+        arn = key_of(resource, aliases, regions)
+        if arn is not None:
+            out[arn].append(resource)
+    return out
+
+
+def customer_keys(inventory: Inventory) -> set[str]:
+    return {k.arn for k in inventory.keys if k.key_manager == "CUSTOMER"}
+
+
+def api_floor(inventory: Inventory, discovered_regions: bool = False,
+              page_cap: int | None = None) -> dict[str, int]:
+    """`{"rds:DescribeDBInstances": 20, ...}`: the calls a complete scan must make."""
+    floor: Counter[str] = Counter({"sts:GetCallerIdentity": 1})
+    if discovered_regions:
+        floor["ec2:DescribeRegions"] += 1
+    for (_, row), n in listing_items(inventory).items():
+        spec = LISTINGS[row]
+        floor[spec.action] += pages(n, page_size(spec, page_cap))
+    alias_counts = Counter(a.region for a in inventory.aliases)
+    alias_page = min(ALIAS_PAGE, page_cap) if page_cap is not None else ALIAS_PAGE
+    for region in scanned_regions(inventory):
+        floor["kms:ListAliases"] += pages(alias_counts[region], alias_page)
+    keys = keys_looked_up(inventory)
+    if keys:
+        floor["kms:DescribeKey"] += len(keys)
+    rotated = customer_keys(inventory) & set(keys)
+    if rotated:
+        floor["kms:GetKeyRotationStatus"] += len(rotated)
+    for resource in inventory.resources:
+        if needs_share_call(resource):
+            floor[f"rds:{SNAPSHOT_SHARE_CALLS[resource.type][0]}"] += 1
+    return dict(sorted(floor.items()))
+
+
+def critical_chain(inventory: Inventory, discovered_regions: bool = False,
+                   order: ListingOrder | None = None, page_cap: int | None = None) -> int:
+    """The most calls any chain of dependent calls holds, the account's prelude included.
+
+    A chain: GetCallerIdentity (and DescribeRegions) before anything; then the pages of one
+    listing, one after another (page n+1 needs page n's marker); then what the page that
+    reveals an item starts: the item's attribute call, or its key's DescribeKey followed,
+    for a customer managed key, by GetKeyRotationStatus (the key is described once, after
+    the first page that names it). A key named by alias also waits for its region's
+    ListAliases.
+
+    With `order` (what AWS returned, page by page) the chain is exact. Without it, it is
+    the best case over every order: a key is revealed by the first page of some listing,
+    and the last page of a listing holds, of its items, those with the least to do.
+    """
+    prelude = 1 + (1 if discovered_regions else 0)
+    aliases = _aliases(inventory)
+    regions = scanned_regions(inventory)
+    alias_counts = Counter(a.region for a in inventory.aliases)
+    alias_page = min(ALIAS_PAGE, page_cap) if page_cap is not None else ALIAS_PAGE
+    alias_pages = {r: pages(alias_counts[r], alias_page) for r in regions}
+    customer = customer_keys(inventory)
+    by_arn = {r.arn: r for r in inventory.resources}
+    rows: dict[tuple[str, int], list[Resource]] = defaultdict(list)
+    for resource in inventory.resources:
+        row = listing_of(resource)
+        if row is not None:
+            rows[(resource.region, row)].append(resource)
+
+    def key_after(resource: Resource, page: int) -> None:
+        """Note when the look-up of this resource's key can start, at the earliest."""
+        arn = key_of(resource, aliases, regions)
+        if arn is None:
+            return
+        start = page
+        named = resource.kms_key_id or ""
+        ref = Arn.parse(named)
+        if named.startswith("alias/") or (ref is not None and ref.resource.startswith("alias/")):
+            alias_region = ref.region if ref is not None else resource.region
+            start = max(start, alias_pages.get(alias_region, 1))
+        first_seen[arn] = min(first_seen.get(arn, start), start)
+
+    longest = max(alias_pages.values(), default=0)
+    first_seen: dict[str, int] = {}  # key -> earliest call number its look-up can follow
+    for (region, row), n in listing_items(inventory).items():
+        size = page_size(LISTINGS[row], page_cap)
+        count = pages(n, size)
+        longest = max(longest, count)
+        items = rows.get((region, row), [])
+        listed = order.get((region, row)) if order is not None else None
+        if listed is not None:
+            sequence = [by_arn[a] for a in listed if a in by_arn]
+            for index, item in enumerate(sequence):
+                page = index // size + 1
+                longest = max(longest, page + (1 if needs_share_call(item) else 0))
+                key_after(item, page)
+            continue
+        # Best case: the last page holds the items with the least follow-up work, and
+        # every key is named on a first page.
+        last = n - size * (count - 1)
+        tails = sorted(1 if needs_share_call(r) else 0 for r in items)
+        longest = max(longest, count + (tails[last - 1] if tails else 0))
+        for item in items:
+            key_after(item, 1)
+    for arn, start in first_seen.items():
+        longest = max(longest, start + 1 + (1 if arn in customer else 0))
+    return prelude + longest
+
+
+def critical_path(inventory: Inventory, latency: float, discovered_regions: bool = False,
+                  order: ListingOrder | None = None, page_cap: int | None = None) -> float:
+    """The critical chain times the latency of one call: no scan can be faster."""
+    return critical_chain(inventory, discovered_regions, order, page_cap) * latency
