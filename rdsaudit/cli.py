@@ -120,20 +120,26 @@ class Outputs:
 def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
     from rdsaudit.report import FORMATS
 
-    rendered = {name: FORMATS[name].render(doc) for name in out.formats}
     if out.output_dir is None:
-        click.echo(rendered[out.formats[0]], nl=False)
+        click.echo(FORMATS[out.formats[0]].render(doc), nl=False)
         return []
-    files = {out.output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}": text
-             for name, text in rendered.items()}
+    staged: list[tuple[Path, Path]] = []
     try:
-        # All formats are staged before any is renamed into place: an interruption leaves
-        # either the previous reports or the complete new set, never a mix.
-        _publish(_stage(files))
-    except OSError as exc:
-        raise InputProblem(f"cannot write reports to {out.output_dir}: "
-                           f"{exc.strerror or exc}") from None
-    return list(files)
+        # One format at a time is rendered and staged (a large estate's reports are hundreds
+        # of megabytes each); all are renamed into place together at the end, so an
+        # interruption leaves either the previous reports or the complete new set.
+        for name in out.formats:
+            path = out.output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}"
+            staged += _stage({path: FORMATS[name].render(doc)})
+        _publish(staged)
+    except BaseException as exc:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputProblem(f"cannot write reports to {out.output_dir}: "
+                               f"{exc.strerror or exc}") from None
+        raise
+    return [path for _, path in staged]
 
 
 def _summary_line(result: Result, code: ExitCode) -> str:
@@ -288,7 +294,9 @@ def cli() -> None:
 @click.option("--account-workers", type=click.IntRange(1, 32), default=4, show_default=True,
               help="Accounts scanned at once.")
 @click.option("--max-attempts", type=click.IntRange(1, 20), default=5, show_default=True,
-              help="Attempts per AWS call, first one included (botocore standard retries).")
+              help="Attempts per AWS call for retryable errors, the first included; a "
+                   "throttled call keeps trying (up to 60 s) while its operation is getting "
+                   "through, so a rate limit slows the scan instead of failing it.")
 @click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True,
               help="AWS calls in flight at most, per account.")
 @click.option("--save-inventory", type=click.Path(dir_okay=False, path_type=Path),
