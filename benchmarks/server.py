@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     fake.start()
     try:
         for region, fields in seeded.cluster_backups:
-            fake.add_cluster_automated_backup(region, fields, account_id=estate.ACCOUNT)
+            fake.register_cluster_automated_backup(region, fields, account_id=estate.ACCOUNT)
         t = time.perf_counter()
         if not args.plain:
             _warm(fake, seeded.regions)

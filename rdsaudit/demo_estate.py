@@ -905,10 +905,10 @@ def apply_demo_overlays(fake: FakeAWS, estate: DemoEstate) -> None:
     for arn, fields in estate.overlays:
         fake.overlay(arn, dict(fields))
     for region, fields in estate.cluster_automated_backups:
-        fake.add_cluster_automated_backup(region, dict(fields), account_id=estate.account_id)
+        fake.register_cluster_automated_backup(region, dict(fields), account_id=estate.account_id)
     for arn in estate.denied_key_arns:
         # The key's owner never granted us kms:DescribeKey (or anything else) on it.
-        fake.add_fault(
+        fake.inject_fault(
             Fault(
                 service="kms",
                 action="*",

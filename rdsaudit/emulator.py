@@ -360,7 +360,7 @@ class FakeAWS:
 
     # ------------------------------------------------------------------ control
 
-    def add_fault(self, fault: Fault) -> None:
+    def inject_fault(self, fault: Fault) -> None:
         """Inject a failure; faults are checked in the order they were added."""
         with self._lock:
             self._faults.append(_FaultState(fault))
@@ -406,7 +406,7 @@ class FakeAWS:
         with self._lock:
             self._overlays.clear()
 
-    def add_cluster_automated_backup(
+    def register_cluster_automated_backup(
         self, region: str, fields: Mapping[str, Any], account_id: str = DEFAULT_ACCOUNT
     ) -> dict[str, Any]:
         """Register a DBClusterAutomatedBackup (moto has none) and return it as it will be
@@ -480,7 +480,7 @@ class FakeAWS:
     def _control_dispatch(self, method: str, path: str, payload: Any) -> Any:
         route = (method, path.rstrip("/"))
         if route == ("POST", "/_fault"):
-            self.add_fault(Fault.from_json(payload))
+            self.inject_fault(Fault.from_json(payload))
             return {"ok": True}
         if route == ("DELETE", "/_fault"):
             self.clear_faults()
@@ -501,7 +501,7 @@ class FakeAWS:
             self.clear_overlays()
             return {"ok": True}
         if route == ("POST", "/_cluster_automated_backup"):
-            return self.add_cluster_automated_backup(
+            return self.register_cluster_automated_backup(
                 str(payload["region"]),
                 dict(payload["fields"]),
                 str(payload.get("account_id", DEFAULT_ACCOUNT)),

@@ -89,7 +89,7 @@ def org() -> Iterator[Org]:
 def test_organization_scan_attributes_findings_and_records_the_denied_account(
         org: Org, tmp_path: Path) -> None:
     denied = org.members["sandbox"]
-    org.fake.add_fault(Fault("sts", "AssumeRole", match=denied, code="AccessDenied",
+    org.fake.inject_fault(Fault("sts", "AssumeRole", match=denied, code="AccessDenied",
                              message=f"not authorized to perform sts:AssumeRole on {denied}"))
     try:
         proc = run(org.fake, "scan", "--organization", "--role-name", ROLE, "--regions",
@@ -136,7 +136,7 @@ def test_bad_account_options_exit_2(org: Org, args: list[str], says: str) -> Non
 
 
 def test_organization_listing_denied_is_exit_2(org: Org) -> None:
-    org.fake.add_fault(Fault("organizations", "ListAccounts", code="AccessDeniedException",
+    org.fake.inject_fault(Fault("organizations", "ListAccounts", code="AccessDeniedException",
                              status=400, message="not the management account"))
     try:
         line = one_line_error(run(org.fake, "scan", "--organization", "--role-name", ROLE,

@@ -55,7 +55,7 @@ def injected(demo: tuple[FakeAWS, DemoEstate], *faults: Fault) -> Iterator[None]
     """Add faults for one block, then restore the demo's own (the partner key's denial)."""
     fake, estate = demo
     for fault in faults:
-        fake.add_fault(fault)
+        fake.inject_fault(fault)
     try:
         yield
     finally:

@@ -111,7 +111,7 @@ def control(fake: FakeAWS, method: str, path: str, payload: Any = None) -> tuple
 
 def test_rds_error_fault_has_query_xml_shape() -> None:
     with served(lambda: make_instance("orders-db")) as (fake, _):
-        fake.add_fault(Fault("rds", "DescribeDBInstances"))
+        fake.inject_fault(Fault("rds", "DescribeDBInstances"))
         with pytest.raises(ClientError) as info:
             client(fake, "rds").describe_db_instances()
         error = info.value.response["Error"]
@@ -123,7 +123,7 @@ def test_rds_error_fault_has_query_xml_shape() -> None:
 
 def test_kms_error_fault_has_json_shape() -> None:
     with served(make_key) as (fake, key):
-        fake.add_fault(
+        fake.inject_fault(
             Fault("kms", "DescribeKey", code="AccessDeniedException", status=400, message="no")
         )
         with pytest.raises(ClientError) as info:
@@ -138,8 +138,8 @@ def test_kms_error_fault_has_json_shape() -> None:
 
 def test_ec2_and_sts_error_shapes() -> None:
     with served() as (fake, _):
-        fake.add_fault(Fault("ec2", "DescribeRegions", code="UnauthorizedOperation"))
-        fake.add_fault(Fault("sts", "GetCallerIdentity", code="Throttling", status=400))
+        fake.inject_fault(Fault("ec2", "DescribeRegions", code="UnauthorizedOperation"))
+        fake.inject_fault(Fault("sts", "GetCallerIdentity", code="Throttling", status=400))
         with pytest.raises(ClientError) as ec2_info:
             client(fake, "ec2").describe_regions()
         assert ec2_info.value.response["Error"]["Code"] == "UnauthorizedOperation"
@@ -152,7 +152,7 @@ def test_ec2_and_sts_error_shapes() -> None:
 
 def test_5xx_error_is_a_receiver_fault() -> None:
     with served() as (fake, _):
-        fake.add_fault(Fault("rds", "DescribeDBClusters", code="InternalFailure", status=500))
+        fake.inject_fault(Fault("rds", "DescribeDBClusters", code="InternalFailure", status=500))
         with pytest.raises(ClientError) as info:
             client(fake, "rds").describe_db_clusters()
         assert info.value.response["Error"]["Type"] == "Receiver"
@@ -165,7 +165,7 @@ def test_fault_scoped_by_region_and_action() -> None:
         make_instance("orders-db-eu", "eu-west-1")
 
     with served(seed) as (fake, _):
-        fake.add_fault(Fault("rds", "DescribeDBSnapshots", region="eu-west-1"))
+        fake.inject_fault(Fault("rds", "DescribeDBSnapshots", region="eu-west-1"))
         us, eu = client(fake, "rds", "us-east-1"), client(fake, "rds", "eu-west-1")
         assert len(us.describe_db_snapshots()["DBSnapshots"]) == 1
         assert eu.describe_db_instances()["DBInstances"][0]["DBInstanceIdentifier"] == (
@@ -183,7 +183,7 @@ def test_fault_scoped_by_region_and_action() -> None:
 def test_fault_match_on_request_body() -> None:
     with served(lambda: (make_key(), make_key())) as (fake, keys):
         denied, allowed = keys
-        fake.add_fault(
+        fake.inject_fault(
             Fault("kms", "DescribeKey", code="AccessDeniedException", status=400, match=denied)
         )
         kms = client(fake, "kms")
@@ -196,7 +196,7 @@ def test_fault_match_on_request_body() -> None:
 def test_fault_match_sees_url_decoded_query_body() -> None:
     with served(lambda: make_instance("orders-db")) as (fake, _):
         arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:db:orders-db"
-        fake.add_fault(Fault("rds", "DescribeDBInstances", match=arn))
+        fake.inject_fault(Fault("rds", "DescribeDBInstances", match=arn))
         rds = client(fake, "rds")
         assert rds.describe_db_instances()["DBInstances"]
         with pytest.raises(ClientError):
@@ -205,7 +205,8 @@ def test_fault_match_sees_url_decoded_query_body() -> None:
 
 def test_fault_times_then_recovers() -> None:
     with served(lambda: make_instance("orders-db")) as (fake, _):
-        fake.add_fault(Fault("rds", "DescribeDBInstances", code="Throttling", status=400, times=2))
+        fake.inject_fault(Fault("rds", "DescribeDBInstances", code="Throttling", status=400,
+                                times=2))
         rds = client(fake, "rds")
         for _ in range(2):
             with pytest.raises(ClientError):
@@ -221,7 +222,8 @@ def test_fault_page_fails_only_the_nth_request() -> None:
             make_instance(f"db-{i}")
 
     with served(seed, page_size_cap=1) as (fake, _):
-        fake.add_fault(Fault("rds", "DescribeDBSnapshots", code="Throttling", status=400, page=2))
+        fake.inject_fault(Fault("rds", "DescribeDBSnapshots", code="Throttling", status=400,
+                                page=2))
         paginator = client(fake, "rds").get_paginator("describe_db_snapshots")
         with pytest.raises(ClientError):
             list(paginator.paginate())
@@ -232,7 +234,7 @@ def test_fault_page_fails_only_the_nth_request() -> None:
 
 def test_wildcard_action_and_clear_faults() -> None:
     with served() as (fake, _):
-        fake.add_fault(Fault("rds", "*"))
+        fake.inject_fault(Fault("rds", "*"))
         rds = client(fake, "rds")
         with pytest.raises(ClientError):
             rds.describe_db_clusters()
@@ -245,7 +247,7 @@ def test_wildcard_action_and_clear_faults() -> None:
 
 def test_timeout_fault_fires_client_read_timeout_and_stop_is_prompt() -> None:
     with served() as (fake, _):
-        fake.add_fault(Fault("rds", "DescribeDBInstances", kind="timeout", delay=20))
+        fake.inject_fault(Fault("rds", "DescribeDBInstances", kind="timeout", delay=20))
         config = Config(retries={"total_max_attempts": 1}, read_timeout=0.5, connect_timeout=2)
         before = set(threading.enumerate())
         started = time.monotonic()
@@ -265,8 +267,8 @@ def test_timeout_fault_fires_client_read_timeout_and_stop_is_prompt() -> None:
 def test_malformed_fault_truncates_a_200_body() -> None:
     with served(lambda: (make_instance("orders-db"), make_key())) as (fake, seeded):
         _, key = seeded
-        fake.add_fault(Fault("rds", "DescribeDBInstances", kind="malformed"))
-        fake.add_fault(Fault("kms", "DescribeKey", kind="malformed"))
+        fake.inject_fault(Fault("rds", "DescribeDBInstances", kind="malformed"))
+        fake.inject_fault(Fault("kms", "DescribeKey", kind="malformed"))
         with pytest.raises(ResponseParserError):
             client(fake, "rds").describe_db_instances()
         # botocore's JSON parser does not raise on a broken body: the data is simply missing.
@@ -283,7 +285,7 @@ def test_latency_fault_and_global_latency() -> None:
         started = time.monotonic()
         rds.describe_db_clusters()
         assert time.monotonic() - started >= 0.2
-        fake.add_fault(Fault("rds", "DescribeDBClusters", kind="latency", delay=0.4))
+        fake.inject_fault(Fault("rds", "DescribeDBClusters", kind="latency", delay=0.4))
         started = time.monotonic()
         assert rds.describe_db_clusters()["DBClusters"] == []
         assert time.monotonic() - started >= 0.6
@@ -354,7 +356,7 @@ def test_rds_listings_paginate(operation: str, result_key: str, expected: int) -
 def test_cluster_automated_backups_paginate() -> None:
     with served(page_size_cap=2) as (fake, _):
         for i in range(5):
-            fake.add_cluster_automated_backup("us-east-1", {"DBClusterIdentifier": f"old-{i}"})
+            fake.register_cluster_automated_backup("us-east-1", {"DBClusterIdentifier": f"old-{i}"})
         pages = list(
             client(fake, "rds").get_paginator("describe_db_cluster_automated_backups").paginate()
         )
@@ -415,7 +417,7 @@ def test_cluster_automated_backups_from_the_layer() -> None:
     with served() as (fake, _):
         rds = client(fake, "rds")
         assert rds.describe_db_cluster_automated_backups()["DBClusterAutomatedBackups"] == []
-        fake.add_cluster_automated_backup(
+        fake.register_cluster_automated_backup(
             "us-east-1",
             {
                 "DBClusterIdentifier": "legacy-aurora",
@@ -636,7 +638,7 @@ def test_http_control_api() -> None:
 
 def test_call_counting_is_thread_safe_and_requests_run_concurrently() -> None:
     with served(make_key) as (fake, key):
-        fake.add_fault(Fault("kms", "GetKeyRotationStatus", kind="latency", delay=0.5))
+        fake.inject_fault(Fault("kms", "GetKeyRotationStatus", kind="latency", delay=0.5))
         errors: list[BaseException] = []
 
         def worker() -> None:

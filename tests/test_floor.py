@@ -286,7 +286,7 @@ def served() -> Iterator[RateLimitedAWS]:
     fake.start()
     try:
         for region in REGIONS:
-            fake.add_cluster_automated_backup(region, {"DBClusterIdentifier": "gone"})
+            fake.register_cluster_automated_backup(region, {"DBClusterIdentifier": "gone"})
         yield fake
     finally:
         fake.stop()

@@ -116,7 +116,7 @@ def served() -> Iterator[Served]:
     try:
         for region in REGIONS:
             for i in range(2):
-                fake.add_cluster_automated_backup(region, {
+                fake.register_cluster_automated_backup(region, {
                     "DBClusterIdentifier": f"gone{i}-{region}", "StorageEncrypted": True,
                     "KmsKeyId": keys[region]})
         baseline = evaluate(_scan(fake), POLICY)
@@ -152,14 +152,14 @@ def test_fault(served: Served, service: str, operation: str, fault_name: str) ->
     fake.clear_faults()
     spec = _kms_shape(service, dict(FAULTS[fault_name]))
     match = served.keys[FAULT_REGION] if operation == "DescribeKey" else None
-    fake.add_fault(Fault(service=service, action=operation, region=FAULT_REGION, match=match,
+    fake.inject_fault(Fault(service=service, action=operation, region=FAULT_REGION, match=match,
                          **spec))  # type: ignore[arg-type]
     try:
         regions = None if operation == "DescribeRegions" else REGIONS
         if regions is None:
             # DescribeRegions is asked in the home region; fail it there.
             fake.clear_faults()
-            fake.add_fault(Fault(service=service, action=operation, region="us-east-1",
+            fake.inject_fault(Fault(service=service, action=operation, region="us-east-1",
                                  **spec))  # type: ignore[arg-type]
         inventory = _scan(fake, regions)
     finally:
