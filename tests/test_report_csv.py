@@ -41,7 +41,8 @@ def test_columns_are_exactly_the_contract_and_one_row_per_finding() -> None:
     doc = sample_document()
     frame = _read(render_csv(doc))
     assert list(frame.columns) == COLUMNS
-    assert len(frame) == len(doc["findings"])
+    # One row per finding, then one per collection error.
+    assert len(frame) == len(doc["findings"]) + len(doc.get("errors") or [])
     first = doc["findings"][0]
     row = frame.iloc[0]
     assert row["resource_arn"] == first["resource"]["arn"]
@@ -110,3 +111,20 @@ def test_no_findings_gives_just_the_header() -> None:
     text = render_csv({"findings": []})
     assert _read(text).columns.tolist() == COLUMNS
     assert text.count("\n") == 1
+
+
+def test_collection_errors_are_rows_so_an_incomplete_csv_never_looks_complete() -> None:
+    import csv as csv_module
+    import io
+
+    from rdsaudit.report.csv import render_csv
+
+    doc = {"findings": [], "errors": [{
+        "account_id": "111122223333", "region": "eu-west-1", "service": "rds",
+        "operation": "DescribeDBSnapshots", "code": "AccessDenied", "message": "=denied"}]}
+    rows = list(csv_module.DictReader(io.StringIO(render_csv(doc))))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["status"] == "error" and row["rule_id"] == "collection-error"
+    assert row["resource_id"] == "rds:DescribeDBSnapshots" and row["region"] == "eu-west-1"
+    assert "AccessDenied" in row["message"] and "incomplete" in row["message"]

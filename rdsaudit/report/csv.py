@@ -26,6 +26,9 @@ def render_csv(doc: Mapping[str, Any]) -> str:
     tags_cells: dict[int, str] = {}  # findings of one resource share its tags dict
     rows = [[neutralise(value) for value in _row(f, tags_cells)]
             for f in doc.get("findings") or []]
+    # Collection errors reach this report too, as rows of their own (status "error"), so a
+    # spreadsheet of an incomplete scan never looks complete.
+    rows += [[neutralise(value) for value in _error_row(e)] for e in doc.get("errors") or []]
     frame = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
     return frame.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
 
@@ -63,6 +66,15 @@ def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
         "\n".join(commands),
         tags_cell,
     ]
+
+
+def _error_row(error: Mapping[str, Any]) -> list[str]:
+    call = f"{_text(error.get('service'))}:{_text(error.get('operation'))}"
+    message = (f"{call} failed: {_text(error.get('code'))}: {_text(error.get('message'))}. "
+               "The scan is incomplete: what this call would have returned is not in the "
+               "report.")
+    return [_text(error.get("account_id")), _text(error.get("region")), "collection-error",
+            call, "", "collection-error", "", "error", message, "", "", "", "", ""]
 
 
 def _text(value: Any) -> str:
