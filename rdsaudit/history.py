@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.timestamps import iso_utc
+
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 
 # Each entry moves the schema from version i to i+1. Never edit a released step: add one.
@@ -153,6 +155,5 @@ def recent(db: sqlite3.Connection, limit: int = 30) -> list[dict[str, Any]]:
 def prune(db: sqlite3.Connection, days: int, now: datetime | None = None) -> int:
     """Delete scans that finished more than `days` days ago; returns how many."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=days)
-    stamp = cutoff.isoformat(timespec="seconds").replace("+00:00", "Z")
-    cursor = db.execute("DELETE FROM scans WHERE finished_at <= ?", (stamp,))
+    cursor = db.execute("DELETE FROM scans WHERE finished_at <= ?", (iso_utc(cutoff),))
     return cursor.rowcount

@@ -63,7 +63,6 @@ class KeyLookup(enum.StrEnum):
     NOT_FOUND = "not-found"  # NotFoundException: the key is gone (or never existed)
     ACCESS_DENIED = "access-denied"  # key policy or IAM refused us
     ERROR = "error"  # throttled past retries, 5xx, timeout, malformed answer
-    UNRESOLVED = "unresolved"  # KmsKeyId was not an ARN and could not be resolved
 
 
 class RotationLookup(enum.StrEnum):

@@ -26,8 +26,9 @@ from rdsaudit.collect.aws import (
     describe_failure,
     retry_config,
 )
-from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn, utcnow
+from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn
 from rdsaudit.model import CollectionError, Inventory, KeyLookup, KmsKey, ScanInfo
+from rdsaudit.timestamps import utcnow
 
 DEFAULT_HOME_REGION = "us-east-1"
 

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -459,17 +459,6 @@ class AwsClients:
             # What botocore's paginator refuses too: the same marker again would loop forever.
             raise PaginationError(message=f"{operation} returned the marker it was given")
         return answer, following
-
-    def pages(self, service: str, region: str, operation: str, method: str,
-              **params: Any) -> Iterator[Mapping[str, Any]]:
-        """Every page, in order, in this thread."""
-        marker: str | None = None
-        for _ in range(_MAX_PAGES):
-            answer, marker = self.page(service, region, operation, method, marker, **params)
-            yield answer
-            if marker is None:
-                return
-        raise PaginationError(message=f"{operation} went past {_MAX_PAGES} pages")
 
 
 # A listing of more pages than this is a broken endpoint, not an estate (10 million items).

@@ -22,7 +22,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from rdsaudit.arns import Arn
@@ -36,11 +36,11 @@ from rdsaudit.model import (
     KmsAlias,
     KmsKey,
     Resource,
-    ResourceType,
     RotationLookup,
     SkippedRegion,
     SnapshotShare,
 )
+from rdsaudit.timestamps import iso_utc
 
 ProgressFn = Callable[["Progress"], None]
 
@@ -65,10 +65,6 @@ class AccountScan:
     shares: tuple[SnapshotShare, ...]
     errors: tuple[CollectionError, ...]
     skipped: tuple[SkippedRegion, ...]
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class _Malformed(ValueError):
@@ -488,12 +484,7 @@ class AccountScanner:
 
 
 def _iso(value: Any) -> str:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        text: str = value.astimezone(UTC).isoformat(timespec="seconds")
-        return text.replace("+00:00", "Z")
-    return str(value)
+    return iso_utc(value) if isinstance(value, datetime) else str(value)
 
 
-__all__ = ["AccountScan", "AccountScanner", "Progress", "ResourceType", "utcnow"]
+__all__ = ["AccountScan", "AccountScanner", "Progress"]

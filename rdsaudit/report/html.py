@@ -36,6 +36,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from rdsaudit.timestamps import parse_time
+
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "waived", "pass")
 # Key states in which RDS cannot use the key (DESIGN.md, key-unusable); "NotFound" is how a
@@ -100,13 +102,13 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
     failing = [f for f in findings if f.get("status") == "fail"]
     statuses = Counter(str(f.get("status")) for f in findings)
     severities = Counter(str(f.get("severity")) for f in failing)
-    keys = _key_rows(doc.get("keys") or [], findings, _parse_time(scan.get("finished_at")))
+    keys = _key_rows(doc.get("keys") or [], findings, parse_time(scan.get("finished_at")))
     data = _table_data(findings, keys)
     regions = {str(r) for r in scan.get("regions") or []}
     regions.update(str(_resource(f).get("region")) for f in findings)
     accounts = {str(a) for a in scan.get("accounts") or []}
     accounts.update(str(_resource(f).get("account_id")) for f in findings)
-    finished = _parse_time(scan.get("finished_at"))
+    finished = parse_time(scan.get("finished_at"))
     waivers = _waiver_rows(doc.get("waivers") or [], finished)
     data["multi_account"] = len(accounts) > 1
     return {
@@ -234,7 +236,7 @@ def _count(value: Any) -> int:
 
 def _when(text: Any) -> dict[str, str]:
     """A timestamp as the trend prints it: full, axis date, axis time."""
-    moment = _parse_time(text)
+    moment = parse_time(text)
     if moment is None:
         raw = str(text)[:40] if text else "?"
         return {"full": raw, "short": raw, "day": raw[:10], "time": ""}
@@ -404,7 +406,7 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
         state = k.get("key_state")
         if k.get("lookup") == "not-found":
             state = "NotFound"
-        deletion = _parse_time(k.get("deletion_date"))
+        deletion = parse_time(k.get("deletion_date"))
         days_left = None
         if deletion is not None and now is not None:
             seconds = (deletion - now).total_seconds()
@@ -461,18 +463,8 @@ def _rotation_text(key: Mapping[str, Any]) -> str:
     return f"unknown ({rotation})" if rotation else "unknown"
 
 
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _duration(start: Any, end: Any) -> str | None:
-    a, b = _parse_time(start), _parse_time(end)
+    a, b = parse_time(start), parse_time(end)
     if a is None or b is None:
         return None
     seconds = int((b - a).total_seconds())

@@ -20,6 +20,7 @@ from rdsaudit.model import (
     SnapshotShare,
 )
 from rdsaudit.policy import Policy
+from rdsaudit.timestamps import parse_time
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Context:
     def __init__(self, inventory: Inventory, policy: Policy) -> None:
         self.inventory = inventory
         self.policy = policy
-        self.now = _parse_time(inventory.scan.finished_at) or datetime.now(UTC)
+        self.now = parse_time(inventory.scan.finished_at) or datetime.now(UTC)
         self.by_arn = {r.arn: r for r in inventory.resources}
         self._by_name: dict[tuple[ResourceType, str, str, str], Resource] = {
             (r.type, r.account_id, r.region, r.id): r for r in inventory.resources
@@ -153,7 +154,7 @@ class Context:
         return KeySummary(view.arn or r.kms_key_id, state, manager)
 
     def deletion_days_left(self, key: KmsKey) -> int | None:
-        when = _parse_time(key.deletion_date)
+        when = parse_time(key.deletion_date)
         if when is None:
             return None
         seconds = (when - self.now).total_seconds()
@@ -179,13 +180,3 @@ class Context:
 
     def members_of(self, cluster: Resource) -> list[Resource]:
         return self._members.get((cluster.account_id, cluster.region, cluster.id), [])
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
