@@ -8,6 +8,7 @@ judged again offline (`rdsaudit evaluate`).
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 
 
@@ -146,6 +147,9 @@ class CollectionError:
     operation: str
     code: str
     message: str
+    # What the failed call was about: the key ARN for DescribeKey, the snapshot for an
+    # attribute call, the record for a malformed one; None for a whole listing.
+    resource: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +234,17 @@ class Finding:
     waiver: Waiver | None = None
     tags: tuple[tuple[str, str], ...] = field(default=(), compare=False)
     baseline: str | None = None  # "new" | "unchanged" against --baseline; None without one
+
+
+def finding_id(account_id: str, region: str, rule_id: str, resource_arn: str) -> str:
+    """The stable id of a finding: the same resource and rule give the same id in every scan.
+
+    JSON v2 findings, baselines, ASFF `Id` and OCSF `finding_info.uid` all reuse it, so a
+    finding can be followed across scans and tools. NUL separates the parts, which AWS
+    identifiers cannot contain, so two different tuples cannot join into the same text.
+    """
+    text = "\0".join((account_id, region, rule_id, resource_arn))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
