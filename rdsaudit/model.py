@@ -100,6 +100,13 @@ class Resource:
     snapshot_type: str | None = None  # manual | automated | awsbackup (snapshots, backups)
     source_id: str | None = None  # snapshots and backups: the instance or cluster they came from
     tags: tuple[tuple[str, str], ...] = ()
+    # DbiResourceId / DbClusterResourceId: the id automated backups and their APIs use
+    # (delete-db-cluster-automated-backup takes the cluster's resource id).
+    resource_id: str | None = None
+    # Keys other than the storage key that the resource depends on (key-health issue).
+    performance_insights_kms_key_id: str | None = None
+    master_user_secret_kms_key_id: str | None = None
+    activity_stream_kms_key_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,13 @@ class KmsKey:
     description: str | None = None
     deletion_date: str | None = None  # ISO 8601, only for PendingDeletion
     multi_region: bool | None = None
+    # MultiRegionConfiguration: rotation of a multi-Region key is set on its primary only.
+    primary_key_arn: str | None = None
+    replica_key_arns: tuple[str, ...] = ()
+    pending_deletion_window_days: int | None = None  # PendingReplicaDeletion: no date yet
+    valid_to: str | None = None  # ISO 8601; imported material (Origin EXTERNAL) expiry
+    expiration_model: str | None = None  # KEY_MATERIAL_EXPIRES | KEY_MATERIAL_DOES_NOT_EXPIRE
+    custom_key_store_type: str | None = None  # AWS_CLOUDHSM | EXTERNAL_KEY_STORE
     rotation: RotationLookup = RotationLookup.NOT_CHECKED
     rotation_enabled: bool | None = None
     note: str | None = None  # why a look-up failed or did not apply
