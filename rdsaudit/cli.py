@@ -19,7 +19,7 @@ import click
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
-from rdsaudit.model import Inventory, Result, Severity, Status
+from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 
 SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
@@ -115,6 +115,9 @@ class Outputs:
     baseline: Path | None = None
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
+    # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
+    # each takes the document and returns what failed, as errors of the report.
+    deliveries: tuple[Callable[[dict[str, Any]], list[CollectionError]], ...] = ()
 
 
 def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
@@ -142,7 +145,7 @@ def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
     return [path for _, path in staged]
 
 
-def _summary_line(result: Result, code: ExitCode) -> str:
+def _summary_line(result: Result, code: ExitCode, failed_deliveries: int = 0) -> str:
     inv = result.inventory
     failing = [f for f in result.findings if f.status is Status.FAIL]
     counts = {s: sum(1 for f in failing if f.severity is s) for s in Severity}
@@ -156,6 +159,8 @@ def _summary_line(result: Result, code: ExitCode) -> str:
     ]
     if inv.errors:
         parts.append(f"{len(inv.errors)} collection error(s): INCOMPLETE")
+    if failed_deliveries:
+        parts.append(f"{failed_deliveries} delivery error(s)")
     if inv.scan.skipped_regions:
         parts.append(f"{len(inv.scan.skipped_regions)} region(s) not enabled, skipped")
     calls = sum(n for _, n in inv.scan.api_calls)
@@ -174,8 +179,19 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
         doc["history"] = _record_history(out.history, doc)
     written = _emit_reports(doc, out)
     code = gate(result, policy.fail_on, out.fail_on_new)
+    failed: list[CollectionError] = []
+    for deliver in out.deliveries:
+        failed += deliver(doc)
+    if failed:
+        from rdsaudit.deliver import with_delivery_errors
+
+        # The reports are already safe on disk; written again, they say what failed.
+        doc = with_delivery_errors(doc, failed)
+        written = _emit_reports(doc, out)
+        if code is ExitCode.COMPLIANT:
+            code = ExitCode.INCOMPLETE
     if not out.quiet:
-        for error in result.inventory.errors:
+        for error in (*result.inventory.errors, *failed):
             click.echo(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
                        f"{error.operation}: {error.code}: {error.message}", err=True)
         for waiver in result.waivers:
@@ -189,7 +205,7 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
                        f"{len(b.resolved)} resolved failure(s)", err=True)
         for path in written:
             click.echo(f"rdsaudit: wrote {path}", err=True)
-        click.echo(_summary_line(result, code), err=True)
+        click.echo(_summary_line(result, code, len(failed)), err=True)
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
@@ -232,7 +248,7 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
 _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
                  help="Report format(s), comma-separated: json (default), html, csv, junit, "
-                      "sarif."),
+                      "sarif, asff (Security Hub findings)."),
     click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
                       "stdout)."),
@@ -309,6 +325,11 @@ def cli() -> None:
               help="AWS calls in flight at most, per account.")
 @click.option("--save-inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save what was collected, for `rdsaudit evaluate`.")
+@click.option("--security-hub", is_flag=True,
+              help="Import the failing findings (ASFF) into AWS Security Hub in each "
+                   "finding's own account and region, and archive those imported earlier "
+                   "that now pass. rdsaudit's one write to Security Hub: see `rdsaudit "
+                   "iam-policy --security-hub`.")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Scan history database (default: the user data directory).")
 @click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
@@ -317,7 +338,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          accounts_file: Path | None, shard_text: str | None,
          organization: bool, role_name: str | None, role_arn: str | None,
          external_id: str | None, session_duration: int, account_workers: int,
-         max_attempts: int, workers: int, save_inventory: Path | None,
+         max_attempts: int, workers: int, save_inventory: Path | None, security_hub: bool,
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
          output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
          target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
@@ -332,6 +353,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         CredentialsProblem,
         RegionProblem,
         ScanRequest,
+        caller_account,
+        home_region,
     )
     from rdsaudit.collect import scan as collect
 
@@ -377,7 +400,37 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     finally:
         if progress is not None:
             click.echo("", err=True)
+    if security_hub:
+        from rdsaudit.arns import partition_of_region
+        from rdsaudit.collect.accounts import AccountSessions
+        from rdsaudit.collect.aws import CallCounter
+
+        home = home_region(session, wanted)
+        try:
+            caller = caller_account(session, home, None, CallCounter())
+        except CredentialsProblem as exc:
+            raise InputProblem(str(exc)) from None
+        sessions = AccountSessions(session, request_accounts, caller,
+                                   partition_of_region(home), home, None)
+        out = replace(out, deliveries=(*out.deliveries,
+                                       _security_hub_delivery(sessions, quiet)))
     return _judge_and_report(inventory, policy, out, save_inventory)
+
+
+Delivery = Callable[[dict[str, Any]], list[CollectionError]]
+
+
+def _security_hub_delivery(sessions: Any, quiet: bool) -> Delivery:
+    def deliver(doc: dict[str, Any]) -> list[CollectionError]:
+        from rdsaudit.deliver.securityhub import SecurityHubSender
+
+        delivery = SecurityHubSender(sessions).send(doc)
+        if not quiet:
+            click.echo(f"rdsaudit: Security Hub: {delivery.imported} finding(s) imported, "
+                       f"{delivery.archived} archived, {len(delivery.errors)} failed", err=True)
+        return delivery.errors
+
+    return deliver
 
 
 def _accounts_from_file(path: Path) -> list[str]:
@@ -605,7 +658,9 @@ def rules() -> None:
 @cli.command("iam-policy")
 @click.option("--organization", is_flag=True,
               help="Add what the scanning account needs for --organization / --accounts.")
-def iam_policy(organization: bool) -> None:
+@click.option("--security-hub", is_flag=True,
+              help="Add what --security-hub needs (in every account findings go to).")
+def iam_policy(organization: bool, security_hub: bool) -> None:
     """Print the least-privilege, read-only IAM policy a scan needs."""
     from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
@@ -616,6 +671,10 @@ def iam_policy(organization: bool) -> None:
     if organization:
         statements.append({"Sid": "RdsauditAccounts", "Effect": "Allow",
                            "Action": list(MULTI_ACCOUNT_ACTIONS), "Resource": "*"})
+    if security_hub:
+        from rdsaudit.deliver.securityhub import IAM_STATEMENTS
+
+        statements += IAM_STATEMENTS
     click.echo(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
 
 

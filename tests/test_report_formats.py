@@ -182,12 +182,18 @@ def _sarif_pairs(text: str, status: str) -> Pairs:
             for r in results if bool(r.get("suppressions")) == (status == "waived")}
 
 
+def _asff_pairs(text: str, status: str) -> Pairs:
+    return {(f["GeneratorId"], f["Resources"][0]["Id"]) for f in json.loads(text)
+            if (f["Workflow"]["Status"] == "SUPPRESSED") == (status == "waived")}
+
+
 EXTRACT: dict[str, Callable[[str, str], Pairs]] = {
     "json": _json_pairs,
     "html": _html_pairs,
     "csv": _csv_pairs,
     "junit": _junit_pairs,
     "sarif": _sarif_pairs,
+    "asff": _asff_pairs,
 }
 
 
@@ -211,7 +217,8 @@ def test_every_format_renders_the_same_failures_and_waivers() -> None:
 def test_formats_have_distinct_extensions_and_names() -> None:
     assert all(fmt.name == name for name, fmt in FORMATS.items())
     assert {n: f.extension for n, f in FORMATS.items()} == {
-        "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif"}
+        "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif",
+        "asff": "asff.json"}
 
 
 def test_every_format_renders_a_scan_with_no_findings() -> None:

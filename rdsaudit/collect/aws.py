@@ -36,6 +36,13 @@ from botocore.retries import standard
 from rdsaudit import __version__
 
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+# The only writes rdsaudit may make, each under its own flag (DESIGN.md, "opt-in writes").
+# A client allows one only when built with it in `allowed_writes`, i.e. when its flag is on.
+OPT_IN_WRITES = {
+    "--security-hub": frozenset({"BatchImportFindings"}),
+    "--output-dir s3://": frozenset({"PutObject"}),
+    "--notify sns:": frozenset({"Publish"}),
+}
 
 # A region the account has not enabled answers with one of these (aws-facts §6).
 REGION_DISABLED_CODES = frozenset(
@@ -397,8 +404,10 @@ class AwsClients:
         counter: CallCounter | None = None,
         read_timeout: float = 30,
         throttle_patience: float = 60.0,
+        allowed_writes: frozenset[str] = frozenset(),
     ) -> None:
         self.session = session
+        self.allowed_writes = allowed_writes
         use_fast_timestamps(session)
         self.endpoint_url = endpoint_url
         self.counter = counter or CallCounter()
@@ -434,7 +443,8 @@ class AwsClients:
 
     def call(self, service: str, region: str, operation: str, method: str,
              **params: Any) -> Mapping[str, Any]:
-        _refuse_mutation(operation)
+        if operation not in self.allowed_writes:
+            _refuse_mutation(operation)
         result: Mapping[str, Any] = getattr(self.client(service, region), method)(**params)
         return result
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rdsaudit.report.asff import render_asff
 from rdsaudit.report.csv import render_csv
 from rdsaudit.report.document import report_document
 from rdsaudit.report.html import render_html
@@ -29,6 +30,7 @@ FORMATS: dict[str, Format] = {
     "csv": Format("csv", "csv", render_csv),
     "junit": Format("junit", "xml", render_junit),
     "sarif": Format("sarif", "sarif", render_sarif),
+    "asff": Format("asff", "asff.json", render_asff),
 }
 
 __all__ = ["FORMATS", "Document", "Format", "report_document"]
