@@ -112,12 +112,21 @@ class Outputs:
     output_dir: Path | None
     exit_zero: bool
     quiet: bool
-    baseline: Path | None = None
+    baseline: str | None = None  # a path or s3://…
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
     # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
     # each takes the document and returns what failed, as errors of the report.
     deliveries: tuple[Callable[[dict[str, Any]], list[CollectionError]], ...] = ()
+    # --output-dir s3://…: `output_dir` is then a local staging directory, uploaded last.
+    s3: Any = None  # rdsaudit.deliver.s3.S3Location
+    s3_kms_key: str | None = None
+    session: Any = None  # boto3.Session for S3 reads and writes (default chain if None)
+
+    def aws(self) -> Any:
+        import boto3
+
+        return self.session or boto3.Session()
 
 
 def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
@@ -190,6 +199,11 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
         written = _emit_reports(doc, out)
         if code is ExitCode.COMPLIANT:
             code = ExitCode.INCOMPLETE
+    if out.s3 is not None:
+        written, upload_failed = _upload(doc, out)
+        failed += upload_failed
+        if upload_failed and code is ExitCode.COMPLIANT:
+            code = ExitCode.INCOMPLETE
     if not out.quiet:
         for error in (*result.inventory.errors, *failed):
             click.echo(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
@@ -209,15 +223,73 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
-def _with_baseline(result: Result, path: Path) -> Result:
+def _upload(doc: dict[str, Any], out: Outputs) -> tuple[list[Any], list[CollectionError]]:
+    """Upload the staged reports; on failure keep them and say where they are."""
+    import shutil
+
+    from rdsaudit.deliver import with_delivery_errors
+    from rdsaudit.deliver.s3 import upload
+
+    assert out.output_dir is not None
+    files = sorted(p for p in out.output_dir.iterdir() if p.is_file()
+                   and not p.name.startswith("."))
+    failed = upload(out.aws(), out.s3, files, out.s3_kms_key)
+    if failed:
+        # The staged copy is complete and stays; its JSON says what did not upload.
+        _emit_reports(with_delivery_errors(doc, failed), out)
+        click.echo(f"rdsaudit: error: {len(failed)} report file(s) not uploaded to {out.s3}; "
+                   f"the reports are in {out.output_dir}", err=True)
+        return list(files), failed
+    shutil.rmtree(out.output_dir, ignore_errors=True)
+    return [out.s3.child(p.name) for p in files], []
+
+
+def _local_copy(text: str, what: str) -> Path | None:
+    """A path as given, or an s3:// object fetched into a private temporary directory;
+    None when the S3 object does not exist."""
+    from rdsaudit.deliver.s3 import S3Problem, download, is_s3, parse_s3
+
+    if not is_s3(text):
+        return Path(text)
+    import boto3
+
+    try:
+        return download(boto3.Session(), parse_s3(text), _scratch())
+    except S3Problem as exc:
+        raise InputProblem(f"{what}: {exc}") from None
+
+
+def _scratch() -> Path:
+    import atexit
+    import shutil
+
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="rdsaudit-"))
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    return _SCRATCH
+
+
+_SCRATCH: Path | None = None
+
+
+def _existing(text: str, what: str) -> Path:
+    path = _local_copy(text, what)
+    if path is None:
+        raise InputProblem(f"{what}: {text}: no such object")
+    return path
+
+
+def _with_baseline(result: Result, text: str) -> Result:
     from rdsaudit.baseline import apply_baseline
     from rdsaudit.reportfile import ReportProblem, load_report
 
+    path = _existing(text, "--baseline")
     try:
         previous = load_report(path)
     except ReportProblem as exc:
         raise InputProblem(f"--baseline: {exc}") from None
-    return apply_baseline(result, previous, path.name)
+    return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
 def _record_history(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -248,10 +320,13 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
 _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
                  help="Report format(s), comma-separated: json (default), html, csv, junit, "
-                      "sarif, asff (Security Hub findings)."),
-    click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                      "sarif, asff (Security Hub findings), ocsf."),
+    click.option("--output-dir", metavar="DIR|s3://BUCKET/PREFIX/",
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
-                      "stdout)."),
+                      "stdout); an s3:// prefix uploads them (staged locally first)."),
+    click.option("--s3-kms-key", metavar="KEY_ARN",
+                 help="With --output-dir s3://…: encrypt the objects with this KMS key "
+                      "(SSE-KMS; default: the bucket's default encryption)."),
     click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False),
                  help="Lowest failing severity that fails the gate (default low)."),
     click.option("--exit-zero", is_flag=True, help="Always exit 0 once the reports are written."),
@@ -260,7 +335,7 @@ _common_output = [
                       "regions, fail_on, target_keys, [[waivers]]."),
     click.option("--target-key", "target_keys", multiple=True, metavar="KEY_ARN",
                  help="KMS key ARN to encrypt with in remediation plans (one per region)."),
-    click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    click.option("--baseline", metavar="PREVIOUS.json|s3://…",
                  help="A previous JSON report: mark each failure new or unchanged, list the "
                       "resolved ones."),
     click.option("--fail-on-new", is_flag=True,
@@ -275,15 +350,30 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool, quiet: bool,
-             baseline: Path | None, fail_on_new: bool,
-             history: Path | None = None) -> Outputs:
+def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, quiet: bool,
+             baseline: str | None, fail_on_new: bool, history: Path | None = None, *,
+             s3_kms_key: str | None = None, session: Any = None) -> Outputs:
+    from rdsaudit.deliver.s3 import S3Problem, is_s3, parse_s3
+
     names = _formats(formats)
     if len(names) > 1 and output_dir is None:
         raise InputProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
         raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
-    return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
+    if output_dir is not None and is_s3(output_dir):
+        try:
+            location = parse_s3(output_dir)
+        except S3Problem as exc:
+            raise InputProblem(f"--output-dir: {exc}") from None
+        if s3_kms_key is not None and not s3_kms_key.startswith(("arn:", "alias/")):
+            raise InputProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
+        staging = Path(tempfile.mkdtemp(prefix="rdsaudit-staging-"))
+        return Outputs(names, staging, exit_zero, quiet, baseline, fail_on_new, history,
+                       s3=location, s3_kms_key=s3_kms_key, session=session)
+    if s3_kms_key is not None:
+        raise InputProblem("--s3-kms-key needs --output-dir s3://…")
+    return Outputs(names, Path(output_dir) if output_dir else None, exit_zero, quiet,
+                   baseline, fail_on_new, history)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -340,9 +430,9 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          external_id: str | None, session_duration: int, account_workers: int,
          max_attempts: int, workers: int, save_inventory: Path | None, security_hub: bool,
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
-         output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
-         target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-         quiet: bool) -> int:
+         output_dir: str | None, s3_kms_key: str | None, fail_on: str | None,
+         exit_zero: bool, config: Path | None, target_keys: tuple[str, ...],
+         baseline: str | None, fail_on_new: bool, quiet: bool) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -363,7 +453,6 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         from rdsaudit.history import default_path
 
         history = history_path or default_path()
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
     policy = _policy(config, fail_on, target_keys)
     wanted = _split(regions) or list(policy.regions) or None
     account_ids = _split(accounts)
@@ -378,10 +467,6 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
-    if shard is not None and save_inventory is None and output_dir is not None:
-        from rdsaudit.merge import INVENTORY_NAME
-
-        save_inventory = output_dir / INVENTORY_NAME
     request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
                                        external_id, session_duration, account_workers, shard)
     try:
@@ -390,6 +475,12 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         raise InputProblem(str(exc)) from None
     except BotoCoreError as exc:
         raise InputProblem(f"cannot set up AWS session: {exc}") from None
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
+                   s3_kms_key=s3_kms_key, session=session)
+    if shard is not None and save_inventory is None and out.output_dir is not None:
+        from rdsaudit.merge import INVENTORY_NAME
+
+        save_inventory = out.output_dir / INVENTORY_NAME
     progress = _progress_printer(quiet)
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
@@ -453,7 +544,7 @@ def _accounts_from_file(path: Path) -> list[str]:
     return ids
 
 
-def _shard(text: str | None, multi: bool, output_dir: Path | None,
+def _shard(text: str | None, multi: bool, output_dir: str | None,
            save_inventory: Path | None) -> Any:
     if text is None:
         return None
@@ -484,19 +575,20 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
 
 
 @cli.command("evaluate")
-@click.argument("inventory_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inventory_file", metavar="INVENTORY_FILE|s3://…")
 @_with_output_options
-def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Path | None,
-                 fail_on: str | None, exit_zero: bool, config: Path | None,
-                 target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-                 quiet: bool) -> int:
-    """Judge a saved inventory again, offline (no AWS calls)."""
+def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str | None,
+                 s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
+                 config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
+                 fail_on_new: bool, quiet: bool) -> int:
+    """Judge a saved inventory again, offline (no AWS calls but s3:// reads and writes)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
+                   s3_kms_key=s3_kms_key)
     policy = _policy(config, fail_on, target_keys)
     try:
-        inventory = load_inventory(inventory_file)
+        inventory = load_inventory(_existing(inventory_file, "evaluate"))
     except InventoryProblem as exc:
         raise InputProblem(str(exc)) from None
     return _judge_and_report(inventory, policy, out)
@@ -505,24 +597,29 @@ def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Pat
 @cli.command("merge")
 @click.argument("parts", nargs=-1, required=True, metavar="PART…")
 @_with_output_options
-def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path | None,
-              fail_on: str | None, exit_zero: bool, config: Path | None,
-              target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-              quiet: bool) -> int:
+def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: str | None,
+              s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
+              config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
+              fail_on_new: bool, quiet: bool) -> int:
     """Judge the shards of a sharded scan together: one report, one exit code.
 
     Each PART is a shard's output directory or its inventory file. A shard that is missing
     is recorded as a collection error (exit 3 unless failures give 1).
     """
+    from rdsaudit.deliver.s3 import is_s3
     from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
+                   s3_kms_key=s3_kms_key)
     policy = _policy(config, fail_on, target_keys)
     loaded: list[Part] = []
     not_found: list[str] = []
     for text in parts:
-        path = Path(text)
+        if is_s3(text) and not text.endswith(".json"):
+            text = text.rstrip("/") + "/" + INVENTORY_NAME  # a shard's output prefix
+        found = _local_copy(text, "merge")
+        path = found if found is not None else Path(os.devnull, "missing")
         if path.is_dir():
             path = path / INVENTORY_NAME
         if not path.exists():
@@ -618,20 +715,20 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
 
 
 @cli.command()
-@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("report", metavar="REPORT.json|s3://…")
 @click.option("--resource", "resources", multiple=True, metavar="ID|ARN",
               help="Only the findings of this resource (repeatable).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the runbook here (default: stdout).")
-def plan(report: Path, resources: tuple[str, ...], output: Path | None) -> None:
+def plan(report: str, resources: tuple[str, ...], output: Path | None) -> None:
     """Print a reviewed remediation runbook (a shell script) from a JSON report."""
     from rdsaudit.runbook import ReportProblem, load_report, render_runbook
 
     try:
-        doc = load_report(report)
+        doc = load_report(_existing(report, "plan"))
     except ReportProblem as exc:
         raise InputProblem(str(exc)) from None
-    script = render_runbook(doc, resources, source=report.name)
+    script = render_runbook(doc, resources, source=report.rsplit("/", 1)[-1])
     if output is None:
         click.echo(script, nl=False)
         return

@@ -187,6 +187,12 @@ def _asff_pairs(text: str, status: str) -> Pairs:
             if (f["Workflow"]["Status"] == "SUPPRESSED") == (status == "waived")}
 
 
+def _ocsf_pairs(text: str, status: str) -> Pairs:
+    wanted = {"fail": "New", "waived": "Suppressed"}[status]
+    return {(e["compliance"]["control"], e["resources"][0]["uid"]) for e in json.loads(text)
+            if e["status"] == wanted}
+
+
 EXTRACT: dict[str, Callable[[str, str], Pairs]] = {
     "json": _json_pairs,
     "html": _html_pairs,
@@ -194,6 +200,7 @@ EXTRACT: dict[str, Callable[[str, str], Pairs]] = {
     "junit": _junit_pairs,
     "sarif": _sarif_pairs,
     "asff": _asff_pairs,
+    "ocsf": _ocsf_pairs,
 }
 
 
@@ -218,7 +225,7 @@ def test_formats_have_distinct_extensions_and_names() -> None:
     assert all(fmt.name == name for name, fmt in FORMATS.items())
     assert {n: f.extension for n, f in FORMATS.items()} == {
         "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif",
-        "asff": "asff.json"}
+        "asff": "asff.json", "ocsf": "ocsf.json"}
 
 
 def test_every_format_renders_a_scan_with_no_findings() -> None:

@@ -12,6 +12,7 @@ from rdsaudit.report.document import report_document
 from rdsaudit.report.html import render_html
 from rdsaudit.report.json import render_json
 from rdsaudit.report.junit import render_junit
+from rdsaudit.report.ocsf import render_ocsf
 from rdsaudit.report.sarif import render_sarif
 
 Document = Mapping[str, Any]
@@ -31,6 +32,7 @@ FORMATS: dict[str, Format] = {
     "junit": Format("junit", "xml", render_junit),
     "sarif": Format("sarif", "sarif", render_sarif),
     "asff": Format("asff", "asff.json", render_asff),
+    "ocsf": Format("ocsf", "ocsf.json", render_ocsf),
 }
 
 __all__ = ["FORMATS", "Document", "Format", "report_document"]
