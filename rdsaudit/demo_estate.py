@@ -627,8 +627,11 @@ def _require_moto_mock() -> None:
         )
 
 
-def seed_demo_estate() -> DemoEstate:
-    """Seed the demo estate into moto. Must be called while moto's `mock_aws` is active."""
+def seed_demo_estate(now: float | None = None) -> DemoEstate:
+    """Seed the demo estate into moto. Must be called while moto's `mock_aws` is active.
+
+    `now` (epoch seconds; default the clock) is what dates relative to the scan (the expiry
+    of imported key material) count from: samples pin it with the scan time."""
     _require_moto_mock()
     s = _Seeder()
 
@@ -653,7 +656,7 @@ def seed_demo_estate() -> DemoEstate:
     managed_key = s.aws_managed_rds_key(PRIMARY)
     partner_key = s.phantom_key("partner", PRIMARY, OTHER_ACCOUNT, "denied")
     deleted_key = s.phantom_key("deleted", PRIMARY, DEMO_ACCOUNT, "missing")
-    lifecycle_keys = _lifecycle_keys(s)
+    lifecycle_keys = _lifecycle_keys(s, time.time() if now is None else now)
 
     # ---- instances -------------------------------------------------------------------
     orders_tags = _tags("orders", "alice@example.com")
@@ -863,11 +866,10 @@ _LIFECYCLE_DATABASES: Final = (
 )
 
 
-def _lifecycle_keys(s: _Seeder) -> dict[str, DemoKey]:
+def _lifecycle_keys(s: _Seeder, now: float) -> dict[str, DemoKey]:
     """Keys in the lifecycles moto does not model, patched into DescribeKey's answer. Each
     patch restores an AWS fact (aws-facts §5 KeyMetadata, moto-fidelity §11)."""
     day = 86400.0
-    now = time.time()
     expiring = s.patched_key(
         "imported-expiring", PRIMARY, "alias/treasury-import", "Treasury (imported material)",
         # Imported key material: Origin EXTERNAL; with KEY_MATERIAL_EXPIRES, ValidTo is when
@@ -1039,14 +1041,15 @@ def apply_demo_overlays(fake: FakeAWS, estate: DemoEstate) -> None:
 
 
 @contextmanager
-def demo_environment(latency: float = 0.0) -> Iterator[tuple[FakeAWS, DemoEstate]]:
+def demo_environment(latency: float = 0.0,
+                     now: float | None = None) -> Iterator[tuple[FakeAWS, DemoEstate]]:
     """Seed the estate, serve it on 127.0.0.1, and wipe moto's state afterwards."""
     from moto import mock_aws
 
     mock = mock_aws()
     mock.start()  # resets moto's backends
     try:
-        estate = seed_demo_estate()
+        estate = seed_demo_estate(now)
     finally:
         mock.stop(remove_data=False)
     fake = FakeAWS(latency=latency)
