@@ -286,8 +286,9 @@ def test_cli_send_failure_is_exit_3_and_keeps_the_reports(estate: tuple[FakeAWS,
     fake.inject_fault(Fault("securityhub", "*", code="AccessDeniedException",
                             message="not authorized to perform securityhub:BatchImportFindings"))
     try:
-        proc = run(fake, "scan", "--regions", REGION, "--security-hub", "--output-dir",
-                   tmp_path, "--no-history")
+        # Only critical failures gate here, so the failed send alone decides: exit 3.
+        proc = run(fake, "scan", "--regions", REGION, "--security-hub", "--fail-on",
+                   "critical", "--output-dir", tmp_path, "--no-history")
     finally:
         fake.clear_faults()
     assert proc.returncode == 3, proc.stderr
