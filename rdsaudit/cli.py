@@ -470,6 +470,9 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
+    if shard is not None and output_dir is not None:
+        # Array engines give every worker the same arguments: {shard} names its own part.
+        output_dir = output_dir.replace("{shard}", str(shard.index))
     request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
                                        external_id, session_duration, account_workers, shard)
     try:
@@ -599,8 +602,12 @@ def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str 
 
 @cli.command("merge")
 @click.argument("parts", nargs=-1, required=True, metavar="PART…")
+@click.option("--shards", "shard_count", type=click.IntRange(1, 10_000), metavar="N",
+              help="The scan had N shards: each PART is a run's directory or s3:// prefix "
+                   "holding shard-1/ … shard-N/, and every one of them is expected.")
 @_with_output_options
-def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: str | None,
+def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[str, ...],
+              output_dir: str | None,
               s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
               config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
               fail_on_new: bool, quiet: bool) -> int:
@@ -618,6 +625,9 @@ def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: str 
     policy = _policy(config, fail_on, target_keys)
     loaded: list[Part] = []
     not_found: list[str] = []
+    if shard_count is not None:
+        parts = tuple(f"{p.rstrip('/')}/shard-{i}/" for p in parts
+                      for i in range(1, shard_count + 1))
     for text in parts:
         if is_s3(text) and not text.endswith(".json"):
             text = text.rstrip("/") + "/" + INVENTORY_NAME  # a shard's output prefix
@@ -635,7 +645,7 @@ def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: str 
     if not loaded:
         raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
     try:
-        inventory = merge_inventories(loaded, not_found)
+        inventory = merge_inventories(loaded, not_found, shard_count)
     except MergeProblem as exc:
         raise InputProblem(f"merge: {exc}") from None
     return _judge_and_report(inventory, policy, out)
