@@ -399,12 +399,13 @@ class AccountScanner:
                 "rds", snapshot.region, operation, method, **{id_param: snapshot.id}
             )
         except AWS_FAILURES as exc:
-            self._fail(snapshot.region, "rds", operation, describe_failure(exc))
+            self._fail(snapshot.region, "rds", operation, describe_failure(exc), snapshot.arn)
             return
         attributes = (answer.get(result_key) or {}).get(list_key)
         if not isinstance(attributes, list):
             self._fail(snapshot.region, "rds", operation,
-                       Failure("MalformedResponse", f"no {list_key} for {snapshot.id}"))
+                       Failure("MalformedResponse", f"no {list_key} for {snapshot.id}"),
+                       snapshot.arn)
             return
         restore: list[str] = []
         for attribute in attributes:
@@ -505,7 +506,7 @@ class AccountScanner:
                 lookup = KeyLookup.ACCESS_DENIED if failure.access_denied else KeyLookup.ERROR
                 key = KmsKey(arn, region, account, lookup,
                              note=f"{failure.code}: {failure.message}")
-                self._record_error(region, "kms", "DescribeKey", failure)
+                self._record_error(region, "kms", "DescribeKey", failure, arn)
             with self._lock:
                 self._keys[arn] = key
             return
@@ -552,14 +553,16 @@ class AccountScanner:
                           else RotationLookup.ERROR)
                 updated = replace(key, rotation=lookup,
                                   note=f"rotation status unknown: {failure.code}")
-                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure)
+                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure,
+                                   key.arn)
         else:
             enabled = answer.get("KeyRotationEnabled")
             if isinstance(enabled, bool):
                 updated = replace(key, rotation=RotationLookup.OK, rotation_enabled=enabled)
             else:
                 failure = Failure("MalformedResponse", "no KeyRotationEnabled in answer")
-                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure)
+                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure,
+                                   key.arn)
                 updated = replace(key, rotation=RotationLookup.ERROR, note=failure.message)
         with self._lock:
             self._keys[key.arn] = updated
