@@ -34,7 +34,7 @@ from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn
 from rdsaudit.merge import merge_keys
 from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
 from rdsaudit.redact import remember_session
-from rdsaudit.text import identifier_problem
+from rdsaudit.text import identifier_problem, shown
 from rdsaudit.timestamps import utcnow
 
 DEFAULT_HOME_REGION = "us-east-1"
@@ -117,15 +117,32 @@ def enabled_regions(clients: AwsClients, home: str, partition: str,
         if isinstance(r, Mapping) and isinstance(r.get("RegionName"), str)
         and r.get("OptInStatus") != "not-opted-in"
     }
-    errors = []
     if not isinstance(listed, list):
-        errors.append(CollectionError(account_id, home, "ec2", "DescribeRegions",
-                                      "MalformedResponse", "the answer has no Regions list"))
+        error = CollectionError(account_id, home, "ec2", "DescribeRegions",
+                                "MalformedResponse", "the answer has no Regions list")
+        return rds_regions, [error]  # as for a failed call: try every region
+    errors = []
     # A region newer than the installed botocore is scanned only when its name is one of
     # the partition's (botocore's regionRegex): a name from a response must never choose
     # where the credentials are sent.
     newer = sorted(r for r in enabled - set(rds_regions) if region_in_partition(r, partition))
-    return [r for r in rds_regions if r in enabled] + newer, errors
+    refused = sorted(r for r in enabled - set(rds_regions) - set(newer)
+                     if not any(region_in_partition(r, p) for p in _partitions()))
+    if refused:
+        errors.append(CollectionError(
+            account_id, home, "ec2", "DescribeRegions", "MalformedResponse",
+            f"region name(s) of no AWS partition not scanned: "
+            f"{', '.join(shown(r) for r in refused)}"))
+    regions = [r for r in rds_regions if r in enabled] + newer
+    if refused and not regions:
+        return rds_regions, errors  # nothing usable in the answer: try every region
+    return regions, errors
+
+
+@functools.cache
+def _partitions() -> tuple[str, ...]:
+    data = botocore.session.get_session().get_data("endpoints")
+    return tuple(str(e["partition"]) for e in data.get("partitions", ()) if "partition" in e)
 
 
 @functools.cache

@@ -408,6 +408,13 @@ class AccountScanner:
                        snapshot.arn)
             return
         restore: list[str] = []
+        if not any(isinstance(a, Mapping) and a.get("AttributeName") == "restore"
+                   for a in attributes):
+            # AWS always lists `restore`; without it, public or not is unknown, not "no".
+            self._fail(snapshot.region, "rds", operation,
+                       Failure("MalformedResponse", "the answer has no restore attribute"),
+                       snapshot.arn)
+            return
         for attribute in attributes:
             if isinstance(attribute, Mapping) and attribute.get("AttributeName") == "restore":
                 values = attribute.get("AttributeValues") or []
