@@ -422,7 +422,7 @@ class FakeAWS:
         with self._lock:
             self._calls.clear()
 
-    def overlay(self, arn: str, fields: Mapping[str, str | int | bool | None]) -> None:
+    def overlay(self, arn: str, fields: Mapping[str, Any]) -> None:
         """Patch the fields of the resource whose own ARN is `arn` in every response.
 
         RDS: child elements of the member element whose own ARN element (`DBInstanceArn`
