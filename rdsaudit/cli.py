@@ -416,6 +416,10 @@ def cli() -> None:
                    "through, so a rate limit slows the scan instead of failing it.")
 @click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True,
               help="AWS calls in flight at most, per account.")
+@click.option("--timeout", type=click.FloatRange(1, 7 * 86400), default=3600,
+              show_default=True, metavar="SECONDS",
+              help="Seconds the whole scan may take; then it stops calling AWS, records what "
+                   "it could not read as errors and writes the reports (exit 3).")
 @click.option("--save-inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save what was collected, for `rdsaudit evaluate`.")
 @click.option("--security-hub", is_flag=True,
@@ -431,7 +435,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          accounts_file: Path | None, shard_text: str | None,
          organization: bool, role_name: str | None, role_arn: str | None,
          external_id: str | None, session_duration: int, account_workers: int,
-         max_attempts: int, workers: int, save_inventory: Path | None, security_hub: bool,
+         max_attempts: int, workers: int, timeout: float, save_inventory: Path | None,
+         security_hub: bool,
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
          output_dir: str | None, s3_kms_key: str | None, fail_on: str | None,
          exit_zero: bool, config: Path | None, target_keys: tuple[str, ...],
@@ -490,7 +495,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     progress = _progress_printer(quiet)
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
-                                                 workers=workers, accounts=request_accounts),
+                                                 workers=workers, accounts=request_accounts,
+                                                 timeout=timeout),
                             progress)
     except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
         raise InputProblem(str(exc)) from None

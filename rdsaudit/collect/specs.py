@@ -13,6 +13,7 @@ from typing import Any
 from rdsaudit.arns import Arn
 from rdsaudit.keyref import is_replica_key, rotation_not_applicable
 from rdsaudit.model import EncryptionType, KeyLookup, KmsKey, Resource, ResourceType
+from rdsaudit.text import identifier_problem, shown, valid_text
 
 # DescribeDBInstances/DescribeDBClusters also return Neptune and DocumentDB (aws-facts §0):
 # they are not RDS and are left out.
@@ -47,13 +48,29 @@ class ListingSpec:
         return f"{self.service}:{self.operation}"
 
 
-def _text(d: Mapping[str, Any], key: str) -> str | None:
+def _text(d: Mapping[str, Any], key: str, rid: str | None = None) -> str | None:
+    """An identifier-like field (ids, ARNs, engine, status): absent or empty is None; any
+    other type, a control character or invalid Unicode makes the record malformed."""
     value = d.get(key)
-    return value if isinstance(value, str) and value else None
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MalformedRecord(rid, f"{key} is not text")
+    problem = identifier_problem(value)
+    if problem is not None:
+        raise MalformedRecord(rid, f"{key} {problem}")
+    return value
+
+
+def _free(value: Any, what: str, rid: str | None) -> str:
+    """Free text (tags): any string, made valid Unicode; another type is malformed."""
+    if not isinstance(value, str):
+        raise MalformedRecord(rid, f"{what} is not text")
+    return valid_text(value)
 
 
 def _required(d: Mapping[str, Any], key: str, rid: str | None) -> str:
-    value = _text(d, key)
+    value = _text(d, key, rid)
     if value is None:
         raise MalformedRecord(rid, f"response has no {key}")
     return value
@@ -81,7 +98,7 @@ def _encryption(
         encrypted = raw_flag
     else:
         raise MalformedRecord(rid, f"response has no boolean {flag}")
-    key = _text(d, "KmsKeyId") if encrypted else None
+    key = _text(d, "KmsKeyId", rid) if encrypted else None
     if enc_type is None:
         if not encrypted:
             enc_type = EncryptionType.NONE
@@ -90,13 +107,18 @@ def _encryption(
     return encrypted, enc_type, key
 
 
-def _tags(d: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    tags = d.get("TagList") or ()
-    return tuple(
-        (str(t.get("Key", "")), str(t.get("Value", "")))
-        for t in tags
-        if isinstance(t, Mapping)
-    )
+def _tags(d: Mapping[str, Any], rid: str) -> tuple[tuple[str, str], ...]:
+    tags = d.get("TagList")
+    if tags is None:
+        return ()
+    if not isinstance(tags, list) or not all(isinstance(t, Mapping) for t in tags):
+        raise MalformedRecord(rid, "TagList is not a list of tags")
+    return tuple((_free(t.get("Key", ""), "a tag key", rid),
+                  _free(t.get("Value", ""), "a tag value", rid)) for t in tags)
+
+
+def _shown(value: Any) -> str | None:
+    return shown(value) if isinstance(value, str) and value else None
 
 
 def _place(arn: str, rid: str) -> tuple[str, str]:
@@ -106,9 +128,17 @@ def _place(arn: str, rid: str) -> tuple[str, str]:
     return parsed.region, parsed.account
 
 
-def _int(d: Mapping[str, Any], key: str) -> int | None:
+# Larger than any count or period AWS reports (BackupRetentionPeriod is 0..35 days).
+_MAX_INT = 1_000_000
+
+
+def _int(d: Mapping[str, Any], key: str, rid: str) -> int | None:
     value = d.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_INT:
+        raise MalformedRecord(rid, f"{key} is not a whole number (0..{_MAX_INT})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -129,14 +159,16 @@ class Shape:
     snapshot_type: str | None = None  # fixed value, for automated backups
 
     def normalize(self, d: Mapping[str, Any]) -> Resource | None:
-        name = _required(d, self.id_key, None)
+        """The record as a Resource (None: not RDS); `MalformedRecord` names what is wrong
+        with it and which record it is (its ARN once that is known to be sound)."""
+        name = _required(d, self.id_key, _shown(d.get(self.id_key)))
         if d.get("Engine") in NOT_RDS_ENGINES:
             return None
         arn = _required(d, self.arn_key, name)
         region, account = _place(arn, name)
-        encrypted, enc_type, key = _encryption(d, self.encrypted_key, name)
-        values: dict[str, Any] = {k: _text(d, aws) for k, aws in self.text_fields.items()}
-        values.update({k: _int(d, aws) for k, aws in self.int_fields.items()})
+        encrypted, enc_type, key = _encryption(d, self.encrypted_key, arn)
+        values: dict[str, Any] = {k: _text(d, aws, arn) for k, aws in self.text_fields.items()}
+        values.update({k: _int(d, aws, arn) for k, aws in self.int_fields.items()})
         if self.snapshot_type is not None:
             values["snapshot_type"] = self.snapshot_type
         return Resource(
@@ -148,7 +180,7 @@ class Shape:
             encrypted=encrypted,
             encryption_type=enc_type,
             kms_key_id=key,
-            tags=_tags(d),
+            tags=_tags(d, arn),
             **values,
         )
 
