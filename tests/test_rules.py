@@ -24,10 +24,10 @@ from rdsaudit.policy import KeyProtectionRule, Policy
 from rdsaudit.rules import RULES
 from tests.builders import (
     ACCOUNT,
-    REGION,
     KEY,
     KEY2,
     OTHER_ACCOUNT,
+    REGION,
     backup,
     cluster,
     cluster_snapshot,
