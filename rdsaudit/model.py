@@ -90,6 +90,27 @@ _ROLE_FUNCTIONS = {
 }
 
 
+class KeyProtection(enum.IntEnum):
+    """The key-protection ladder of a storage key, weakest first (DESIGN.md)."""
+
+    AWS_OWNED = 0  # StorageEncryptionType sse-rds: outside the account
+    AWS_MANAGED = 1  # aws/rds: in the account, its policy cannot be changed
+    CUSTOMER = 2  # a customer managed key (imported material, Origin EXTERNAL, included)
+    CUSTOMER_EXTERNAL_STORE = 3  # Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def parse(cls, text: str) -> KeyProtection:
+        for rung in cls:
+            if rung.label == text.strip():
+                return rung
+        names = " < ".join(r.label for r in cls)
+        raise ValueError(f"unknown key protection {text!r} (expected one of {names})")
+
+
 class RotationLookup(enum.StrEnum):
     OK = "ok"
     NOT_APPLICABLE = "not-applicable"  # UnsupportedOperation: imported material, custom store
@@ -131,6 +152,10 @@ class Resource:
     performance_insights_kms_key_id: str | None = None
     master_user_secret_kms_key_id: str | None = None
     activity_stream_kms_key_id: str | None = None
+    option_group: str | None = None  # db-instance: OptionGroupMemberships[0].OptionGroupName
+    tde_credential_arn: str | None = None  # TdeCredentialArn (Oracle / SQL Server TDE)
+    # DBInstanceAutomatedBackupsReplications: ARNs of cross-Region replicated backups.
+    backup_replications: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +182,43 @@ class KmsKey:
     rotation: RotationLookup = RotationLookup.NOT_CHECKED
     rotation_enabled: bool | None = None
     note: str | None = None  # why a look-up failed or did not apply
+    # kms:GetKeyLastUsage (same account only): the last successful cryptographic use.
+    last_used_at: str | None = None  # ISO 8601
+    last_used_operation: str | None = None  # e.g. Decrypt, GenerateDataKey
+    last_used_event_id: str | None = None  # its CloudTrail event id
+    last_usage_note: str | None = None  # why the last use is unknown (AccessDenied, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Trail:
+    """A CloudTrail trail as a scanned account sees it, and whether it audits key use.
+
+    `logs_kms` is whether its event selectors record KMS read management events (Decrypt,
+    GenerateDataKey are read events); None when GetEventSelectors failed. `logging` is
+    GetTrailStatus.IsLogging; None when that failed.
+    """
+
+    arn: str
+    account_id: str  # the scanned account that lists it
+    home_region: str
+    name: str
+    multi_region: bool
+    organization: bool
+    regions: tuple[str, ...] = ()  # scanned regions whose DescribeTrails listed it
+    logging: bool | None = None
+    logs_kms: bool | None = None
+    note: str | None = None  # why logs_kms is False, or what could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class OptionGroup:
+    """An option group Oracle or SQL Server instances use, and its options (TDE is one)."""
+
+    name: str
+    region: str
+    account_id: str
+    engine: str | None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +295,8 @@ class Inventory:
     aliases: tuple[KmsAlias, ...] = ()
     shares: tuple[SnapshotShare, ...] = ()
     errors: tuple[CollectionError, ...] = ()
+    trails: tuple[Trail, ...] = ()
+    option_groups: tuple[OptionGroup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,3 +408,5 @@ class Result:
     key_users: tuple[tuple[str, tuple[str, ...]], ...] = ()
     waivers: tuple[WaiverReport, ...] = ()
     baseline: BaselineReport | None = None
+    # Key ARN -> (resource ARN, KeyRole value) for every role a resource depends on it in.
+    key_roles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()

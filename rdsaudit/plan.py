@@ -472,15 +472,39 @@ PLANNERS: dict[str, Planner] = {
     "aws-owned-key": lambda r, ctx: _reencrypt(
         r, ctx, customer_managed=True,
         why="Re-encrypt under a customer managed key (restore with --kms-key-id)."),
+    "key-below-external-store": lambda r, ctx: _reencrypt(
+        r, ctx, customer_managed=True,
+        why="Re-encrypt under a customer key in a custom key store (AWS CloudHSM or an "
+            "external key store); set target_keys to that key for this region."),
     "cross-account-key": lambda r, ctx: _reencrypt(
         r, ctx, customer_managed=True,
         why="Re-encrypt under a key this account owns."),
 }
 
 
+def _audit_key_use(key_arn: str) -> Remediation:
+    arn = Arn.parse(key_arn)
+    region = arn.region if arn else "us-east-1"
+    return Remediation(
+        "Log KMS management events, reads included, with a trail that covers the key's "
+        "region (a multi-region trail, or the organization trail).",
+        (Step(f"Create a multi-region trail in account {arn.account if arn else '?'} (or fix "
+              "the event selectors of the existing one)",
+              _cmd("aws cloudtrail create-trail --region", _q(region), "--name rdsaudit-kms",
+                   "--s3-bucket-name", "${TRAIL_BUCKET}", "--is-multi-region-trail")),
+         Step("Log all management events, including KMS read events (Decrypt)",
+              _cmd("aws cloudtrail put-event-selectors --region", _q(region),
+                   "--trail-name rdsaudit-kms --event-selectors",
+                   _q('[{"ReadWriteType":"All","IncludeManagementEvents":true}]'))),
+         Step("Start logging", _cmd("aws cloudtrail start-logging --region", _q(region),
+                                    "--name rdsaudit-kms"))))
+
+
 def remediation_for(finding: Finding, ctx: Context) -> Remediation | None:
     if finding.rule_id == "key-rotation-disabled":
         return _rotation(finding.resource.arn)
+    if finding.rule_id == "key-usage-not-audited":
+        return _audit_key_use(finding.resource.arn)
     planner = PLANNERS.get(finding.rule_id)
     resource = ctx.by_arn.get(finding.resource.arn)
     if planner is None or resource is None:

@@ -531,6 +531,10 @@ class AwsClients:
                 found = self.limiters[key] = RateLimiter()
             return found
 
+    def has_operation(self, service: str, operation: str) -> bool:
+        """Whether this botocore knows the operation (newer APIs are skipped, not broken)."""
+        return operation in _operation_names(service)
+
     def call(self, service: str, region: str, operation: str, method: str,
              **params: Any) -> Mapping[str, Any]:
         if operation not in self.allowed_writes:
@@ -659,6 +663,11 @@ def _paginator_model(service: str) -> Any:
     # One botocore session for all: its loader caches what it reads from botocore's data
     # (a session per look-up re-scans the data directories, ~50 ms each).
     return _botocore_session().get_paginator_model(service)
+
+
+@functools.cache
+def _operation_names(service: str) -> frozenset[str]:
+    return frozenset(_botocore_session().get_service_model(service).operation_names)
 
 
 @functools.cache

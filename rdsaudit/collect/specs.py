@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.keyref import is_replica_key, rotation_not_applicable
+from rdsaudit.keyref import TDE_ENGINES, is_replica_key, rotation_not_applicable
 from rdsaudit.model import EncryptionType, KeyLookup, KmsKey, Resource, ResourceType
 from rdsaudit.text import identifier_problem, shown, valid_text
 
@@ -141,6 +141,62 @@ def _int(d: Mapping[str, Any], key: str, rid: str) -> int | None:
     return value
 
 
+# Activity streams that hold a key (ActivityStreamStatus: stopped | starting | started |
+# stopping): a stopped stream does not use its key.
+_STREAM_LIVE = frozenset({"starting", "started", "stopping"})
+
+
+def _instance_extras(d: Mapping[str, Any]) -> dict[str, str | None]:
+    """An instance's option group (TDE lives in one) and TDE credential."""
+    memberships = d.get("OptionGroupMemberships")
+    group = None
+    if isinstance(memberships, list):
+        for m in memberships:
+            if isinstance(m, Mapping) and _text(m, "OptionGroupName"):
+                group = _text(m, "OptionGroupName")
+                break
+    return {"option_group": group, "tde_credential_arn": _text(d, "TdeCredentialArn")}
+
+
+def _replications(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """ARNs of the cross-Region replications of an instance's automated backups."""
+    listed = d.get("DBInstanceAutomatedBackupsReplications")
+    if not isinstance(listed, list):
+        return ()
+    return tuple(arn for arn in (_text(r, "DBInstanceAutomatedBackupsArn") for r in listed
+                                 if isinstance(r, Mapping)) if arn)
+
+
+def _key_roles(d: Mapping[str, Any]) -> dict[str, str | None]:
+    """The keys a database depends on beside its storage key (DESIGN.md, four roles).
+
+    Performance Insights data is KMS-encrypted whenever PI is on (aws-facts §1); the
+    master user secret's key is Secrets Manager's (`MasterUserSecret.KmsKeyId`); an activity
+    stream's key matters while the stream runs. A key AWS names for a function that is off
+    is not a dependency.
+    """
+    secret = d.get("MasterUserSecret")
+    return {
+        "performance_insights_kms_key_id": (_text(d, "PerformanceInsightsKMSKeyId")
+                                            if d.get("PerformanceInsightsEnabled") is True
+                                            else None),
+        "master_user_secret_kms_key_id": (_text(secret, "KmsKeyId")
+                                          if isinstance(secret, Mapping) else None),
+        "activity_stream_kms_key_id": (_text(d, "ActivityStreamKmsKeyId")
+                                       if d.get("ActivityStreamStatus") in _STREAM_LIVE
+                                       else None),
+    }
+
+
+def _fallback_arn(d: Mapping[str, Any], how: tuple[str, str, str], name: str) -> str | None:
+    parent_key, id_key, kind = how
+    parent = Arn.parse(_text(d, parent_key) or "")
+    resource_id = _text(d, id_key)
+    if parent is None or resource_id is None:
+        return None
+    return f"arn:{parent.partition}:rds:{parent.region}:{parent.account}:{kind}:{resource_id}"
+
+
 @dataclass(frozen=True)
 class Shape:
     """How one Describe* member maps onto a `Resource`: AWS field names per record field.
@@ -157,6 +213,11 @@ class Shape:
     int_fields: Mapping[str, str] = field(default_factory=dict)
     id_from_arn: bool = False
     snapshot_type: str | None = None  # fixed value, for automated backups
+    key_roles: bool = False  # instances and clusters: the keys beside the storage key
+    # Automated backups: when their own ARN is absent (it is optional in the model), an
+    # identity from the database's ARN and resource id, in a kind of its own: it cannot
+    # collide with the database's ARN, nor with another backup's (AWS's own are ab-/cab-).
+    fallback_arn: tuple[str, str, str] | None = None  # (database ARN key, resource id key, kind)
 
     def normalize(self, d: Mapping[str, Any]) -> Resource | None:
         """The record as a Resource (None: not RDS); `MalformedRecord` names what is wrong
@@ -164,13 +225,23 @@ class Shape:
         name = _required(d, self.id_key, _shown(d.get(self.id_key)))
         if d.get("Engine") in NOT_RDS_ENGINES:
             return None
-        arn = _required(d, self.arn_key, name)
+        arn = _text(d, self.arn_key)
+        if arn is None and self.fallback_arn is not None:
+            arn = _fallback_arn(d, self.fallback_arn, name)
+        if arn is None:
+            raise MalformedRecord(name, f"response has no {self.arn_key}")
         region, account = _place(arn, name)
         encrypted, enc_type, key = _encryption(d, self.encrypted_key, arn)
         values: dict[str, Any] = {k: _text(d, aws, arn) for k, aws in self.text_fields.items()}
         values.update({k: _int(d, aws, arn) for k, aws in self.int_fields.items()})
         if self.snapshot_type is not None:
             values["snapshot_type"] = self.snapshot_type
+        if self.key_roles:
+            values.update(_key_roles(d))
+        if self.type is ResourceType.DB_INSTANCE:
+            values.update(_instance_extras(d))
+        if self.type in (ResourceType.DB_INSTANCE, ResourceType.DB_AUTOMATED_BACKUP):
+            values["backup_replications"] = _replications(d)
         return Resource(
             type=self.type,
             arn=arn,
@@ -190,13 +261,15 @@ INSTANCE = Shape(
     {"engine": "Engine", "status": "DBInstanceStatus", "instance_class": "DBInstanceClass",
      "cluster_id": "DBClusterIdentifier",
      "replica_source": "ReadReplicaSourceDBInstanceIdentifier",
-     "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"})
+     "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier",
+     "resource_id": "DbiResourceId"},
+    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True)
 CLUSTER = Shape(
     ResourceType.DB_CLUSTER, "DBClusterIdentifier", "DBClusterArn", "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "instance_class": "DBClusterInstanceClass",
-     "replica_source": "ReplicationSourceIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"})
+     "replica_source": "ReplicationSourceIdentifier",
+     "resource_id": "DbClusterResourceId"},
+    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True)
 SNAPSHOT = Shape(
     ResourceType.DB_SNAPSHOT, "DBSnapshotIdentifier", "DBSnapshotArn", "Encrypted",
     {"engine": "Engine", "status": "Status", "snapshot_type": "SnapshotType",
@@ -209,12 +282,14 @@ CLUSTER_SNAPSHOT = Shape(
 INSTANCE_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn",
     "Encrypted", {"engine": "Engine", "status": "Status", "source_id": "DBInstanceIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
+    fallback_arn=("DBInstanceArn", "DbiResourceId", "auto-backup"))
 CLUSTER_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn",
     "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "source_id": "DBClusterIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
+    fallback_arn=("DBClusterArn", "DbClusterResourceId", "cluster-auto-backup"))
 
 
 _PAGE = {"MaxRecords": PAGE_SIZE}
@@ -255,12 +330,22 @@ SNAPSHOT_SHARE_CALLS = {
                                        "DBClusterSnapshotAttributesResult",
                                        "DBClusterSnapshotAttributes"),
 }
+# CloudTrail coverage of key use: DescribeTrails once per region, then per distinct trail
+# its status and event selectors (operation, boto3 method, parameter naming the trail).
+TRAIL_CALLS = {
+    "status": ("GetTrailStatus", "get_trail_status", "Name"),
+    "selectors": ("GetEventSelectors", "get_event_selectors", "TrailName"),
+}
 OTHER_ACTIONS = (
     "sts:GetCallerIdentity",
     "ec2:DescribeRegions",
     "kms:ListAliases",
     "kms:DescribeKey",
     "kms:GetKeyRotationStatus",
+    "kms:GetKeyLastUsage",
+    "cloudtrail:DescribeTrails",
+    "cloudtrail:GetTrailStatus",
+    "cloudtrail:GetEventSelectors",
 )
 
 
@@ -281,6 +366,27 @@ def needs_rotation_call(key: KmsKey) -> bool:
             and rotation_not_applicable(key) is None)
 
 
+OPTION_GROUP_CALL = ("DescribeOptionGroups", "describe_option_groups", "OptionGroupName")
+
+
+def option_group_to_describe(resource: Resource) -> str | None:
+    """The option group of an Oracle / SQL Server instance, described once per distinct
+    group (scanner and floor ask this). Default groups cannot hold options you add (AWS:
+    default option groups cannot be modified), so they are not asked."""
+    if (resource.type is not ResourceType.DB_INSTANCE or resource.option_group is None
+            or not (resource.engine or "").startswith(TDE_ENGINES)
+            or resource.option_group.startswith("default:")):
+        return None
+    return resource.option_group
+
+
+def needs_last_usage_call(key: KmsKey, account_id: str) -> bool:
+    """GetKeyLastUsage works in the key's own account only (aws-facts §0): asked of the
+    scanned account's described customer managed keys."""
+    return (key.lookup is KeyLookup.OK and key.key_manager == "CUSTOMER"
+            and key.account_id == account_id)
+
+
 def primary_to_look_up(key: KmsKey) -> str | None:
     """The primary key of a multi-Region replica: described too (once), in its own region,
     because rotation of a multi-Region key is a property of the primary."""
@@ -290,5 +396,6 @@ def primary_to_look_up(key: KmsKey) -> str | None:
 def required_actions() -> list[str]:
     actions = {spec.action for spec in LISTINGS}
     actions |= {f"rds:{op}" for op, *_ in SNAPSHOT_SHARE_CALLS.values()}
+    actions.add(f"rds:{OPTION_GROUP_CALL[0]}")
     actions |= set(OTHER_ACTIONS)
     return sorted(actions)

@@ -58,6 +58,7 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW,
                     only_new: bool = False) -> dict[str, Any]:
     inv = result.inventory
     users = dict(result.key_users)
+    roles = dict(result.key_roles)
     aliases: dict[tuple[str, str, str], list[str]] = {}
     for a in inv.aliases:
         if a.target_key_id:
@@ -68,6 +69,8 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW,
         entry["aliases"] = sorted(aliases.get((k.account_id, k.region, k.arn.rsplit("/", 1)[-1]),
                                               ()))
         entry["resources"] = list(users.get(k.arn, ()))
+        # The role each dependent uses the key in (storage, performance-insights, ...).
+        entry["dependents"] = [{"arn": arn, "role": role} for arn, role in roles.get(k.arn, ())]
         keys.append(entry)
     status_counts = Counter(f.status.value for f in result.findings)
     failing = [f for f in result.findings if f.status is Status.FAIL]
