@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -21,6 +21,9 @@ from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.model import Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
+
+if TYPE_CHECKING:
+    from rdsaudit.report.contract import Evidence, ReportDocument
 
 SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 REPORT_STEM = "rdsaudit-report"
@@ -115,9 +118,10 @@ class Outputs:
     baseline: Path | None = None
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
+    evidence: Evidence = "failures"
 
 
-def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
+def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
     from rdsaudit.report import FORMATS
 
     if out.output_dir is None:
@@ -169,7 +173,7 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
 
     if out.baseline is not None:
         result = _with_baseline(result, out.baseline)
-    doc = report_document(result, policy.fail_on, out.fail_on_new)
+    doc = report_document(result, policy.fail_on, out.fail_on_new, out.evidence)
     if out.history is not None:
         doc["history"] = _record_history(out.history, doc)
     written = _emit_reports(doc, out)
@@ -204,7 +208,7 @@ def _with_baseline(result: Result, path: Path) -> Result:
     return apply_baseline(result, previous, path.name)
 
 
-def _record_history(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _record_history(path: Path, doc: ReportDocument) -> list[dict[str, Any]]:
     """Store this scan and return the recent ones (oldest first) for the trend."""
     from rdsaudit.history import HistoryProblem, open_history, recent, record
 
@@ -250,6 +254,10 @@ _common_output = [
     click.option("--fail-on-new", is_flag=True,
                  help="Gate only on failures that are new against --baseline."),
     click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr."),
+    click.option("--evidence", type=click.Choice(["failures", "full"]), default="failures",
+                 show_default=True,
+                 help="full: list every passing check as a finding too (default: passes are "
+                      "rule ids on each resource, counted in the summary)."),
 ]
 
 
@@ -261,13 +269,14 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool, quiet: bool,
              baseline: Path | None, fail_on_new: bool,
-             history: Path | None = None) -> Outputs:
+             history: Path | None = None, evidence: str = "failures") -> Outputs:
     names = _formats(formats)
     if len(names) > 1 and output_dir is None:
         raise InputProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
         raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
-    return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
+    return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
+                   "full" if evidence == "full" else "failures")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -312,7 +321,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
          output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
          target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-         quiet: bool) -> int:
+         quiet: bool, evidence: str) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -331,7 +340,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         from rdsaudit.history import default_path
 
         history = history_path or default_path()
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
+                   evidence)
     policy = _policy(config, fail_on, target_keys)
     wanted = _split(regions) or list(policy.regions) or None
     account_ids = _split(accounts)
@@ -382,11 +392,12 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
 def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Path | None,
                  fail_on: str | None, exit_zero: bool, config: Path | None,
                  target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-                 quiet: bool) -> int:
+                 quiet: bool, evidence: str) -> int:
     """Judge a saved inventory again, offline (no AWS calls)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
+                   evidence=evidence)
     policy = _policy(config, fail_on, target_keys)
     try:
         inventory = load_inventory(inventory_file)

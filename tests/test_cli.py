@@ -136,7 +136,7 @@ def test_evaluate_gates_with_every_exit_code(tmp_path: Path) -> None:
     proc = run("evaluate", failing)
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["schema_version"] == 1 and doc["summary"]["exit_code"] == 1
+    assert doc["schema_version"] == 2 and doc["summary"]["exit_code"] == 1
     assert ("instance-unencrypted", "plain") in {
         (f["rule_id"], f["resource"]["id"]) for f in doc["findings"] if f["status"] == "fail"}
     assert "exit 1" in proc.stderr.splitlines()[-1]

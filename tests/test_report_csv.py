@@ -70,8 +70,8 @@ def test_remediation_commands_are_newline_joined_and_survive_a_round_trip() -> N
 def test_tags_are_key_equals_value_pairs() -> None:
     doc = sample_document()
     frame = _read(render_csv(doc))
-    row = frame[(frame["resource_type"] == "db-instance") & (frame["resource_id"] == "enc")]
-    assert set(row["tags"]) == {"owner=team-a"}
+    row = frame[(frame["resource_type"] == "db-instance") & (frame["resource_id"] == "doomed")]
+    assert set(row["tags"]) == {"environment=production"}
 
 
 def test_hyperlink_formula_in_a_tag_is_neutralised() -> None:

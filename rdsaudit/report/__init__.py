@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from rdsaudit.report.contract import ReportDocument
 from rdsaudit.report.csv import render_csv
 from rdsaudit.report.document import report_document
 from rdsaudit.report.html import render_html
@@ -13,7 +13,7 @@ from rdsaudit.report.json import render_json
 from rdsaudit.report.junit import render_junit
 from rdsaudit.report.sarif import render_sarif
 
-Document = Mapping[str, Any]
+Document = ReportDocument
 
 
 @dataclass(frozen=True)

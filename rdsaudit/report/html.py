@@ -100,7 +100,9 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
     findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
     errors: Sequence[Mapping[str, Any]] = doc.get("errors") or []
     failing = [f for f in findings if f.get("status") == "fail"]
-    statuses = Counter(str(f.get("status")) for f in findings)
+    # Passes are counted in the summary (findings[] lists them only with --evidence full).
+    statuses = Counter({str(k): int(v) for k, v in (summary.get("findings") or {}).items()}) \
+        if summary.get("findings") else Counter(str(f.get("status")) for f in findings)
     severities = Counter(str(f.get("severity")) for f in failing)
     keys = _key_rows(doc.get("keys") or [], findings, parse_time(scan.get("finished_at")))
     data = _table_data(findings, keys)
@@ -429,7 +431,7 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "days_left": days_left,
             "multi_region": k.get("multi_region"),
             "note": k.get("note"),
-            "resources": list(k.get("resources") or []),
+            "resources": list(k.get("dependents") or []),
         })
     owned = sorted({str(_resource(f).get("arn")) for f in findings
                     if (f.get("kms_key") or {}).get("manager") == "AWS_OWNED"})

@@ -26,6 +26,12 @@ def render_junit(doc: Mapping[str, Any]) -> str:
     by_rule: dict[str, list[Mapping[str, Any]]] = {}
     for f in findings:
         by_rule.setdefault(str(f.get("rule_id")), []).append(f)
+    if scan.get("evidence") != "full":
+        # The passes are evidence on each resource (contract v2): a passing testcase each.
+        for r in doc.get("resources") or []:
+            for rule_id in r.get("passes") or []:
+                by_rule.setdefault(str(rule_id), []).append(
+                    {"rule_id": rule_id, "status": "pass", "resource": r})
     # Catalogue order first (stable across runs), then any rule the catalogue lacks.
     rule_ids = [r for r in RULES if r in by_rule] + sorted(set(by_rule) - set(RULES))
 
