@@ -1,7 +1,7 @@
 """Remediation: for each failing finding, the ordered steps that fix it, with real names.
 
 Steps are structured first (title, command, manual); the AWS CLI text is their rendering.
-They respect what AWS allows (notes/aws-facts.md §8): encryption is chosen only at
+They respect what AWS allows (docs/aws-facts.md §8): encryption is chosen only at
 creation, so an instance is re-created from an encrypted snapshot copy; an Aurora cluster
 is restored from its snapshot with a key; cross-region copies need a destination-region
 key; a key pending deletion is cancelled, then enabled. rdsaudit never runs any of it.
