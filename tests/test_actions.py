@@ -86,6 +86,11 @@ CASES: list[tuple[str, Inventory, Expected]] = [
                snapshot("b2", encrypted=False, source_id="big")),
      [("unencrypted-primary", "big", ["b1", "b2", "big"]),
       ("unencrypted-primary", "small", ["small"])]),
+    ("an encrypted source that fails takes the failures of its copies",
+     inventory(instance("db1", region="eu-west-1", key=KEY),
+               snapshot("s1", region="eu-west-1", key=KEY, source_id="db1"),
+               instance("ok"), snapshot("s2", key=KEY, source_id="ok")),
+     [("resource", "db1", ["db1", "s1"])]),
     ("an Aurora cluster takes its cluster snapshots",
      inventory(cluster("cl1", encrypted=False),
                cluster_snapshot("cs1", encrypted=False, source_id="cl1")),
@@ -126,8 +131,8 @@ def test_a_key_action_states_its_deadline_and_dependents() -> None:
                                          KEY2.rsplit("/", 1)[-1]),))
     action = report_document(evaluate(inv, Policy()))["summary"]["actions"][0]
     assert action["deadline"] == DOOMED.deletion_date and action["days_left"] == 7
-    assert action["title"] == ("KMS key alias/crm-retiring (PendingDeletion) is deleted in "
-                               "7 days: crm-db and 2 backups depend on it")
+    assert action["title"] == ("Cancel the deletion of KMS key alias/crm-retiring: it is "
+                               "deleted in 7 days: crm-db and 2 backups depend on it")
     assert action["remediation"] is not None
     assert any("cancel-key-deletion" in (s.get("command") or "")
                for s in action["remediation"]["steps"])

@@ -11,7 +11,9 @@ the first of these wins (the tie-break):
 3. **unencrypted-primary**: a finding of a replica, snapshot or backup whose source (or the
    source's source) is an unencrypted instance or cluster joins that primary's action: the
    re-encryption of the primary recreates its replicas and replaces its copies.
-4. **resource**: whatever is left joins the action of its own resource.
+4. **resource**: whatever is left joins the action of its own resource, or of its nearest
+   source that fails too (a snapshot with the AWS managed key joins its instance that has it:
+   re-encrypting the instance is the fix, and its new snapshots follow).
 
 Order (urgency 1 = first): a data-loss deadline first, soonest first; then the worst
 severity; then blast radius (resources touched); then the action's title, so the order is
@@ -58,12 +60,13 @@ def fix_first(ctx: Context, resources: Sequence[ResourceEntry],
     key_by_arn = {k["arn"]: k for k in keys}
     public = {f["resource"]["arn"] for f in findings
               if f["status"] == "fail" and f["rule_id"] == "snapshot-public"}
+    failing = {f["resource"]["arn"] for f in findings if f["status"] == "fail"}
     named: Named = {(r.type, r.account_id, r.region, r.id): r for r in ctx.inventory.resources}
     groups: dict[tuple[str, str], _Group] = {}
     for f in findings:
         if f["status"] != "fail":
             continue
-        kind, cause = _cause(f, public, ctx, named)
+        kind, cause = _cause(f, public, failing, ctx, named)
         group = groups.get((kind, cause))
         if group is None:
             group = groups[(kind, cause)] = _Group(kind, cause)
@@ -95,7 +98,7 @@ def _moment(deadline: str | None) -> float:
     return math.inf if when is None else when.timestamp()
 
 
-def _cause(f: FindingEntry, public: set[str], ctx: Context,
+def _cause(f: FindingEntry, public: set[str], failing: set[str], ctx: Context,
            named: Named) -> tuple[str, str]:
     arn = f["resource"]["arn"]
     if f["rule_id"] in KEY_RULES:
@@ -107,10 +110,18 @@ def _cause(f: FindingEntry, public: set[str], ctx: Context,
     if arn in public:
         return "public-snapshot", arn
     resource = ctx.by_arn.get(arn)
-    if resource is not None:
-        primary = _unencrypted_primary(resource, ctx, named)
-        if primary is not None:
-            return "unencrypted-primary", primary.arn
+    if resource is None:
+        return "resource", arn
+    primary = _unencrypted_primary(resource, ctx, named)
+    if primary is not None:
+        return "unencrypted-primary", primary.arn
+    source = _source(resource, ctx, named)
+    seen = {arn}
+    while source is not None and source.arn not in seen:
+        if source.arn in failing:
+            arn = source.arn
+        seen.add(source.arn)
+        source = _source(source, ctx, named)
     return "resource", arn
 
 
@@ -154,26 +165,22 @@ def _action(g: _Group, by_arn: dict[str, ResourceEntry], keys: dict[str, KeyEntr
     days_left = _days_left(deadline, now)
     name = _key_name(g.cause, key) if g.kind == "key" else (cause["id"] if cause else g.cause)
     others = [a for a in g.resources if a != g.cause]
-    dependents = _describe(others, by_arn)
     rule_ids = sorted({f["rule_id"] for f in g.findings})
+    noun = TYPE_NOUNS.get(cause["type"], ("resource", ""))[0] if cause else "resource"
     if g.kind == "key":
-        state = key["key_state"] if key is not None else None
-        if key is not None and key["lookup"] == "not-found":
-            state = "NotFound"
-        what = f"KMS key {name}" + (f" ({state})" if state else "")
-        if days_left is not None:
-            what += f" is deleted in {days_left} day{'s' if days_left != 1 else ''}"
-        title = what + (f": {dependents} depend{'s' if len(others) == 1 else ''} on it"
-                        if others else f": {', '.join(rule_ids)}")
+        title = _key_title(name, key, rule_ids, days_left)
+        if others:
+            title += f": {_describe(others, by_arn)} depend{'s' if len(others) == 1 else ''} on it"
     elif g.kind == "public-snapshot":
         title = f"Make snapshot {name} private: anyone can restore it"
     elif g.kind == "unencrypted-primary":
-        kind = TYPE_NOUNS.get(cause["type"], ("resource", ""))[0] if cause else "resource"
-        title = f"Re-encrypt unencrypted {kind} {name}" + (
-            f" with its {dependents}" if others else "")
+        title = f"Re-encrypt unencrypted {noun} {name}"
+        if others:
+            title += f" and replace its {_describe(others, by_arn, named_first=False)}"
     else:
-        kind = TYPE_NOUNS.get(cause["type"], ("resource", ""))[0] if cause else "resource"
-        title = f"Fix {kind} {name}: {', '.join(rule_ids)}"
+        title = f"Fix {noun} {name}: {', '.join(rule_ids)}"
+        if others:
+            title += f" (with its {_describe(others, by_arn, named_first=False)})"
     # The cause's own fix: the worst finding about the cause itself (else the worst one).
     own = [f for f in g.findings if f["resource"]["arn"] == g.cause] or g.findings
     lead = max(own, key=lambda f: Severity.parse(f["severity"]))
@@ -199,6 +206,30 @@ def _where(g: _Group, cause: ResourceEntry | None,
     return first["account_id"], first["region"]
 
 
+def _key_title(name: str, key: KeyEntry | None, rule_ids: list[str],
+               days_left: int | None) -> str:
+    """What to do to the key, by its worst problem."""
+    state = key["key_state"] if key is not None else None
+    if key is not None and key["lookup"] == "not-found":
+        state = "NotFound"
+    unusable = {"key-unusable", "encryption-credentials-inaccessible"} & set(rule_ids)
+    if unusable and state == "PendingDeletion":
+        when = f" is deleted in {days_left} day{'s' if days_left != 1 else ''}" \
+            if days_left is not None else " is pending deletion"
+        return f"Cancel the deletion of KMS key {name}: it{when}"
+    if unusable and state == "Disabled":
+        return f"Enable KMS key {name}"
+    if unusable and state == "NotFound":
+        return f"KMS key {name} no longer exists: restore its data from another copy"
+    if unusable:
+        return f"Make KMS key {name} usable again ({state or 'state unknown'})"
+    if "key-material-expiring" in rule_ids:
+        return f"Reimport the key material of KMS key {name} before it expires"
+    if "key-unverifiable" in rule_ids:
+        return f"Let rdsaudit describe KMS key {name} (its state is unknown)"
+    return f"Turn on automatic rotation of KMS key {name}"
+
+
 def _key_name(arn: str, key: KeyEntry | None) -> str:
     if key is not None and key["aliases"]:
         return key["aliases"][0]
@@ -213,17 +244,24 @@ def _days_left(deadline: str | None, now: datetime | None) -> int | None:
     return max(0, int(-(-seconds // 86400)))  # whole days, rounded up
 
 
-def _describe(arns: Sequence[str], by_arn: dict[str, ResourceEntry]) -> str:
-    """"crm-db and 2 backups": the first resource by name, the rest counted by type."""
+def _describe(arns: Sequence[str], by_arn: dict[str, ResourceEntry],
+              named_first: bool = True) -> str:
+    """"crm-db, 1 snapshot and 2 backups": the first resource by name (if `named_first`),
+    the rest counted by kind; a DB instance that depends on another is a replica."""
     if not arns:
         return ""
-    first = by_arn.get(arns[0])
-    head = first["id"] if first else arns[0].rsplit(":", 1)[-1]
-    counts: dict[str, int] = {}
-    for arn in arns[1:]:
+    parts: list[str] = []
+    rest = list(arns)
+    if named_first:
+        first = by_arn.get(rest[0])
+        parts.append(first["id"] if first else rest[0].rsplit(":", 1)[-1])
+        rest = rest[1:]
+    counts: dict[tuple[str, str], int] = {}
+    for arn in rest:
         entry = by_arn.get(arn)
         kind = entry["type"] if entry else "resource"
-        counts[kind] = counts.get(kind, 0) + 1
-    rest = [f"{n} {TYPE_NOUNS.get(kind, ('resource', 'resources'))[n != 1]}"
-            for kind, n in counts.items()]
-    return head + (" and " + ", ".join(rest) if rest else "")
+        nouns = ("replica", "replicas") if kind == "db-instance" and not named_first else \
+            TYPE_NOUNS.get(kind, ("resource", "resources"))
+        counts[nouns] = counts.get(nouns, 0) + 1
+    parts += [f"{n} {nouns[n != 1]}" for nouns, n in counts.items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
