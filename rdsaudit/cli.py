@@ -39,10 +39,10 @@ def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _formats(values: Sequence[str]) -> list[str]:
+def _formats(values: Sequence[str], default: str = "json") -> list[str]:
     from rdsaudit.report import FORMATS
 
-    names = _split(values) or ["json"]
+    names = _split(values) or [default]
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise InputProblem(f"unknown format(s) {', '.join(unknown)} "
@@ -71,7 +71,7 @@ def _write_atomically(path: Path, text: str) -> None:
     _publish(_stage({path: text}))
 
 
-def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
+def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
     """Write every file to a temporary name first; nothing is visible yet."""
     staged: list[tuple[Path, Path]] = []
     try:
@@ -79,8 +79,12 @@ def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             staged.append((Path(tmp_name), path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+            if isinstance(text, bytes):
+                with os.fdopen(fd, "wb") as binary:
+                    binary.write(text)
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(text)
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
@@ -119,13 +123,23 @@ class Outputs:
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
     evidence: Evidence = "failures"
+    color: bool = True  # --no-color turns it off; NO_COLOR and a non-terminal do too
 
 
 def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
     from rdsaudit.report import FORMATS
 
     if out.output_dir is None:
-        click.echo(FORMATS[out.formats[0]].render(doc), nl=False)
+        name = out.formats[0]
+        if name == "table":
+            from rdsaudit.report.table import render_table
+
+            click.echo(render_table(doc, color=_color_allowed(out, sys.stdout)), nl=False)
+            return []
+        rendered = FORMATS[name].render(doc)
+        if isinstance(rendered, bytes):
+            raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
+        click.echo(rendered, nl=False)
         return []
     staged: list[tuple[Path, Path]] = []
     try:
@@ -146,7 +160,15 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
     return [path for _, path in staged]
 
 
-def _summary_line(result: Result, code: ExitCode) -> str:
+def _color_allowed(out: Outputs, stream: Any) -> bool:
+    """Colour only on a terminal, never with --no-color or NO_COLOR (https://no-color.org)."""
+    if not out.color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False) -> str:
     inv = result.inventory
     failing = [f for f in result.findings if f.status is Status.FAIL]
     counts = {s: sum(1 for f in failing if f.severity is s) for s in Severity}
@@ -165,7 +187,10 @@ def _summary_line(result: Result, code: ExitCode) -> str:
     calls = sum(n for _, n in inv.scan.api_calls)
     if calls:
         parts.append(f"{calls} API calls")
-    return "rdsaudit: " + "; ".join(parts) + f"; exit {int(code)}"
+    # The exit code the process really returns: --exit-zero turns a failing gate into 0.
+    real = "exit 0" + (f" (--exit-zero; the gate says {int(code)})" if int(code) else "") \
+        if exit_zero else f"exit {int(code)}"
+    return "rdsaudit: " + "; ".join(parts) + f"; {real}"
 
 
 def _finish(result: Result, policy: Policy, out: Outputs) -> int:
@@ -193,7 +218,7 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
                        f"{len(b.resolved)} resolved failure(s)", err=True)
         for path in written:
             click.echo(f"rdsaudit: wrote {path}", err=True)
-        click.echo(_summary_line(result, code), err=True)
+        click.echo(_summary_line(result, code, out.exit_zero), err=True)
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
@@ -225,18 +250,26 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
         return None
 
     def show(p: Any) -> None:
+        # \x1b[K clears what a longer previous line left; the line is erased at the end.
         click.echo(f"\rrdsaudit: regions {p.regions_done}/{p.regions_total} · "
-                   f"{p.resources} resources · {p.errors} errors   ", err=True, nl=False)
+                   f"{p.resources} resources · {p.errors} errors\x1b[K", err=True, nl=False)
 
     return show
+
+
+def _end_progress(progress: Callable[[Any], None] | None) -> None:
+    """Erase the progress line, so whatever is printed next starts on a clean line."""
+    if progress is not None:
+        click.echo("\r\x1b[K", err=True, nl=False)
 
 
 # -- commands -------------------------------------------------------------------------------
 
 _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
-                 help="Report format(s), comma-separated: json (default), html, csv, junit, "
-                      "sarif."),
+                 help="Report format(s), comma-separated: table (the default on a terminal), "
+                      "json (the default otherwise and with --output-dir), html, csv, xlsx, "
+                      "junit, sarif."),
     click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
                       "stdout)."),
@@ -254,6 +287,8 @@ _common_output = [
     click.option("--fail-on-new", is_flag=True,
                  help="Gate only on failures that are new against --baseline."),
     click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr."),
+    click.option("--no-color", is_flag=True,
+                 help="No colour in the terminal table (NO_COLOR=1 does the same)."),
     click.option("--evidence", type=click.Choice(["failures", "full"]), default="failures",
                  show_default=True,
                  help="full: list every passing check as a finding too (default: passes are "
@@ -269,14 +304,18 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool, quiet: bool,
              baseline: Path | None, fail_on_new: bool,
-             history: Path | None = None, evidence: str = "failures") -> Outputs:
-    names = _formats(formats)
+             history: Path | None = None, evidence: str = "failures",
+             no_color: bool = False) -> Outputs:
+    # No format given: the terminal table for a person, the JSON contract for a pipe or a
+    # directory of reports.
+    default = "table" if output_dir is None and sys.stdout.isatty() else "json"
+    names = _formats(formats, default)
     if len(names) > 1 and output_dir is None:
         raise InputProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
         raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
     return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
-                   "full" if evidence == "full" else "failures")
+                   "full" if evidence == "full" else "failures", color=not no_color)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -285,10 +324,43 @@ def cli() -> None:
     """Audit Amazon RDS encryption at rest. Read-only: rdsaudit never changes an account."""
 
 
-@cli.command()
+SCAN_EPILOG = """\b
+Exit codes:
+  0    compliant: no unwaived failure at or above --fail-on
+  1    at least one unwaived failure at or above --fail-on (default low)
+  2    usage, configuration or credential error: nothing was scanned
+  3    the scan was incomplete (collection errors) and nothing else failed
+  4    internal error (a bug; RDSAUDIT_DEBUG=1 prints the traceback)
+  130  interrupted
+  --exit-zero exits 0 once the reports are written, whatever the gate says.
+
+\b
+Environment:
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...  the standard AWS credential chain
+  AWS_ENDPOINT_URL   send AWS calls to an emulator (like --endpoint-url)
+  NO_COLOR           no colour in the terminal table (like --no-color)
+  RDSAUDIT_DEBUG     print the traceback of an internal error
+
+\b
+Examples:
+  rdsaudit scan --region eu-west-1
+      one region, the verdict and the fix-first list in the terminal
+  rdsaudit scan --organization --role-name rdsaudit-read-only \\
+      --format json,html,xlsx --output-dir reports --fail-on high
+      every account of the Organization, reports for people and machines, gate on high
+"""
+
+
+@cli.command(epilog=SCAN_EPILOG)
 @click.option("--profile", help="AWS profile (default: the standard credential chain).")
-@click.option("--regions", multiple=True, metavar="R[,R…]",
-              help="Regions to scan, comma-separated; 'all' (default): every enabled region.")
+@click.option("--regions", "--region", "regions", multiple=True, metavar="R[,R…]",
+              help="Regions to scan, comma-separated (--region is the same option); 'all' "
+                   "(default): every enabled region.")
+@click.option("--endpoint-url", metavar="URL",
+              help="Send every AWS call to this endpoint (an emulator such as `rdsaudit demo "
+                   "--serve`); AWS_ENDPOINT_URL does the same.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Log every AWS call (botocore debug) to stderr, credentials redacted.")
 @click.option("--accounts", multiple=True, metavar="ID[,ID…]",
               help="Scan these accounts through --role-name / --role-arn.")
 @click.option("--organization", is_flag=True,
@@ -321,7 +393,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
          output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
          target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-         quiet: bool, evidence: str) -> int:
+         quiet: bool, evidence: str, no_color: bool, endpoint_url: str | None,
+         verbose: bool) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -341,7 +414,13 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
 
         history = history_path or default_path()
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
-                   evidence)
+                   evidence, no_color)
+    if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
+        raise InputProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
+    if verbose:
+        from rdsaudit.verbose import log_aws_calls
+
+        log_aws_calls()
     policy = _policy(config, fail_on, target_keys)
     wanted = _split(regions) or list(policy.regions) or None
     account_ids = _split(accounts)
@@ -363,13 +442,13 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     progress = _progress_printer(quiet)
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
-                                                 workers=workers, accounts=request_accounts),
+                                                 workers=workers, accounts=request_accounts,
+                                                 endpoint_url=endpoint_url),
                             progress)
     except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
         raise InputProblem(str(exc)) from None
     finally:
-        if progress is not None:
-            click.echo("", err=True)
+        _end_progress(progress)
     return _judge_and_report(inventory, policy, out, save_inventory)
 
 
@@ -392,12 +471,12 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
 def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Path | None,
                  fail_on: str | None, exit_zero: bool, config: Path | None,
                  target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-                 quiet: bool, evidence: str) -> int:
+                 quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge a saved inventory again, offline (no AWS calls)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
-                   evidence=evidence)
+                   evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     try:
         inventory = load_inventory(inventory_file)
@@ -410,7 +489,10 @@ def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Pat
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("rdsaudit-demo"), show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
-def demo(output_dir: Path, quiet: bool) -> int:
+@click.option("--serve", is_flag=True,
+              help="Keep the emulated estate running (until Ctrl-C) and print the "
+                   "AWS_ENDPOINT_URL to export, so every command can be tried on it.")
+def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
         from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
@@ -423,6 +505,8 @@ def demo(output_dir: Path, quiet: bool) -> int:
     from rdsaudit.collect import scan as collect
     from rdsaudit.report import FORMATS
 
+    if serve:
+        return _serve_demo(demo_environment, DEMO_REGIONS)
     with demo_environment() as (fake, _estate):
         # The emulator accepts any credentials; these are not secrets.
         session = boto3.Session(aws_access_key_id="demo",
@@ -440,6 +524,35 @@ def demo(output_dir: Path, quiet: bool) -> int:
     if not quiet:
         click.echo(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}", err=True)
     return code
+
+
+def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
+    """Serve the demo estate until interrupted; tell the newcomer how to use it."""
+    with environment() as (fake, _estate):
+        url = fake.endpoint_url
+        fault = ('{"service": "kms", "action": "DescribeKey", "region": "' + regions[0]
+                 + '", "code": "AccessDenied"}')
+        click.echo("\n".join([
+            f"rdsaudit: the demo estate is served at {url} (Ctrl-C stops it).",
+            "In another shell (the emulator accepts any credentials):",
+            "",
+            f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=demo "
+            f"AWS_SECRET_ACCESS_KEY=demo AWS_REGION={regions[0]}",
+            f"  rdsaudit scan --region {','.join(regions)} --no-history",
+            f"  rdsaudit scan --region {','.join(regions)} --no-history --format html "
+            "--output-dir reports",
+            "",
+            "Make DescribeKey fail (the scan then reports an incomplete result, exit 3 or 1):",
+            f"  curl -X POST $AWS_ENDPOINT_URL/_fault -d '{fault}'",
+            "Clear every fault:",
+            "  curl -X DELETE $AWS_ENDPOINT_URL/_fault",
+        ]))
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("rdsaudit: demo stopped", err=True)
+    return ExitCode.COMPLIANT
 
 
 @cli.command("history")

@@ -12,6 +12,8 @@ from rdsaudit.report.html import render_html
 from rdsaudit.report.json import render_json
 from rdsaudit.report.junit import render_junit
 from rdsaudit.report.sarif import render_sarif
+from rdsaudit.report.table import render_table
+from rdsaudit.report.xlsx import render_xlsx
 
 Document = ReportDocument
 
@@ -20,7 +22,7 @@ Document = ReportDocument
 class Format:
     name: str
     extension: str
-    render: Callable[[Document], str]
+    render: Callable[[Document], str | bytes]  # bytes: a binary format (xlsx)
 
 
 FORMATS: dict[str, Format] = {
@@ -29,6 +31,8 @@ FORMATS: dict[str, Format] = {
     "csv": Format("csv", "csv", render_csv),
     "junit": Format("junit", "xml", render_junit),
     "sarif": Format("sarif", "sarif", render_sarif),
+    "table": Format("table", "txt", render_table),
+    "xlsx": Format("xlsx", "xlsx", render_xlsx),
 }
 
 __all__ = ["FORMATS", "Document", "Format", "report_document"]
