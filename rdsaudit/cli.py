@@ -21,6 +21,7 @@ from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.model import Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
+from rdsaudit.redact import redact, redact_data, say
 
 if TYPE_CHECKING:
     from rdsaudit.report.contract import Evidence, ReportDocument
@@ -80,11 +81,12 @@ def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             staged.append((Path(tmp_name), path))
             if isinstance(text, bytes):
+                # A binary report (xlsx) is rendered from the redacted document.
                 with os.fdopen(fd, "wb") as binary:
                     binary.write(text)
             else:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                    handle.write(text)
+                    handle.write(redact(text))  # every file rdsaudit writes passes here
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
@@ -134,12 +136,13 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
         if name == "table":
             from rdsaudit.report.table import render_table
 
-            click.echo(render_table(doc, color=_color_allowed(out, sys.stdout)), nl=False)
+            click.echo(redact(render_table(doc, color=_color_allowed(out, sys.stdout))),
+                       nl=False)
             return []
         rendered = FORMATS[name].render(doc)
         if isinstance(rendered, bytes):
             raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
-        click.echo(rendered, nl=False)
+        click.echo(redact(rendered), nl=False)
         return []
     staged: list[tuple[Path, Path]] = []
     try:
@@ -198,27 +201,29 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
 
     if out.baseline is not None:
         result = _with_baseline(result, out.baseline)
-    doc = report_document(result, policy.fail_on, out.fail_on_new, out.evidence)
+    # Redacted before anything renders it: every format, and the history, see the same.
+    doc: ReportDocument = redact_data(report_document(result, policy.fail_on,
+                                                      out.fail_on_new, out.evidence))
     if out.history is not None:
         doc["history"] = _record_history(out.history, doc)
     written = _emit_reports(doc, out)
     code = gate(result, policy.fail_on, out.fail_on_new)
     if not out.quiet:
         for error in result.inventory.errors:
-            click.echo(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
-                       f"{error.operation}: {error.code}: {error.message}", err=True)
+            say(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
+                       f"{error.operation}: {error.code}: {error.message}")
         for waiver in result.waivers:
             if waiver.state != "active":
-                click.echo(f"rdsaudit: warning: {waiver.state} waiver: rule {waiver.rule}, "
+                say(f"rdsaudit: warning: {waiver.state} waiver: rule {waiver.rule}, "
                            f"resource {waiver.resource} (owner {waiver.owner}, expires "
-                           f"{waiver.expires})", err=True)
+                           f"{waiver.expires})")
         if result.baseline is not None:
             b = result.baseline
-            click.echo(f"rdsaudit: against {b.source}: {b.new} new, {b.unchanged} unchanged, "
-                       f"{len(b.resolved)} resolved failure(s)", err=True)
+            say(f"rdsaudit: against {b.source}: {b.new} new, {b.unchanged} unchanged, "
+                       f"{len(b.resolved)} resolved failure(s)")
         for path in written:
-            click.echo(f"rdsaudit: wrote {path}", err=True)
-        click.echo(_summary_line(result, code, out.exit_zero), err=True)
+            say(f"rdsaudit: wrote {path}")
+        say(_summary_line(result, code, out.exit_zero))
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
@@ -250,7 +255,8 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
         return None
 
     def show(p: Any) -> None:
-        # \x1b[K clears what a longer previous line left; the line is erased at the end.
+        # Only our own counts and control sequences: the carriage return, and \x1b[K that
+        # clears what a longer previous line left; the line is erased at the end.
         click.echo(f"\rrdsaudit: regions {p.regions_done}/{p.regions_total} · "
                    f"{p.resources} resources · {p.errors} errors\x1b[K", err=True, nl=False)
 
@@ -366,6 +372,14 @@ Examples:
 @click.option("--organization", is_flag=True,
               help="Scan every active account of the AWS Organization (run from the "
                    "management or a delegated administrator account).")
+@click.option("--accounts-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Scan the accounts listed in FILE (one 12-digit id a line, # comments), "
+                   "like --accounts.")
+@click.option("--shard", "shard_text", metavar="I/N",
+              help="Scan only shard I of N of the accounts (stable hash of the account id); "
+                   "auto/N takes I from AWS_BATCH_JOB_ARRAY_INDEX or JOB_COMPLETION_INDEX "
+                   "(0-based). The inventory is saved beside the reports for `rdsaudit "
+                   "merge`.")
 @click.option("--role-name", help="Role to assume in each account (e.g. rdsaudit-read-only).")
 @click.option("--role-arn", metavar="TEMPLATE",
               help="Role ARN template with {account_id}, instead of --role-name.")
@@ -387,6 +401,7 @@ Examples:
 @click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
 @_with_output_options
 def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...],
+         accounts_file: Path | None, shard_text: str | None,
          organization: bool, role_name: str | None, role_arn: str | None,
          external_id: str | None, session_duration: int, account_workers: int,
          max_attempts: int, workers: int, save_inventory: Path | None,
@@ -427,12 +442,20 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     bad = [a for a in account_ids if not (a.isdigit() and len(a) == 12)]
     if bad:
         raise InputProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
+    if accounts_file is not None:
+        account_ids += _accounts_from_file(accounts_file)
     if (account_ids or organization) and not (role_name or role_arn):
-        raise InputProblem("--accounts and --organization need --role-name or --role-arn")
+        raise InputProblem("--accounts, --accounts-file and --organization need --role-name "
+                           "or --role-arn")
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
+    shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
+    if shard is not None and save_inventory is None and output_dir is not None:
+        from rdsaudit.merge import INVENTORY_NAME
+
+        save_inventory = output_dir / INVENTORY_NAME
     request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
-                                       external_id, session_duration, account_workers)
+                                       external_id, session_duration, account_workers, shard)
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound as exc:
@@ -450,6 +473,43 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     finally:
         _end_progress(progress)
     return _judge_and_report(inventory, policy, out, save_inventory)
+
+
+def _accounts_from_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputProblem(f"--accounts-file {path}: cannot read: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not (entry.isdigit() and len(entry) == 12):
+            raise InputProblem(f"--accounts-file {path}:{number}: {entry[:40]!r} is not a "
+                               "12-digit account id")
+        ids.append(entry)
+    if not ids:
+        raise InputProblem(f"--accounts-file {path}: no account ids in it")
+    return ids
+
+
+def _shard(text: str | None, multi: bool, output_dir: Path | None,
+           save_inventory: Path | None) -> Any:
+    if text is None:
+        return None
+    from rdsaudit.shard import ShardProblem, parse_shard
+
+    if not multi:
+        raise InputProblem("--shard needs --organization, --accounts or --accounts-file")
+    if output_dir is None and save_inventory is None:
+        raise InputProblem("--shard needs --output-dir (or --save-inventory): the merge "
+                           "reads the shard's inventory")
+    try:
+        return parse_shard(text, os.environ)
+    except ShardProblem as exc:
+        raise InputProblem(str(exc)) from None
 
 
 def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
@@ -485,6 +545,46 @@ def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Pat
     return _judge_and_report(inventory, policy, out)
 
 
+@cli.command("merge")
+@click.argument("parts", nargs=-1, required=True, metavar="PART…")
+@_with_output_options
+def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path | None,
+              fail_on: str | None, exit_zero: bool, config: Path | None,
+              target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
+              quiet: bool, evidence: str, no_color: bool) -> int:
+    """Judge the shards of a sharded scan together: one report, one exit code.
+
+    Each PART is a shard's output directory or its inventory file. A shard that is missing
+    is recorded as a collection error (exit 3 unless failures give 1).
+    """
+    from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
+    from rdsaudit.serialize import InventoryProblem, load_inventory
+
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
+                   evidence=evidence, no_color=no_color)
+    policy = _policy(config, fail_on, target_keys)
+    loaded: list[Part] = []
+    not_found: list[str] = []
+    for text in parts:
+        path = Path(text)
+        if path.is_dir():
+            path = path / INVENTORY_NAME
+        if not path.exists():
+            not_found.append(text)
+            continue
+        try:
+            loaded.append(Part(text, load_inventory(path)))
+        except InventoryProblem as exc:
+            raise InputProblem(str(exc)) from None
+    if not loaded:
+        raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
+    try:
+        inventory = merge_inventories(loaded, not_found)
+    except MergeProblem as exc:
+        raise InputProblem(f"merge: {exc}") from None
+    return _judge_and_report(inventory, policy, out)
+
+
 @cli.command()
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("rdsaudit-demo"), show_default=True)
@@ -513,8 +613,7 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
                                 aws_secret_access_key="demo",  # noqa: S106
                                 region_name=DEMO_REGIONS[0])
         if not quiet:
-            click.echo(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}",
-                       err=True)
+            say(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}")
         inventory = collect(session, ScanRequest(regions=list(DEMO_REGIONS),
                                                  endpoint_url=fake.endpoint_url),
                             _progress_printer(quiet))
@@ -522,7 +621,7 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     out = Outputs(list(FORMATS), output_dir, exit_zero=True, quiet=quiet)
     code = _judge_and_report(inventory, Policy(), out)
     if not quiet:
-        click.echo(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}", err=True)
+        say(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}")
     return code
 
 
@@ -575,14 +674,14 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
         with open_history(path) as db:
             if prune is not None:
                 removed = prune_scans(db, prune)
-                click.echo(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
-                           f"from {path}", err=True)
+                say(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
+                           f"from {path}")
                 return
             scans = recent(db, limit)
     except HistoryProblem as exc:
         raise InputProblem(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(scans, indent=2))
+        click.echo(redact(json.dumps(scans, indent=2)))
         return
     click.echo(f"{'FINISHED':<21} {'ACCOUNTS':>8} {'RESOURCES':>9} {'FAIL':>5} {'CRIT':>5} "
                f"{'HIGH':>5} {'MED':>5} {'LOW':>5} {'INFO':>5} {'ERR':>4}  EXIT  BY ACCOUNT")
@@ -611,7 +710,7 @@ def plan(report: Path, resources: tuple[str, ...], output: Path | None) -> None:
         raise InputProblem(str(exc)) from None
     script = render_runbook(doc, resources, source=report.name)
     if output is None:
-        click.echo(script, nl=False)
+        click.echo(redact(script), nl=False)
         return
     try:
         _write_atomically(output, script)
@@ -651,11 +750,34 @@ def iam_policy(organization: bool) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"rdsaudit: error: {message}", err=True)
+    say(f"rdsaudit: error: {message}")
     sys.exit(code)
 
 
+def _guard_stderr() -> None:
+    """Whatever else reaches stderr (log records, a worker thread's traceback) is redacted
+    and made terminal-safe too."""
+    import logging
+
+    from rdsaudit.redact import RedactingFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("rdsaudit: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+    def thread_crash(args: threading.ExceptHookArgs) -> None:
+        say("".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                               args.exc_traceback)))
+
+    threading.excepthook = thread_crash
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    _guard_stderr()
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rdsaudit",
                       standalone_mode=False)
@@ -667,12 +789,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except (KeyboardInterrupt, click.Abort):
         # Reports are written by rename, so nothing half-written exists. Exit now rather
         # than wait for AWS calls still in flight in worker threads.
-        click.echo("rdsaudit: error: interrupted", err=True)
+        say("rdsaudit: error: interrupted")
         sys.stderr.flush()
         os._exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, exit 4
         if os.environ.get("RDSAUDIT_DEBUG"):
-            traceback.print_exc()
+            say(traceback.format_exc())
         _fail(f"internal error: {type(exc).__name__}: {exc} (set RDSAUDIT_DEBUG=1 for the "
               "traceback)", ExitCode.INTERNAL)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from rdsaudit.arns import Arn
 from rdsaudit.model import Finding, KeyLookup, Remediation, Resource, ResourceType, Step
-from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES
+from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES, unusable_keys
 from rdsaudit.rules.context import Context
 
 DEFAULT_KEY = "alias/aws/rds"
@@ -322,6 +322,11 @@ def _key_steps(key_arn: str, state: str | None) -> list[Step]:
     where = f" (run in account {arn.account}, which owns the key)" if arn else ""
     enable = Step(f"Enable the key{where}",
                   _cmd("aws kms enable-key --region", _q(region), "--key-id", _q(key_arn)))
+    if state == "PendingReplicaDeletion":
+        return [Step(f"Cancel the scheduled deletion of the multi-Region primary{where}, "
+                     "before its last replica is deleted and its waiting period ends; the key "
+                     "becomes Disabled", _cmd("aws kms cancel-key-deletion --region", _q(region),
+                                               "--key-id", _q(key_arn))), enable]
     if state == "PendingDeletion":
         return [Step(f"Cancel the scheduled deletion before its date{where}; the key becomes "
                      "Disabled", _cmd("aws kms cancel-key-deletion --region", _q(region),
@@ -338,8 +343,19 @@ def _key_steps(key_arn: str, state: str | None) -> list[Step]:
 
 
 def _key_unusable(r: Resource, ctx: Context) -> Remediation:
-    key = ctx.key_of(r).key
-    assert key is not None
+    broken = unusable_keys(r, ctx)
+    assert broken
+    if len(broken) > 1 or broken[0][1].lookup is not KeyLookup.NOT_FOUND:
+        steps = [step for _, k in broken for step in (
+            _key_steps(k.arn, k.key_state) if k.lookup is not KeyLookup.NOT_FOUND else
+            [Step(f"Key {k.arn} no longer exists: configure {r.id} to use another key for "
+                  "that function", manual=True)])]
+        if r.status == "inaccessible-encryption-credentials-recoverable":
+            steps.append(_restart(r))
+        names = ", ".join(f"{k.arn} ({role.value})" for role, k in broken)
+        return Remediation(f"Make KMS key(s) {names} usable again before RDS loses access "
+                           "for good.", tuple(steps))
+    key = broken[0][1]
     if key.lookup is KeyLookup.NOT_FOUND:
         return Remediation(
             "The key no longer exists: data encrypted under it cannot be decrypted. Restore "
@@ -379,6 +395,17 @@ def _key_unverifiable(r: Resource, ctx: Context) -> Remediation:
         (Step(f"Check the key and its policy from account {owner}",
               _cmd("aws kms describe-key --region", _q(arn.region if arn else r.region),
                    "--key-id", _q(view.arn))),))
+
+
+def _material_expiring(r: Resource, ctx: Context) -> Remediation:
+    keys = sorted({view.key.arn for _, view in ctx.key_views(r)
+                   if view.key is not None and view.key.origin == "EXTERNAL"})
+    steps = tuple(Step(f"Re-import the same key material into {arn} with a later ValidTo, or "
+                       "with --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE (aws kms "
+                       "get-parameters-for-import, then import-key-material)", manual=True)
+                  for arn in keys)
+    return Remediation("Re-import the key material before it expires: once it does, KMS "
+                       "deletes it and every resource under the key loses access.", steps)
 
 
 def _without_backups(r: Resource, ctx: Context) -> Remediation:
@@ -431,6 +458,7 @@ PLANNERS: dict[str, Planner] = {
     "encryption-credentials-inaccessible": _credentials_inaccessible,
     "key-unverifiable": _key_unverifiable,
     "encrypted-without-backups": _without_backups,
+    "key-material-expiring": _material_expiring,
     "replica-encryption-mismatch": _replica_mismatch,
     "replica-key-mismatch": _replica_mismatch,
     "key-region-mismatch": lambda r, ctx: _reencrypt(

@@ -40,6 +40,7 @@ class ScanSection(TypedDict):
     retries: dict[str, int]
     skipped_regions: list[SkippedRegionEntry]
     evidence: Evidence  # "full": pass findings are in findings[] too
+    shard: NotRequired[dict[str, int]]  # {"index", "count"} of a sharded scan (--shard)
 
 
 class KeyRoleEntry(TypedDict):

@@ -40,6 +40,7 @@ from rdsaudit.report.contract import (
     ReportDocument,
     ResourceEntry,
     ResourceRefEntry,
+    ScanSection,
     Summary,
     WaiverEntry,
 )
@@ -120,19 +121,22 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW,
          "resource": e.resource} for e in inv.errors]
     summary = _summary(result, fail_on, only_new)
     summary["actions"] = fix_first(ctx, resources, findings, keys)
+    scan: ScanSection = {
+        "started_at": inv.scan.started_at,
+        "finished_at": inv.scan.finished_at,
+        "accounts": list(inv.scan.accounts),
+        "regions": list(inv.scan.regions),
+        "api_calls": dict(inv.scan.api_calls),
+        "retries": dict(inv.scan.retries),
+        "skipped_regions": to_data(inv.scan.skipped_regions),
+        "evidence": evidence,
+    }
+    if inv.scan.shard:
+        scan["shard"] = {"index": inv.scan.shard.index, "count": inv.scan.shard.count}
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rdsaudit", "version": __version__},
-        "scan": {
-            "started_at": inv.scan.started_at,
-            "finished_at": inv.scan.finished_at,
-            "accounts": list(inv.scan.accounts),
-            "regions": list(inv.scan.regions),
-            "api_calls": dict(inv.scan.api_calls),
-            "retries": dict(inv.scan.retries),
-            "skipped_regions": to_data(inv.scan.skipped_regions),
-            "evidence": evidence,
-        },
+        "scan": scan,
         "resources": resources,
         "findings": findings,
         "errors": errors,
