@@ -181,7 +181,7 @@ def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False) -> st
         f"{len(inv.resources)} resources in {len(inv.scan.regions)} region(s) of "
         f"{len(inv.scan.accounts)} account(s)",
         f"{len(failing)} failing" + (f" ({by_sev})" if by_sev else ""),
-        f"{sum(1 for f in result.findings if f.status is Status.PASS)} passing",
+        f"{result.pass_count()} passing",
     ]
     if inv.errors:
         parts.append(f"{len(inv.errors)} collection error(s): INCOMPLETE")
@@ -522,7 +522,8 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
             _write_atomically(save_inventory, dump_inventory(inventory))
         except OSError as exc:
             raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
-    return _finish(evaluate(inventory, policy), policy, out)
+    return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
+                   out)
 
 
 @cli.command("evaluate")

@@ -344,3 +344,9 @@ class Result:
     key_users: tuple[tuple[str, tuple[str, ...]], ...] = ()
     waivers: tuple[WaiverReport, ...] = ()
     baseline: BaselineReport | None = None
+    # Compact pass evidence, (resource ARN, rule id), when evaluate was asked not to keep
+    # a verbose pass Finding for each (the report's default: `--evidence failures`).
+    passes: tuple[tuple[str, str], ...] = ()
+
+    def pass_count(self) -> int:
+        return len(self.passes) + sum(1 for f in self.findings if f.status is Status.PASS)

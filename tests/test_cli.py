@@ -225,7 +225,7 @@ def test_a_bug_is_exit_4_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import rdsaudit.evaluate
     from rdsaudit.cli import main
 
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise RuntimeError("rule exploded")
 
     monkeypatch.setattr(rdsaudit.evaluate, "evaluate", broken)

@@ -51,9 +51,8 @@ def test_resources_list_every_judged_resource_with_posture_keys_and_rule_ids() -
     doc = report_document(result)
     assert doc["schema_version"] == 2
     by_id = {r["id"]: r for r in doc["resources"] if r["type"] != "kms-key"}
-    assert set(by_id) == {"plain", "good", "member", "cl1", "pub", "ab-1"}
-    assert by_id["member"]["fails"] == [] and by_id["member"]["passes"] == [
-        "encryption-credentials-inaccessible"]
+    # A cluster member is judged through its cluster: listed only if some rule judged it.
+    assert set(by_id) - {"member"} == {"plain", "good", "cl1", "pub", "ab-1"}
     assert by_id["plain"]["posture"] == "unencrypted" and by_id["plain"]["keys"] == []
     assert by_id["plain"]["tags"] == {"team": "a"}
     assert "instance-unencrypted" in by_id["plain"]["fails"]
@@ -63,7 +62,8 @@ def test_resources_list_every_judged_resource_with_posture_keys_and_rule_ids() -
     assert good["keys"][1] == {"role": "performance-insights", "arn": KEY2,
                                "state": "PendingDeletion", "manager": "CUSTOMER",
                                "deadline": "2026-12-04T00:00:00Z"}
-    assert "instance-unencrypted" in good["passes"] and not good["fails"]
+    # Its Performance Insights key is pending deletion: a key failure of another role.
+    assert "instance-unencrypted" in good["passes"] and good["fails"] == ["key-unusable"]
     assert by_id["ab-1"]["keys"][0]["deadline"] == "2026-12-04T00:00:00Z"
     # Every finding of the result is accounted for, once, on its resource.
     outcomes = sorted((r["arn"], rule, status) for r in doc["resources"]
@@ -140,3 +140,15 @@ def test_json_report_of_the_cli_is_version_2_and_round_trips_failures(tmp_path: 
     assert [(f["rule_id"], f["resource"]["arn"]) for f in doc["findings"]] == \
         [(f["rule_id"], f["resource"]["arn"]) for f in expected]
     assert {r["id"] for r in doc["resources"] if r["type"] != "kms-key"} == {"plain", "good"}
+
+
+def test_compact_pass_evidence_gives_the_same_document_as_pass_findings() -> None:
+    """evaluate(pass_findings=False) keeps passes as (ARN, rule id): the report is the same."""
+    verbose = report_document(evaluate(_estate(), Policy()))
+    compact_result = evaluate(_estate(), Policy(), pass_findings=False)
+    assert compact_result.passes and not any(f.status is Status.PASS
+                                             for f in compact_result.findings)
+    compact = report_document(compact_result)
+    assert compact["resources"] == verbose["resources"]
+    assert compact["findings"] == verbose["findings"]
+    assert compact["summary"] == verbose["summary"]

@@ -156,6 +156,11 @@ def _resources(result: Result, ctx: Context) -> list[ResourceEntry]:
         if lists is None:
             lists = outcomes[f.resource.arn] = ([], [], [])
         lists[{Status.FAIL: 0, Status.PASS: 1, Status.WAIVED: 2}[f.status]].append(f.rule_id)
+    for arn, rule_id in result.passes:  # compact pass evidence (evaluate, no pass Findings)
+        lists = outcomes.get(arn)
+        if lists is None:
+            lists = outcomes[arn] = ([], [], [])
+        lists[1].append(rule_id)
     entries: list[ResourceEntry] = []
     for r in ctx.inventory.resources:
         # Cluster members are judged through their cluster, but a few rules (the instance's
@@ -279,6 +284,11 @@ def _grouped(result: Result, names: Iterable[str], part: str) -> dict[str, dict[
         counts[f.status.value] += 1
         if f.status is Status.FAIL:
             counts[f.severity.label] += 1
+    if result.passes:
+        where = {r.arn: getattr(r, part) for r in result.inventory.resources}
+        where.update((k.arn, getattr(k, part)) for k in result.inventory.keys)
+        for arn, _ in result.passes:
+            groups.setdefault(where.get(arn, "unknown"), _blank())["pass"] += 1
     for e in result.inventory.errors:
         groups.setdefault(getattr(e, part), _blank())["errors"] += 1
     return dict(sorted(groups.items()))
@@ -303,6 +313,7 @@ def verdict(by_severity: dict[str, int], fail_on: Severity, errors: int) -> str:
 def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
     inv = result.inventory
     status_counts = Counter(f.status.value for f in result.findings)
+    status_counts[Status.PASS.value] += len(result.passes)
     failing = [f for f in result.findings if f.status is Status.FAIL]
     by_severity = Counter(f.severity.label for f in failing)
     severities = {s: by_severity.get(s, 0) for s in SEVERITIES}
@@ -319,8 +330,9 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
             Counter(f.resource.account_id for f in failing).items())),
         "by_account": _grouped(result, inv.scan.accounts, "account_id"),
         "by_region": _grouped(result, inv.scan.regions, "region"),
-        "passes_by_rule": dict(sorted(Counter(f.rule_id for f in result.findings
-                                              if f.status is Status.PASS).items())),
+        "passes_by_rule": dict(sorted((Counter(f.rule_id for f in result.findings
+                                               if f.status is Status.PASS)
+                                       + Counter(rule for _, rule in result.passes)).items())),
         "waivers": {state: waiver_states.get(state, 0) for state in ("active", "stale",
                                                                      "expired")},
         "errors": len(inv.errors),

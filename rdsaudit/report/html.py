@@ -523,6 +523,10 @@ def _duration(start: Any, end: Any) -> str | None:
 # -- the first screen: verdict, deadlines, fix-first actions, posture ------------------------
 
 ACTIONS_OPEN = 3  # actions shown expanded on screen; print shows every one in full
+# Failures written out in full (message, remediation) under their actions: what the printed
+# report holds. Beyond it (a very large estate) the rest are counted, and the CSV, XLSX and
+# JSON reports hold every one; the findings table of the page still lists all of them.
+DETAILED_FAILURES_MAX = 5000
 
 
 def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -532,13 +536,19 @@ def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
                                                       "warn")
     by_id = {f.get("id"): f for f in doc.get("findings") or [] if f.get("status") == "fail"}
     actions: list[dict[str, Any]] = []
+    budget = DETAILED_FAILURES_MAX
     for a in summary.get("actions") or []:
         lead = a.get("remediation")
         failures = []
+        left_out = 0
         for fid in a.get("finding_ids") or []:
             f = by_id.get(fid)
             if f is None:
                 continue
+            if budget <= 0:
+                left_out += 1
+                continue
+            budget -= 1
             r = _resource(f)
             rem = f.get("remediation")
             failures.append({
@@ -550,7 +560,8 @@ def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
                 # The action shows its lead fix once; a failure repeats only a different one.
                 "remediation": rem if rem and rem != lead else None,
             })
-        actions.append({**a, "failures": failures, "open": len(actions) < ACTIONS_OPEN})
+        actions.append({**a, "failures": failures, "left_out": left_out,
+                        "open": len(actions) < ACTIONS_OPEN})
     deadlines = [a for a in actions if a.get("deadline")]
     return {
         "verdict": summary.get("verdict") or "",

@@ -13,6 +13,8 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rdsaudit.redact import for_terminal
+
 SEVERITY_COLOURS = {"critical": "1;31", "high": "31", "medium": "33", "low": "34",
                     "info": "2"}
 VERDICT_COLOURS = {0: "1;32", 1: "1;31", 3: "1;33"}
@@ -47,7 +49,7 @@ def render_table(doc: Mapping[str, Any], color: bool = False, width: int | None 
             prefix = f"  {str(a.get('urgency')).rjust(3)}  {out.sev(sev)}  "
             n = len(a.get("finding_ids") or [])
             out.wrapped(prefix, f"{_safe(a.get('title'))} ({n} finding{'s' if n != 1 else ''},"
-                                f" {_safe(a.get('region'))})", 3 + 2 + 3 + 8 + 2)
+                                f" {_safe(a.get('region'))})", 2 + 3 + 2 + 8 + 2)
     findings = doc.get("findings") or []
     for status, title in (("fail", "Failures"), ("waived", "Waived")):
         rows = [f for f in findings if f.get("status") == status]
@@ -127,9 +129,9 @@ class _Writer:
 
 
 def _safe(value: Any) -> str:
-    """Text a terminal shows as is: control characters (ESC, CR, BEL, …) escaped."""
+    """Text a terminal shows as is: control and invisible format characters escaped (the one
+    place that knows them: rdsaudit.redact.for_terminal); a line break becomes a space."""
     text = "" if value is None else str(value)
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    return for_terminal(text.replace("\n", " ").replace("\t", " "))
