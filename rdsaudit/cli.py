@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -22,6 +22,9 @@ from rdsaudit.gate import ExitCode, gate
 from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
+
+if TYPE_CHECKING:
+    from rdsaudit.report.contract import Evidence, ReportDocument
 
 SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 REPORT_STEM = "rdsaudit-report"
@@ -37,10 +40,10 @@ def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _formats(values: Sequence[str]) -> list[str]:
+def _formats(values: Sequence[str], default: str = "json") -> list[str]:
     from rdsaudit.report import FORMATS
 
-    names = _split(values) or ["json"]
+    names = _split(values) or [default]
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise InputProblem(f"unknown format(s) {', '.join(unknown)} "
@@ -69,7 +72,7 @@ def _write_atomically(path: Path, text: str) -> None:
     _publish(_stage({path: text}))
 
 
-def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
+def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
     """Write every file to a temporary name first; nothing is visible yet."""
     staged: list[tuple[Path, Path]] = []
     try:
@@ -77,8 +80,13 @@ def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             staged.append((Path(tmp_name), path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(redact(text))  # every file rdsaudit writes passes here
+            if isinstance(text, bytes):
+                # A binary report (xlsx) is rendered from the redacted document.
+                with os.fdopen(fd, "wb") as binary:
+                    binary.write(text)
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(redact(text))  # every file rdsaudit writes passes here
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
@@ -118,7 +126,7 @@ class Outputs:
     history: Path | None = None  # None: do not record
     # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
     # each takes the document and returns what failed, as errors of the report.
-    deliveries: tuple[Callable[[dict[str, Any]], list[CollectionError]], ...] = ()
+    deliveries: tuple[Callable[[ReportDocument], list[CollectionError]], ...] = ()
     # --output-dir s3://…: `output_dir` is then a local staging directory, uploaded last.
     s3: Any = None  # rdsaudit.deliver.s3.S3Location
     s3_kms_key: str | None = None
@@ -128,13 +136,25 @@ class Outputs:
         import boto3
 
         return self.session or boto3.Session()
+    evidence: Evidence = "failures"
+    color: bool = True  # --no-color turns it off; NO_COLOR and a non-terminal do too
 
 
-def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
+def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
     from rdsaudit.report import FORMATS
 
     if out.output_dir is None:
-        click.echo(redact(FORMATS[out.formats[0]].render(doc)), nl=False)
+        name = out.formats[0]
+        if name == "table":
+            from rdsaudit.report.table import render_table
+
+            click.echo(redact(render_table(doc, color=_color_allowed(out, sys.stdout))),
+                       nl=False)
+            return []
+        rendered = FORMATS[name].render(doc)
+        if isinstance(rendered, bytes):
+            raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
+        click.echo(redact(rendered), nl=False)
         return []
     staged: list[tuple[Path, Path]] = []
     try:
@@ -155,7 +175,16 @@ def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
     return [path for _, path in staged]
 
 
-def _summary_line(result: Result, code: ExitCode, failed_deliveries: int = 0) -> str:
+def _color_allowed(out: Outputs, stream: Any) -> bool:
+    """Colour only on a terminal, never with --no-color or NO_COLOR (https://no-color.org)."""
+    if not out.color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False,
+                  failed_deliveries: int = 0) -> str:
     inv = result.inventory
     failing = [f for f in result.findings if f.status is Status.FAIL]
     counts = {s: sum(1 for f in failing if f.severity is s) for s in Severity}
@@ -165,7 +194,7 @@ def _summary_line(result: Result, code: ExitCode, failed_deliveries: int = 0) ->
         f"{len(inv.resources)} resources in {len(inv.scan.regions)} region(s) of "
         f"{len(inv.scan.accounts)} account(s)",
         f"{len(failing)} failing" + (f" ({by_sev})" if by_sev else ""),
-        f"{sum(1 for f in result.findings if f.status is Status.PASS)} passing",
+        f"{result.pass_count()} passing",
     ]
     if inv.errors:
         parts.append(f"{len(inv.errors)} collection error(s): INCOMPLETE")
@@ -176,7 +205,10 @@ def _summary_line(result: Result, code: ExitCode, failed_deliveries: int = 0) ->
     calls = sum(n for _, n in inv.scan.api_calls)
     if calls:
         parts.append(f"{calls} API calls")
-    return "rdsaudit: " + "; ".join(parts) + f"; exit {int(code)}"
+    # The exit code the process really returns: --exit-zero turns a failing gate into 0.
+    real = "exit 0" + (f" (--exit-zero; the gate says {int(code)})" if int(code) else "") \
+        if exit_zero else f"exit {int(code)}"
+    return "rdsaudit: " + "; ".join(parts) + f"; {real}"
 
 
 def _finish(result: Result, policy: Policy, out: Outputs) -> int:
@@ -185,7 +217,8 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
     if out.baseline is not None:
         result = _with_baseline(result, out.baseline)
     # Redacted before anything renders it: every format, and the history, see the same.
-    doc = redact_data(report_document(result, policy.fail_on, out.fail_on_new))
+    doc: ReportDocument = redact_data(report_document(result, policy.fail_on,
+                                                      out.fail_on_new, out.evidence))
     if out.history is not None:
         doc["history"] = _record_history(out.history, doc)
     written = _emit_reports(doc, out)
@@ -221,11 +254,11 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
                        f"{len(b.resolved)} resolved failure(s)")
         for path in written:
             say(f"rdsaudit: wrote {path}")
-        say(_summary_line(result, code, len(failed)))
+        say(_summary_line(result, code, out.exit_zero, len(failed)))
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
-def _upload(doc: dict[str, Any], out: Outputs) -> tuple[list[Any], list[CollectionError]]:
+def _upload(doc: ReportDocument, out: Outputs) -> tuple[list[Any], list[CollectionError]]:
     """Upload the staged reports; on failure keep them and say where they are."""
     import shutil
 
@@ -294,7 +327,7 @@ def _with_baseline(result: Result, text: str) -> Result:
     return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
-def _record_history(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _record_history(path: Path, doc: ReportDocument) -> list[dict[str, Any]]:
     """Store this scan and return the recent ones (oldest first) for the trend."""
     from rdsaudit.history import HistoryProblem, open_history, recent, record
 
@@ -311,19 +344,27 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
         return None
 
     def show(p: Any) -> None:
-        # Only our own counts: the carriage return is the one control character we send.
+        # Only our own counts and control sequences: the carriage return, and \x1b[K that
+        # clears what a longer previous line left; the line is erased at the end.
         click.echo(f"\rrdsaudit: regions {p.regions_done}/{p.regions_total} · "
-                   f"{p.resources} resources · {p.errors} errors   ", err=True, nl=False)
+                   f"{p.resources} resources · {p.errors} errors\x1b[K", err=True, nl=False)
 
     return show
+
+
+def _end_progress(progress: Callable[[Any], None] | None) -> None:
+    """Erase the progress line, so whatever is printed next starts on a clean line."""
+    if progress is not None:
+        click.echo("\r\x1b[K", err=True, nl=False)
 
 
 # -- commands -------------------------------------------------------------------------------
 
 _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
-                 help="Report format(s), comma-separated: json (default), html, csv, junit, "
-                      "sarif, asff (Security Hub findings), ocsf."),
+                 help="Report format(s), comma-separated: table (the default on a terminal), "
+                      "json (the default otherwise and with --output-dir), html, csv, xlsx, "
+                      "junit, sarif, asff (Security Hub findings), ocsf."),
     click.option("--output-dir", metavar="DIR|s3://BUCKET/PREFIX/",
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
                       "stdout); an s3:// prefix uploads them (staged locally first)."),
@@ -344,6 +385,12 @@ _common_output = [
     click.option("--fail-on-new", is_flag=True,
                  help="Gate only on failures that are new against --baseline."),
     click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr."),
+    click.option("--no-color", is_flag=True,
+                 help="No colour in the terminal table (NO_COLOR=1 does the same)."),
+    click.option("--evidence", type=click.Choice(["failures", "full"]), default="failures",
+                 show_default=True,
+                 help="full: list every passing check as a finding too (default: passes are "
+                      "rule ids on each resource, counted in the summary)."),
 ]
 
 
@@ -355,14 +402,19 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, quiet: bool,
              baseline: str | None, fail_on_new: bool, history: Path | None = None, *,
-             s3_kms_key: str | None = None, session: Any = None) -> Outputs:
+             s3_kms_key: str | None = None, session: Any = None, evidence: str = "failures",
+             no_color: bool = False) -> Outputs:
     from rdsaudit.deliver.s3 import S3Problem, is_s3, parse_s3
 
-    names = _formats(formats)
+    # No format given: the terminal table for a person, the JSON contract for a pipe or a
+    # directory of reports.
+    default = "table" if output_dir is None and sys.stdout.isatty() else "json"
+    names = _formats(formats, default)
     if len(names) > 1 and output_dir is None:
         raise InputProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
         raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
+    evidence_mode: Evidence = "full" if evidence == "full" else "failures"
     if output_dir is not None and is_s3(output_dir):
         try:
             location = parse_s3(output_dir)
@@ -372,11 +424,12 @@ def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, 
             raise InputProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
         staging = Path(tempfile.mkdtemp(prefix="rdsaudit-staging-"))
         return Outputs(names, staging, exit_zero, quiet, baseline, fail_on_new, history,
-                       s3=location, s3_kms_key=s3_kms_key, session=session)
+                       s3=location, s3_kms_key=s3_kms_key, session=session,
+                       evidence=evidence_mode, color=not no_color)
     if s3_kms_key is not None:
         raise InputProblem("--s3-kms-key needs --output-dir s3://…")
     return Outputs(names, Path(output_dir) if output_dir else None, exit_zero, quiet,
-                   baseline, fail_on_new, history)
+                   baseline, fail_on_new, history, evidence=evidence_mode, color=not no_color)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -385,10 +438,43 @@ def cli() -> None:
     """Audit Amazon RDS encryption at rest. Read-only: rdsaudit never changes an account."""
 
 
-@cli.command()
+SCAN_EPILOG = """\b
+Exit codes:
+  0    compliant: no unwaived failure at or above --fail-on
+  1    at least one unwaived failure at or above --fail-on (default low)
+  2    usage, configuration or credential error: nothing was scanned
+  3    the scan was incomplete (collection errors) and nothing else failed
+  4    internal error (a bug; RDSAUDIT_DEBUG=1 prints the traceback)
+  130  interrupted
+  --exit-zero exits 0 once the reports are written, whatever the gate says.
+
+\b
+Environment:
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...  the standard AWS credential chain
+  AWS_ENDPOINT_URL   send AWS calls to an emulator (like --endpoint-url)
+  NO_COLOR           no colour in the terminal table (like --no-color)
+  RDSAUDIT_DEBUG     print the traceback of an internal error
+
+\b
+Examples:
+  rdsaudit scan --region eu-west-1
+      one region, the verdict and the fix-first list in the terminal
+  rdsaudit scan --organization --role-name rdsaudit-read-only \\
+      --format json,html,xlsx --output-dir reports --fail-on high
+      every account of the Organization, reports for people and machines, gate on high
+"""
+
+
+@cli.command(epilog=SCAN_EPILOG)
 @click.option("--profile", help="AWS profile (default: the standard credential chain).")
-@click.option("--regions", multiple=True, metavar="R[,R…]",
-              help="Regions to scan, comma-separated; 'all' (default): every enabled region.")
+@click.option("--regions", "--region", "regions", multiple=True, metavar="R[,R…]",
+              help="Regions to scan, comma-separated (--region is the same option); 'all' "
+                   "(default): every enabled region.")
+@click.option("--endpoint-url", metavar="URL",
+              help="Send every AWS call to this endpoint (an emulator such as `rdsaudit demo "
+                   "--serve`); AWS_ENDPOINT_URL does the same.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Log every AWS call (botocore debug) to stderr, credentials redacted.")
 @click.option("--accounts", multiple=True, metavar="ID[,ID…]",
               help="Scan these accounts through --role-name / --role-arn.")
 @click.option("--organization", is_flag=True,
@@ -440,7 +526,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
          output_dir: str | None, s3_kms_key: str | None, fail_on: str | None,
          exit_zero: bool, config: Path | None, target_keys: tuple[str, ...],
-         baseline: str | None, fail_on_new: bool, quiet: bool) -> int:
+         baseline: str | None, fail_on_new: bool, quiet: bool, evidence: str, no_color: bool,
+         endpoint_url: str | None, verbose: bool) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -461,6 +548,12 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         from rdsaudit.history import default_path
 
         history = history_path or default_path()
+    if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
+        raise InputProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
+    if verbose:
+        from rdsaudit.verbose import log_aws_calls
+
+        log_aws_calls()
     policy = _policy(config, fail_on, target_keys)
     wanted = _split(regions) or list(policy.regions) or None
     account_ids = _split(accounts)
@@ -496,13 +589,12 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
                                                  workers=workers, accounts=request_accounts,
-                                                 timeout=timeout),
+                                                 timeout=timeout, endpoint_url=endpoint_url),
                             progress)
     except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
         raise InputProblem(str(exc)) from None
     finally:
-        if progress is not None:
-            say("")
+        _end_progress(progress)
     if security_hub:
         from rdsaudit.arns import partition_of_region
         from rdsaudit.collect.accounts import AccountSessions
@@ -520,11 +612,11 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     return _judge_and_report(inventory, policy, out, save_inventory)
 
 
-Delivery = Callable[[dict[str, Any]], list[CollectionError]]
+Delivery = Callable[[ReportDocument], list[CollectionError]]
 
 
 def _security_hub_delivery(sessions: Any, quiet: bool) -> Delivery:
-    def deliver(doc: dict[str, Any]) -> list[CollectionError]:
+    def deliver(doc: ReportDocument) -> list[CollectionError]:
         from rdsaudit.deliver.securityhub import SecurityHubSender
 
         delivery = SecurityHubSender(sessions).send(doc)
@@ -583,7 +675,8 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
             _write_atomically(save_inventory, dump_inventory(inventory))
         except OSError as exc:
             raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
-    return _finish(evaluate(inventory, policy), policy, out)
+    return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
+                   out)
 
 
 @cli.command("evaluate")
@@ -592,12 +685,12 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
 def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str | None,
                  s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
                  config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
-                 fail_on_new: bool, quiet: bool) -> int:
+                 fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge a saved inventory again, offline (no AWS calls but s3:// reads and writes)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
-                   s3_kms_key=s3_kms_key)
+                   s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     try:
         inventory = load_inventory(_existing(inventory_file, "evaluate"))
@@ -616,7 +709,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
               output_dir: str | None,
               s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
               config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
-              fail_on_new: bool, quiet: bool) -> int:
+              fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge the shards of a sharded scan together: one report, one exit code.
 
     Each PART is a shard's output directory or its inventory file. A shard that is missing
@@ -627,7 +720,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
-                   s3_kms_key=s3_kms_key)
+                   s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     loaded: list[Part] = []
     not_found: list[str] = []
@@ -661,7 +754,10 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("rdsaudit-demo"), show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
-def demo(output_dir: Path, quiet: bool) -> int:
+@click.option("--serve", is_flag=True,
+              help="Keep the emulated estate running (until Ctrl-C) and print the "
+                   "AWS_ENDPOINT_URL to export, so every command can be tried on it.")
+def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
         from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
@@ -674,6 +770,8 @@ def demo(output_dir: Path, quiet: bool) -> int:
     from rdsaudit.collect import scan as collect
     from rdsaudit.report import FORMATS
 
+    if serve:
+        return _serve_demo(demo_environment, DEMO_REGIONS)
     with demo_environment() as (fake, _estate):
         # The emulator accepts any credentials; these are not secrets.
         session = boto3.Session(aws_access_key_id="demo",
@@ -690,6 +788,35 @@ def demo(output_dir: Path, quiet: bool) -> int:
     if not quiet:
         say(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}")
     return code
+
+
+def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
+    """Serve the demo estate until interrupted; tell the newcomer how to use it."""
+    with environment() as (fake, _estate):
+        url = fake.endpoint_url
+        fault = ('{"service": "kms", "action": "DescribeKey", "region": "' + regions[0]
+                 + '", "code": "AccessDenied"}')
+        click.echo("\n".join([
+            f"rdsaudit: the demo estate is served at {url} (Ctrl-C stops it).",
+            "In another shell (the emulator accepts any credentials):",
+            "",
+            f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=demo "
+            f"AWS_SECRET_ACCESS_KEY=demo AWS_REGION={regions[0]}",
+            f"  rdsaudit scan --region {','.join(regions)} --no-history",
+            f"  rdsaudit scan --region {','.join(regions)} --no-history --format html "
+            "--output-dir reports",
+            "",
+            "Make DescribeKey fail (the scan then reports an incomplete result, exit 3 or 1):",
+            f"  curl -X POST $AWS_ENDPOINT_URL/_fault -d '{fault}'",
+            "Clear every fault:",
+            "  curl -X DELETE $AWS_ENDPOINT_URL/_fault",
+        ]))
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("rdsaudit: demo stopped", err=True)
+    return ExitCode.COMPLIANT
 
 
 @cli.command("history")

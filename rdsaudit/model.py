@@ -410,3 +410,9 @@ class Result:
     baseline: BaselineReport | None = None
     # Key ARN -> (resource ARN, KeyRole value) for every role a resource depends on it in.
     key_roles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # Compact pass evidence, (resource ARN, rule id), when evaluate was asked not to keep
+    # a verbose pass Finding for each (the report's default: `--evidence failures`).
+    passes: tuple[tuple[str, str], ...] = ()
+
+    def pass_count(self) -> int:
+        return len(self.passes) + sum(1 for f in self.findings if f.status is Status.PASS)

@@ -1,7 +1,9 @@
 """Read a JSON report written by rdsaudit (for `plan` and `--baseline`), strictly.
 
-A report is user input here: anything that is not a schema_version 1 report with
+A report is user input here: anything that is not a schema_version 1 or 2 report with
 well-formed findings is refused with one line naming the file and the first bad finding.
+Both versions carry the failing and waived findings in the same shape (version 1 also
+lists the passes), which is all that planning and a baseline need.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+READABLE_VERSIONS = (1, 2)
 
 
 class ReportProblem(ValueError):
@@ -22,9 +26,12 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportProblem(f"{path}: cannot read report: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ReportProblem(f"{path}: not a JSON report: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(
-            doc.get("findings"), list):
-        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1)")
+    if not isinstance(doc, dict):
+        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
+    version = doc.get("schema_version")
+    if type(version) is not int or version not in READABLE_VERSIONS \
+            or not isinstance(doc.get("findings"), list):
+        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
     if not isinstance(doc.get("scan", {}), dict):
         raise ReportProblem(f"{path}: scan is not an object")
     for i, finding in enumerate(doc["findings"]):

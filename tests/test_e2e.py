@@ -89,7 +89,7 @@ def test_scan_finds_exactly_the_seeded_failures(demo: tuple[FakeAWS, DemoEstate]
     assert doc["scan"]["api_calls"] == fake.call_counts()
     assert doc["scan"]["accounts"] == [estate.account_id]
     healthy = {r.arn for r in estate.healthy}
-    passing = {f["resource"]["arn"] for f in doc["findings"] if f["status"] == "pass"}
+    passing = {r["arn"] for r in doc["resources"] if r["passes"]}  # the pass evidence
     assert healthy <= passing
     # The saved inventory is judged again offline to the same findings.
     again = run(fake, "evaluate", tmp_path / "inv.json", "--quiet")

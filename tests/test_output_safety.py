@@ -121,7 +121,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.write_text(waiver_config(), encoding="utf-8")
     reports = tmp / "reports"
     proc = run("evaluate", inv, "--config", config, "--format", FORMATS, "--output-dir",
-               reports)
+               reports, "--evidence", "full")
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return reports

@@ -57,7 +57,8 @@ def _wrapper(tmp_path: Path) -> Path:
 
 def _scan(env: dict[str, str], out: Path, *extra: str) -> dict[str, object]:
     proc = subprocess.run([RDSAUDIT, "scan", "--regions", ",".join(DEMO_REGIONS),
-                           "--output-dir", str(out), "--quiet", "--exit-zero", *extra],
+                           "--output-dir", str(out), "--quiet", "--exit-zero",
+                           "--evidence", "full", *extra],
                           env=env, capture_output=True, text=True, timeout=180, check=False)
     assert proc.returncode == 0, proc.stderr
     doc: dict[str, object] = json.loads((out / "rdsaudit-report.json").read_text())

@@ -8,22 +8,23 @@ loses the local reports, which are written first.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from rdsaudit.gate import ExitCode
 from rdsaudit.model import CollectionError
+from rdsaudit.report.contract import ErrorEntry, ReportDocument
 from rdsaudit.serialize import to_data
 
 
-def with_delivery_errors(doc: dict[str, Any],
-                         errors: Sequence[CollectionError]) -> dict[str, Any]:
+def with_delivery_errors(doc: ReportDocument,
+                         errors: Sequence[CollectionError]) -> ReportDocument:
     """The report document with failed deliveries added as errors: the run is incomplete."""
     if not errors:
         return doc
-    summary = dict(doc.get("summary") or {})
-    summary["errors"] = int(summary.get("errors") or 0) + len(errors)
+    summary = doc["summary"].copy()
+    summary["errors"] += len(errors)
     summary["complete"] = False
-    if summary.get("exit_code") == ExitCode.COMPLIANT:
+    if summary["exit_code"] == ExitCode.COMPLIANT:
         summary["exit_code"] = int(ExitCode.INCOMPLETE)
-    return {**doc, "errors": [*(doc.get("errors") or []), *to_data(tuple(errors))],
-            "summary": summary}
+    added = cast(list[ErrorEntry], to_data(tuple(errors)))
+    return {**doc, "errors": [*doc["errors"], *added], "summary": summary}
