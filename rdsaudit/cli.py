@@ -475,24 +475,59 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
 @click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--resource", "resources", multiple=True, metavar="ID|ARN",
               help="Only the findings of this resource (repeatable).")
+@click.option("--account", metavar="ID",
+              help="The account whose runbook to write (needed when the report has several).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the runbook here (default: stdout).")
-def plan(report: Path, resources: tuple[str, ...], output: Path | None) -> None:
-    """Print a reviewed remediation runbook (a shell script) from a JSON report."""
-    from rdsaudit.runbook import ReportProblem, load_report, render_runbook
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one runbook per account: DIR/runbook-ACCOUNT.sh.")
+def plan(report: Path, resources: tuple[str, ...], account: str | None, output: Path | None,
+         output_dir: Path | None) -> None:
+    """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
+    report."""
+    from rdsaudit.runbook import (
+        ReportProblem,
+        blocked,
+        load_report,
+        render_runbook,
+        runbook_accounts,
+        unmatched_resources,
+    )
 
+    if output is not None and output_dir is not None:
+        raise InputProblem("--output and --output-dir cannot be combined")
     try:
         doc = load_report(report)
+        missing = unmatched_resources(doc, resources)
+        if missing:
+            for name in missing:
+                click.echo(f"warning: --resource {name!r} matches no resource of {report.name}",
+                           err=True)
+            raise InputProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
+        accounts = runbook_accounts(doc, resources)
+        for line in blocked(doc, resources):
+            click.echo(f"warning: {line}", err=True)
+        if account is not None and output_dir is None:
+            scripts = {account: render_runbook(doc, resources, report.name, account, accounts)}
+        elif output_dir is not None:
+            chosen = [account] if account else accounts
+            scripts = {a: render_runbook(doc, resources, report.name, a, accounts)
+                       for a in chosen}
+        else:
+            scripts = {"": render_runbook(doc, resources, report.name)}
     except ReportProblem as exc:
         raise InputProblem(str(exc)) from None
-    script = render_runbook(doc, resources, source=report.name)
-    if output is None:
-        click.echo(script, nl=False)
+    if output_dir is not None:
+        files = {output_dir / f"runbook-{a}.sh": text for a, text in scripts.items()}
+    elif output is not None:
+        files = {output: next(iter(scripts.values()))}
+    else:
+        click.echo(next(iter(scripts.values())), nl=False)
         return
     try:
-        _write_atomically(output, script)
+        _publish(_stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise InputProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
 
 
 @cli.command()

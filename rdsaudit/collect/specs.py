@@ -126,6 +126,8 @@ class Shape:
     int_fields: Mapping[str, str] = field(default_factory=dict)
     id_from_arn: bool = False
     snapshot_type: str | None = None  # fixed value, for automated backups
+    # The rest of the record a faithful re-creation needs (see `_config`).
+    extract: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
 
     def normalize(self, d: Mapping[str, Any]) -> Resource | None:
         name = _required(d, self.id_key, None)
@@ -138,6 +140,8 @@ class Shape:
         values.update({k: _int(d, aws) for k, aws in self.int_fields.items()})
         if self.snapshot_type is not None:
             values["snapshot_type"] = self.snapshot_type
+        if self.extract is not None:
+            values.update(self.extract(d))
         return Resource(
             type=self.type,
             arn=arn,
@@ -152,18 +156,75 @@ class Shape:
         )
 
 
+def _bool(d: Mapping[str, Any], key: str) -> bool | None:
+    value = d.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _texts(values: Any, key: str | None = None) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    items = [v.get(key) if key and isinstance(v, Mapping) else v for v in values]
+    return tuple(v for v in items if isinstance(v, str))
+
+
+def _config(d: Mapping[str, Any]) -> dict[str, Any]:
+    """What a restore or re-create must pass to land the database where it was: network,
+    parameter and option groups, storage, protection, monitoring (DBInstance / DBCluster
+    shapes in the botocore RDS model; a field AWS leaves out stays None)."""
+    subnet = d.get("DBSubnetGroup")
+    groups = d.get("DBParameterGroups")
+    options = d.get("OptionGroupMemberships")
+    endpoint = d.get("Endpoint")
+    secret = d.get("MasterUserSecret")
+    return {
+        "resource_id": _text(d, "DbiResourceId") or _text(d, "DbClusterResourceId"),
+        "engine_version": _text(d, "EngineVersion"),
+        "license_model": _text(d, "LicenseModel"),
+        "db_subnet_group": (subnet.get("DBSubnetGroupName") if isinstance(subnet, Mapping)
+                            else subnet if isinstance(subnet, str) else None),
+        "vpc_security_group_ids": _texts(d.get("VpcSecurityGroups"), "VpcSecurityGroupId"),
+        "parameter_group": (_texts(groups, "DBParameterGroupName")[:1] or
+                            (_text(d, "DBClusterParameterGroup"),))[0],
+        "option_group": (_texts(options, "OptionGroupName")[:1] or (None,))[0],
+        "port": _int(d, "Port") or (_int(endpoint, "Port") if isinstance(endpoint, Mapping)
+                                    else None),
+        "multi_az": _bool(d, "MultiAZ"),
+        "storage_type": _text(d, "StorageType"),
+        "allocated_storage": _int(d, "AllocatedStorage"),
+        "iops": _int(d, "Iops"),
+        "storage_throughput": _int(d, "StorageThroughput"),
+        "deletion_protection": _bool(d, "DeletionProtection"),
+        "iam_auth": _bool(d, "IAMDatabaseAuthenticationEnabled"),
+        "publicly_accessible": _bool(d, "PubliclyAccessible"),
+        "copy_tags_to_snapshot": _bool(d, "CopyTagsToSnapshot"),
+        "monitoring_interval": _int(d, "MonitoringInterval"),
+        "monitoring_role_arn": _text(d, "MonitoringRoleArn"),
+        "performance_insights_enabled": _bool(d, "PerformanceInsightsEnabled"),
+        "performance_insights_retention": _int(d, "PerformanceInsightsRetentionPeriod"),
+        "cloudwatch_logs_exports": _texts(d.get("EnabledCloudwatchLogsExports")),
+        "manages_master_user_secret": isinstance(secret, Mapping) or None,
+        "members": _texts(d.get("DBClusterMembers"), "DBInstanceIdentifier"),
+    }
+
+
+def _backup_ids(d: Mapping[str, Any]) -> dict[str, Any]:
+    # delete-db-cluster-automated-backup takes the cluster's resource id (DbClusterResourceId).
+    return {"resource_id": _text(d, "DbiResourceId") or _text(d, "DbClusterResourceId")}
+
+
 INSTANCE = Shape(
     ResourceType.DB_INSTANCE, "DBInstanceIdentifier", "DBInstanceArn", "StorageEncrypted",
     {"engine": "Engine", "status": "DBInstanceStatus", "instance_class": "DBInstanceClass",
      "cluster_id": "DBClusterIdentifier",
      "replica_source": "ReadReplicaSourceDBInstanceIdentifier",
      "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"})
+    {"backup_retention": "BackupRetentionPeriod"}, extract=_config)
 CLUSTER = Shape(
     ResourceType.DB_CLUSTER, "DBClusterIdentifier", "DBClusterArn", "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "instance_class": "DBClusterInstanceClass",
      "replica_source": "ReplicationSourceIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"})
+    {"backup_retention": "BackupRetentionPeriod"}, extract=_config)
 SNAPSHOT = Shape(
     ResourceType.DB_SNAPSHOT, "DBSnapshotIdentifier", "DBSnapshotArn", "Encrypted",
     {"engine": "Engine", "status": "Status", "snapshot_type": "SnapshotType",
@@ -176,12 +237,14 @@ CLUSTER_SNAPSHOT = Shape(
 INSTANCE_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn",
     "Encrypted", {"engine": "Engine", "status": "Status", "source_id": "DBInstanceIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
+    extract=_backup_ids)
 CLUSTER_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn",
     "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "source_id": "DBClusterIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
+    extract=_backup_ids)
 
 
 _PAGE = {"MaxRecords": PAGE_SIZE}
