@@ -285,6 +285,14 @@ def cli() -> None:
 @click.option("--organization", is_flag=True,
               help="Scan every active account of the AWS Organization (run from the "
                    "management or a delegated administrator account).")
+@click.option("--accounts-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Scan the accounts listed in FILE (one 12-digit id a line, # comments), "
+                   "like --accounts.")
+@click.option("--shard", "shard_text", metavar="I/N",
+              help="Scan only shard I of N of the accounts (stable hash of the account id); "
+                   "auto/N takes I from AWS_BATCH_JOB_ARRAY_INDEX or JOB_COMPLETION_INDEX "
+                   "(0-based). The inventory is saved beside the reports for `rdsaudit "
+                   "merge`.")
 @click.option("--role-name", help="Role to assume in each account (e.g. rdsaudit-read-only).")
 @click.option("--role-arn", metavar="TEMPLATE",
               help="Role ARN template with {account_id}, instead of --role-name.")
@@ -306,6 +314,7 @@ def cli() -> None:
 @click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
 @_with_output_options
 def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...],
+         accounts_file: Path | None, shard_text: str | None,
          organization: bool, role_name: str | None, role_arn: str | None,
          external_id: str | None, session_duration: int, account_workers: int,
          max_attempts: int, workers: int, save_inventory: Path | None,
@@ -338,12 +347,20 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     bad = [a for a in account_ids if not (a.isdigit() and len(a) == 12)]
     if bad:
         raise InputProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
+    if accounts_file is not None:
+        account_ids += _accounts_from_file(accounts_file)
     if (account_ids or organization) and not (role_name or role_arn):
-        raise InputProblem("--accounts and --organization need --role-name or --role-arn")
+        raise InputProblem("--accounts, --accounts-file and --organization need --role-name "
+                           "or --role-arn")
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
+    shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
+    if shard is not None and save_inventory is None and output_dir is not None:
+        from rdsaudit.merge import INVENTORY_NAME
+
+        save_inventory = output_dir / INVENTORY_NAME
     request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
-                                       external_id, session_duration, account_workers)
+                                       external_id, session_duration, account_workers, shard)
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound as exc:
@@ -361,6 +378,43 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         if progress is not None:
             click.echo("", err=True)
     return _judge_and_report(inventory, policy, out, save_inventory)
+
+
+def _accounts_from_file(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputProblem(f"--accounts-file {path}: cannot read: "
+                           f"{getattr(exc, 'strerror', None) or exc}") from None
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not (entry.isdigit() and len(entry) == 12):
+            raise InputProblem(f"--accounts-file {path}:{number}: {entry[:40]!r} is not a "
+                               "12-digit account id")
+        ids.append(entry)
+    if not ids:
+        raise InputProblem(f"--accounts-file {path}: no account ids in it")
+    return ids
+
+
+def _shard(text: str | None, multi: bool, output_dir: Path | None,
+           save_inventory: Path | None) -> Any:
+    if text is None:
+        return None
+    from rdsaudit.shard import ShardProblem, parse_shard
+
+    if not multi:
+        raise InputProblem("--shard needs --organization, --accounts or --accounts-file")
+    if output_dir is None and save_inventory is None:
+        raise InputProblem("--shard needs --output-dir (or --save-inventory): the merge "
+                           "reads the shard's inventory")
+    try:
+        return parse_shard(text, os.environ)
+    except ShardProblem as exc:
+        raise InputProblem(str(exc)) from None
 
 
 def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
@@ -392,6 +446,45 @@ def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Pat
         inventory = load_inventory(inventory_file)
     except InventoryProblem as exc:
         raise InputProblem(str(exc)) from None
+    return _judge_and_report(inventory, policy, out)
+
+
+@cli.command("merge")
+@click.argument("parts", nargs=-1, required=True, metavar="PART…")
+@_with_output_options
+def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path | None,
+              fail_on: str | None, exit_zero: bool, config: Path | None,
+              target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
+              quiet: bool) -> int:
+    """Judge the shards of a sharded scan together: one report, one exit code.
+
+    Each PART is a shard's output directory or its inventory file. A shard that is missing
+    is recorded as a collection error (exit 3 unless failures give 1).
+    """
+    from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
+    from rdsaudit.serialize import InventoryProblem, load_inventory
+
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
+    policy = _policy(config, fail_on, target_keys)
+    loaded: list[Part] = []
+    not_found: list[str] = []
+    for text in parts:
+        path = Path(text)
+        if path.is_dir():
+            path = path / INVENTORY_NAME
+        if not path.exists():
+            not_found.append(text)
+            continue
+        try:
+            loaded.append(Part(text, load_inventory(path)))
+        except InventoryProblem as exc:
+            raise InputProblem(str(exc)) from None
+    if not loaded:
+        raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
+    try:
+        inventory = merge_inventories(loaded, not_found)
+    except MergeProblem as exc:
+        raise InputProblem(f"merge: {exc}") from None
     return _judge_and_report(inventory, policy, out)
 
 

@@ -203,6 +203,19 @@ class SkippedRegion:
 
 
 @dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """Which part of a sharded scan an inventory is (`scan --shard INDEX/COUNT`).
+
+    `population` is every account the shards split between them, as this shard saw it, so
+    `rdsaudit merge` can tell which accounts no shard scanned.
+    """
+
+    index: int  # 1..count
+    count: int
+    population: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ScanInfo:
     started_at: str
     finished_at: str
@@ -211,6 +224,7 @@ class ScanInfo:
     api_calls: tuple[tuple[str, int], ...] = ()  # ("rds:DescribeDBInstances", 3), sorted
     retries: tuple[tuple[str, int], ...] = ()  # extra attempts botocore made, by operation
     skipped_regions: tuple[SkippedRegion, ...] = ()
+    shard: ShardInfo | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Remediation: for each failing finding, the ordered steps that fix it, with real names.
 
 Steps are data (model.Step: the AWS CLI argument vector, title, account, region, kind); the
-command text is `shlex.join(argv)`. They respect what AWS allows (notes/aws-facts.md §8):
+command text is `shlex.join(argv)`. They respect what AWS allows (docs/aws-facts.md §8):
 encryption is chosen only at creation, so an instance is re-created from an encrypted
 snapshot copy and an Aurora cluster is restored from its snapshot with a key, carrying the
 database's own configuration (network, groups, storage, protection, monitoring); cross-region

@@ -27,7 +27,8 @@ from rdsaudit.collect.aws import (
     retry_config,
 )
 from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn
-from rdsaudit.model import CollectionError, Inventory, KeyLookup, KmsKey, ScanInfo
+from rdsaudit.merge import merge_keys
+from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
 from rdsaudit.timestamps import utcnow
 
 DEFAULT_HOME_REGION = "us-east-1"
@@ -136,6 +137,11 @@ def scan(session: boto3.Session, request: ScanRequest,
         listed = (organization_accounts(session, home, request.endpoint_url, counter)
                   if request.accounts.organization else [])
         targets = unique([*request.accounts.accounts, *listed])
+    shard = None
+    if request.accounts.shard is not None:
+        shard = ShardInfo(request.accounts.shard.index, request.accounts.shard.count,
+                          tuple(targets))
+        targets = request.accounts.shard.select(targets)
 
     def one(account_id: str) -> AccountScan | CollectionError:
         account_session = session
@@ -158,8 +164,8 @@ def scan(session: boto3.Session, request: ScanRequest,
                                 progress=progress if len(targets) == 1 else None).run()
         return replace(result, errors=tuple(errors) + result.errors)
 
-    if len(targets) == 1:
-        outcomes = [one(targets[0])]
+    if len(targets) <= 1:
+        outcomes = [one(t) for t in targets]
     else:
         pool = ThreadPoolExecutor(min(request.accounts.workers, len(targets)),
                                   thread_name_prefix="rdsaudit-account")
@@ -184,25 +190,14 @@ def scan(session: boto3.Session, request: ScanRequest,
             api_calls=calls,
             retries=retries,
             skipped_regions=tuple(x for s in scans for x in s.skipped),
+            shard=shard,
         ),
         resources=tuple(r for s in scans for r in s.resources),
-        keys=_merge_keys(scans),
+        keys=merge_keys(s.keys for s in scans),
         aliases=tuple(a for s in scans for a in s.aliases),
         shares=tuple(x for s in scans for x in s.shares),
         errors=tuple(denied) + tuple(e for s in scans for e in s.errors),
     )
-
-
-def _merge_keys(scans: Sequence[AccountScan]) -> tuple[KmsKey, ...]:
-    """One record per key ARN: two accounts may use the same (cross-account) key; keep the
-    look-up that succeeded if one did."""
-    merged: dict[str, KmsKey] = {}
-    for account_scan in scans:
-        for key in account_scan.keys:
-            held = merged.get(key.arn)
-            if held is None or (held.lookup is not KeyLookup.OK and key.lookup is KeyLookup.OK):
-                merged[key.arn] = key
-    return tuple(sorted(merged.values(), key=lambda k: k.arn))
 
 
 __all__ = ["AccountsProblem", "AccountsRequest", "CredentialsProblem", "RegionProblem",

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 
 from rdsaudit.collect.aws import AWS_FAILURES, CallCounter, Failure, describe_failure, retry_config
+from rdsaudit.shard import Shard
 
 ROLE_SESSION_NAME = "rdsaudit"
 # What the scanning (management or delegated-administrator) account also needs for
@@ -30,6 +31,7 @@ class AccountsRequest:
     external_id: str | None = None
     session_duration: int = 3600
     workers: int = 4  # accounts scanned at once
+    shard: Shard | None = None  # scan only the accounts this shard owns
 
     @property
     def multi(self) -> bool:

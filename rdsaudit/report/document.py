@@ -90,6 +90,8 @@ def report_document(result: Result, fail_on: Severity = Severity.LOW,
             "api_calls": dict(inv.scan.api_calls),
             "retries": dict(inv.scan.retries),
             "skipped_regions": to_data(inv.scan.skipped_regions),
+            **({"shard": {"index": inv.scan.shard.index, "count": inv.scan.shard.count}}
+               if inv.scan.shard else {}),
         },
         "findings": [write(f) for f in result.findings],
         "errors": to_data(inv.errors),

@@ -1,7 +1,7 @@
 """The rule catalogue of DESIGN.md. Ids are the public contract: never rename one.
 
 Each rule is a dozen lines over the inventory and reads like the rule. Sources for the
-facts they depend on are in notes/aws-facts.md (section numbers cited as §n).
+facts they depend on are in docs/aws-facts.md (section numbers cited as §n).
 """
 
 from __future__ import annotations
