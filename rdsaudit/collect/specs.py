@@ -202,6 +202,7 @@ def _config(d: Mapping[str, Any]) -> dict[str, Any]:
         "monitoring_role_arn": _text(d, "MonitoringRoleArn"),
         "performance_insights_enabled": _bool(d, "PerformanceInsightsEnabled"),
         "performance_insights_retention": _int(d, "PerformanceInsightsRetentionPeriod"),
+        "performance_insights_kms_key_id": _text(d, "PerformanceInsightsKMSKeyId"),
         "cloudwatch_logs_exports": _texts(d.get("EnabledCloudwatchLogsExports")),
         "manages_master_user_secret": isinstance(secret, Mapping) or None,
         "members": _texts(d.get("DBClusterMembers"), "DBInstanceIdentifier"),
