@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -54,13 +54,24 @@ def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) ->
         raise InputProblem(str(exc)) from None
     if fail_on:
         policy = replace(policy, fail_on=Severity.parse(fail_on))
-    keys = dict(policy.target_keys)
+    return replace(policy, target_keys=target_key_map(policy.target_keys, targets))
+
+
+def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dict[str, str]:
+    """--target-key ARN (the key's own account and region: `ACCOUNT:REGION`) and
+    --target-key ACCOUNT=ARN (that key for ACCOUNT's resources in the key's region)."""
+    keys = dict(configured)
     for target in targets:
-        arn = Arn.parse(target)
-        if arn is None or arn.service != "kms" or not arn.region:
-            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN")
-        keys[arn.region] = target
-    return replace(policy, target_keys=keys)
+        account, _, key = target.rpartition("=") if "=" in target else ("", "", target)
+        arn = Arn.parse(key)
+        if arn is None or arn.service != "kms" or not arn.region or not arn.account:
+            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN "
+                               "(or ACCOUNT=ARN)")
+        if account and not (len(account) == 12 and account.isdigit()):
+            raise InputProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
+                               "account id")
+        keys[f"{account or arn.account}:{arn.region}"] = key
+    return keys
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -242,8 +253,10 @@ _common_output = [
     click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config: require_customer_managed_key, min_backup_retention_days, "
                       "regions, fail_on, target_keys, [[waivers]]."),
-    click.option("--target-key", "target_keys", multiple=True, metavar="KEY_ARN",
-                 help="KMS key ARN to encrypt with in remediation plans (one per region)."),
+    click.option("--target-key", "target_keys", multiple=True, metavar="[ACCOUNT=]KEY_ARN",
+                 help="KMS key to encrypt with in remediation plans, for the resources of "
+                      "the key's account and region (ACCOUNT=ARN: for ACCOUNT's). "
+                      "Repeatable."),
     click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
                  help="A previous JSON report: mark each failure new or unchanged, list the "
                       "resolved ones."),

@@ -170,12 +170,12 @@ def _delete_replica(replica: Resource) -> list[Step]:
 
 
 def _reencrypt_instance(r: Resource, ctx: Context, *, customer_managed: bool, why: str,
-                        engine: str | None = None, instance_class: str | None = None
-                        ) -> Remediation:
+                        engine: str | None = None, instance_class: str | None = None,
+                        own_account: bool = False) -> Remediation:
     region, name = r.region, r.id
     try:
         key, note = _key_for(r, ctx, region, customer_managed=customer_managed,
-                             own_account=True)
+                             own_account=own_account)
     except _NoKey as no_key:
         return no_key.remediation
     snap, enc_snap, new = f"{name}-pre-encryption", f"{name}-encrypted", f"{name}-enc"
@@ -298,11 +298,11 @@ def _sqlserver_express(r: Resource, ctx: Context) -> Remediation:
 # -- clusters ----------------------------------------------------------------------------
 
 def _reencrypt_cluster(r: Resource, ctx: Context, *, customer_managed: bool,
-                       why: str) -> Remediation:
+                       why: str, own_account: bool = False) -> Remediation:
     region, name = r.region, r.id
     try:
         key, note = _key_for(r, ctx, region, customer_managed=customer_managed,
-                             own_account=True)
+                             own_account=own_account)
     except _NoKey as no_key:
         return no_key.remediation
     snap, new = f"{name}-pre-encryption", f"{name}-enc"
@@ -389,11 +389,11 @@ def _reencrypt_cluster(r: Resource, ctx: Context, *, customer_managed: bool,
 # -- snapshots ---------------------------------------------------------------------------
 
 def _copy_snapshot(r: Resource, ctx: Context, *, customer_managed: bool,
-                   why: str) -> Remediation:
+                   why: str, own_account: bool = False) -> Remediation:
     region = r.region
     try:
         key, note = _key_for(r, ctx, region, customer_managed=customer_managed,
-                             own_account=True)
+                             own_account=own_account)
     except _NoKey as no_key:
         return no_key.remediation
     if r.type is ResourceType.DB_CLUSTER_SNAPSHOT:
@@ -454,16 +454,20 @@ def _plain(snapshot_id: str) -> str:
     return snapshot_id.replace("rds:", "").replace(":", "-")
 
 
-def _reencrypt(r: Resource, ctx: Context, *, customer_managed: bool, why: str) -> Remediation:
+def _reencrypt(r: Resource, ctx: Context, *, customer_managed: bool, why: str,
+               own_account: bool = False) -> Remediation:
     if r.type is ResourceType.DB_INSTANCE:
         source = ctx.replica_source(r)
         if source is not None or r.replica_source:
             return _replica_follows(r, ctx, source)
-        return _reencrypt_instance(r, ctx, customer_managed=customer_managed, why=why)
+        return _reencrypt_instance(r, ctx, customer_managed=customer_managed, why=why,
+                                   own_account=own_account)
     if r.type is ResourceType.DB_CLUSTER:
-        return _reencrypt_cluster(r, ctx, customer_managed=customer_managed, why=why)
+        return _reencrypt_cluster(r, ctx, customer_managed=customer_managed, why=why,
+                                  own_account=own_account)
     if r.type in (ResourceType.DB_SNAPSHOT, ResourceType.DB_CLUSTER_SNAPSHOT):
-        return _copy_snapshot(r, ctx, customer_managed=customer_managed, why=why)
+        return _copy_snapshot(r, ctx, customer_managed=customer_managed, why=why,
+                              own_account=own_account)
     return Remediation(f"{why} Automated backups follow their database: re-encrypt "
                        f"{r.source_id}; this backup expires with its retention period.")
 
@@ -684,9 +688,10 @@ def _rotation(key_arn: str, ctx: Context) -> Remediation:
                                   "enable-key-rotation"),))
 
 
-def _wrong_key(why: str, *, customer_managed: bool) -> Planner:
+def _wrong_key(why: str, *, customer_managed: bool, own_account: bool = False) -> Planner:
     def planner(r: Resource, ctx: Context) -> Remediation:
-        return _reencrypt(r, ctx, customer_managed=customer_managed, why=why)
+        return _reencrypt(r, ctx, customer_managed=customer_managed, why=why,
+                          own_account=own_account)
     return planner
 
 
@@ -715,7 +720,7 @@ PLANNERS: dict[str, Planner] = {
         "Re-encrypt under a customer managed key (restore with --kms-key-id).",
         customer_managed=True),
     "cross-account-key": _wrong_key("Re-encrypt under a key this account owns.",
-                                    customer_managed=True),
+                                    customer_managed=True, own_account=True),
 }
 
 
