@@ -21,6 +21,7 @@ from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.model import Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
+from rdsaudit.redact import redact, redact_data, say
 
 SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 REPORT_STEM = "rdsaudit-report"
@@ -88,7 +89,7 @@ def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             staged.append((Path(tmp_name), path))
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(text)
+                handle.write(redact(text))  # every file rdsaudit writes passes here
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
@@ -132,7 +133,7 @@ def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
     from rdsaudit.report import FORMATS
 
     if out.output_dir is None:
-        click.echo(FORMATS[out.formats[0]].render(doc), nl=False)
+        click.echo(redact(FORMATS[out.formats[0]].render(doc)), nl=False)
         return []
     staged: list[tuple[Path, Path]] = []
     try:
@@ -180,27 +181,28 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
 
     if out.baseline is not None:
         result = _with_baseline(result, out.baseline)
-    doc = report_document(result, policy.fail_on, out.fail_on_new)
+    # Redacted before anything renders it: every format, and the history, see the same.
+    doc = redact_data(report_document(result, policy.fail_on, out.fail_on_new))
     if out.history is not None:
         doc["history"] = _record_history(out.history, doc)
     written = _emit_reports(doc, out)
     code = gate(result, policy.fail_on, out.fail_on_new)
     if not out.quiet:
         for error in result.inventory.errors:
-            click.echo(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
-                       f"{error.operation}: {error.code}: {error.message}", err=True)
+            say(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
+                       f"{error.operation}: {error.code}: {error.message}")
         for waiver in result.waivers:
             if waiver.state != "active":
-                click.echo(f"rdsaudit: warning: {waiver.state} waiver: rule {waiver.rule}, "
+                say(f"rdsaudit: warning: {waiver.state} waiver: rule {waiver.rule}, "
                            f"resource {waiver.resource} (owner {waiver.owner}, expires "
-                           f"{waiver.expires})", err=True)
+                           f"{waiver.expires})")
         if result.baseline is not None:
             b = result.baseline
-            click.echo(f"rdsaudit: against {b.source}: {b.new} new, {b.unchanged} unchanged, "
-                       f"{len(b.resolved)} resolved failure(s)", err=True)
+            say(f"rdsaudit: against {b.source}: {b.new} new, {b.unchanged} unchanged, "
+                       f"{len(b.resolved)} resolved failure(s)")
         for path in written:
-            click.echo(f"rdsaudit: wrote {path}", err=True)
-        click.echo(_summary_line(result, code), err=True)
+            say(f"rdsaudit: wrote {path}")
+        say(_summary_line(result, code))
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
@@ -232,6 +234,7 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
         return None
 
     def show(p: Any) -> None:
+        # Only our own counts: the carriage return is the one control character we send.
         click.echo(f"\rrdsaudit: regions {p.regions_done}/{p.regions_total} · "
                    f"{p.resources} resources · {p.errors} errors   ", err=True, nl=False)
 
@@ -389,7 +392,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         raise InputProblem(str(exc)) from None
     finally:
         if progress is not None:
-            click.echo("", err=True)
+            say("")
     return _judge_and_report(inventory, policy, out, save_inventory)
 
 
@@ -524,8 +527,7 @@ def demo(output_dir: Path, quiet: bool) -> int:
                                 aws_secret_access_key="demo",  # noqa: S106
                                 region_name=DEMO_REGIONS[0])
         if not quiet:
-            click.echo(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}",
-                       err=True)
+            say(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}")
         inventory = collect(session, ScanRequest(regions=list(DEMO_REGIONS),
                                                  endpoint_url=fake.endpoint_url),
                             _progress_printer(quiet))
@@ -533,7 +535,7 @@ def demo(output_dir: Path, quiet: bool) -> int:
     out = Outputs(list(FORMATS), output_dir, exit_zero=True, quiet=quiet)
     code = _judge_and_report(inventory, Policy(), out)
     if not quiet:
-        click.echo(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}", err=True)
+        say(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}")
     return code
 
 
@@ -557,14 +559,14 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
         with open_history(path) as db:
             if prune is not None:
                 removed = prune_scans(db, prune)
-                click.echo(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
-                           f"from {path}", err=True)
+                say(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
+                           f"from {path}")
                 return
             scans = recent(db, limit)
     except HistoryProblem as exc:
         raise InputProblem(str(exc)) from None
     if as_json:
-        click.echo(json.dumps(scans, indent=2))
+        click.echo(redact(json.dumps(scans, indent=2)))
         return
     click.echo(f"{'FINISHED':<21} {'ACCOUNTS':>8} {'RESOURCES':>9} {'FAIL':>5} {'CRIT':>5} "
                f"{'HIGH':>5} {'MED':>5} {'LOW':>5} {'INFO':>5} {'ERR':>4}  EXIT  BY ACCOUNT")
@@ -628,7 +630,7 @@ def plan(report: Path, resources: tuple[str, ...], account: str | None, output: 
     elif output is not None:
         files = {output: next(iter(scripts.values()))}
     else:
-        click.echo(next(iter(scripts.values())), nl=False)
+        click.echo(redact(next(iter(scripts.values()))), nl=False)
         return
     try:
         _publish(_stage(files))
@@ -668,11 +670,34 @@ def iam_policy(organization: bool) -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"rdsaudit: error: {message}", err=True)
+    say(f"rdsaudit: error: {message}")
     sys.exit(code)
 
 
+def _guard_stderr() -> None:
+    """Whatever else reaches stderr (log records, a worker thread's traceback) is redacted
+    and made terminal-safe too."""
+    import logging
+
+    from rdsaudit.redact import RedactingFilter
+
+    handler = logging.StreamHandler()
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("rdsaudit: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+    def thread_crash(args: threading.ExceptHookArgs) -> None:
+        say("".join(traceback.format_exception(args.exc_type, args.exc_value,
+                                               args.exc_traceback)))
+
+    threading.excepthook = thread_crash
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    _guard_stderr()
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rdsaudit",
                       standalone_mode=False)
@@ -684,12 +709,12 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except (KeyboardInterrupt, click.Abort):
         # Reports are written by rename, so nothing half-written exists. Exit now rather
         # than wait for AWS calls still in flight in worker threads.
-        click.echo("rdsaudit: error: interrupted", err=True)
+        say("rdsaudit: error: interrupted")
         sys.stderr.flush()
         os._exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, exit 4
         if os.environ.get("RDSAUDIT_DEBUG"):
-            traceback.print_exc()
+            say(traceback.format_exc())
         _fail(f"internal error: {type(exc).__name__}: {exc} (set RDSAUDIT_DEBUG=1 for the "
               "traceback)", ExitCode.INTERNAL)
     sys.exit(rv if isinstance(rv, int) else 0)

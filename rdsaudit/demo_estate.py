@@ -3,7 +3,7 @@
 `rdsaudit demo` and the end-to-end tests scan this estate through the emulator
 (`rdsaudit.emulator.FakeAWS`). It spans us-east-1 and eu-west-1, carries owner /
 environment / team tags, and mixes healthy resources (which must pass everything) with one
-or more offenders for each of the 17 rules in DESIGN.md.
+or more offenders for each rule in DESIGN.md.
 
 moto cannot express every state we need (moto-fidelity.md), so seeding goes through boto3
 under `mock_aws` and then adjusts moto's backend objects in-process (instance status,
@@ -18,10 +18,11 @@ computed from the seeded facts, so tests can compare a scan against them.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from rdsaudit.emulator import FakeAWS, Fault, instance_automated_backup_arn
@@ -54,6 +55,7 @@ ALL_RULES: Final = frozenset(
         "aws-owned-key",
         "key-rotation-disabled",
         "cross-account-key",
+        "key-material-expiring",
     }
 )
 
@@ -62,6 +64,8 @@ ALL_RULES: Final = frozenset(
 _UNUSABLE_STATES: Final = frozenset(
     {"Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion", "Unavailable"}
 )
+_KNOWN_STATES: Final = _UNUSABLE_STATES | {"Enabled", "Creating", "Updating"}
+_NO_ROTATION_ORIGINS: Final = frozenset({"EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"})
 _MASTER_PASSWORD: Final = "demo-only-not-a-secret"  # noqa: S105 - fake database in moto
 
 
@@ -81,6 +85,11 @@ class DemoKey:
     manager: str | None  # AWS | CUSTOMER, None when it cannot be described
     rotation: bool | None  # None when not checked / cannot be checked
     alias: str | None = None
+    origin: str = "AWS_KMS"
+    valid_to_days: float | None = None  # imported material: days from seeding to ValidTo
+    never_expires: bool = False  # ExpirationModel KEY_MATERIAL_DOES_NOT_EXPIRE
+    primary_arn: str | None = None  # multi-Region keys: the primary (itself, on the primary)
+    replica_arns: tuple[str, ...] = ()
 
     @property
     def key_id(self) -> str:
@@ -123,7 +132,7 @@ class DemoEstate:
     expected_failures: frozenset[tuple[str, str]]
     expected_failure_arns: frozenset[tuple[str, str]]
     # Emulator state applied by apply_demo_overlays (moto cannot hold it).
-    overlays: tuple[tuple[str, tuple[tuple[str, str | None], ...]], ...] = ()
+    overlays: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     cluster_automated_backups: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     denied_key_arns: tuple[str, ...] = field(default=())
 
@@ -187,7 +196,7 @@ class _Seeder:
         self.kms = {r: boto3.client("kms", region_name=r, config=config) for r in DEMO_REGIONS}
         self.keys: dict[str, DemoKey] = {}
         self.resources: list[DemoResource] = []
-        self.overlays: dict[str, dict[str, str | None]] = {}
+        self.overlays: dict[str, dict[str, Any]] = {}
         self.cluster_backups: list[tuple[str, dict[str, Any]]] = []
 
     # ---------------------------------------------------------------- moto backends
@@ -261,6 +270,18 @@ class _Seeder:
             "aws-rds", meta["Arn"], region, DEMO_ACCOUNT, "Enabled", "AWS", True, "alias/aws/rds"
         )
         self.keys[key.name] = key
+        return key
+
+    def patched_key(self, name: str, region: str, alias: str, description: str,
+                    metadata: Mapping[str, Any], **facts: Any) -> DemoKey:
+        """A customer key whose DescribeKey answer carries what moto cannot hold (custom
+        key stores, imported-material expiry, multi-Region configuration, newer states):
+        `metadata` are KeyMetadata fields the emulator overlays, `facts` the DemoKey's."""
+        key = self.customer_key(name, region, alias, description, rotation=False)
+        self.overlay(key.arn, dict(metadata))
+        state = str(metadata.get("KeyState", key.state))
+        key = replace(key, state=state, rotation=None, **facts)
+        self.keys[name] = key
         return key
 
     def phantom_key(self, name: str, region: str, account: str, state: str) -> DemoKey:
@@ -495,7 +516,7 @@ class _Seeder:
             r for r in self.resources if not (r.type == ResourceType.DB_INSTANCE and r.id == ident)
         ]
 
-    def overlay(self, arn: str, fields: Mapping[str, str | None]) -> None:
+    def overlay(self, arn: str, fields: Mapping[str, Any]) -> None:
         self.overlays.setdefault(arn, {}).update(fields)
 
     # ---------------------------------------------------------------- moto artefacts
@@ -606,8 +627,11 @@ def _require_moto_mock() -> None:
         )
 
 
-def seed_demo_estate() -> DemoEstate:
-    """Seed the demo estate into moto. Must be called while moto's `mock_aws` is active."""
+def seed_demo_estate(now: float | None = None) -> DemoEstate:
+    """Seed the demo estate into moto. Must be called while moto's `mock_aws` is active.
+
+    `now` (epoch seconds; default the clock) is what dates relative to the scan (the expiry
+    of imported key material) count from: samples pin it with the scan time."""
     _require_moto_mock()
     s = _Seeder()
 
@@ -632,6 +656,7 @@ def seed_demo_estate() -> DemoEstate:
     managed_key = s.aws_managed_rds_key(PRIMARY)
     partner_key = s.phantom_key("partner", PRIMARY, OTHER_ACCOUNT, "denied")
     deleted_key = s.phantom_key("deleted", PRIMARY, DEMO_ACCOUNT, "missing")
+    lifecycle_keys = _lifecycle_keys(s, time.time() if now is None else now)
 
     # ---- instances -------------------------------------------------------------------
     orders_tags = _tags("orders", "alice@example.com")
@@ -718,6 +743,12 @@ def seed_demo_estate() -> DemoEstate:
         _tags("marketing", "mia@example.com", "staging"),
         instance_class="db.t3.medium",
     )
+
+    # One database per key lifecycle (imported material, custom key stores, multi-Region,
+    # a KeyState newer than rdsaudit): see _lifecycle_keys.
+    for ident, key_name, region in _LIFECYCLE_DATABASES:
+        s.instance(ident, region, "postgres", lifecycle_keys[key_name],
+                   _tags("treasury", "tara@example.com"))
 
     # Deleted instances whose automated backups were kept (retained backups).
     s.instance("old-billing-db", PRIMARY, "mysql", None, _tags("finance", "frank@example.com"))
@@ -823,6 +854,84 @@ def seed_demo_estate() -> DemoEstate:
     )
 
 
+# (instance, key, region): each key lifecycle carries one database.
+_LIFECYCLE_DATABASES: Final = (
+    ("treasury-import-db", "imported-expiring", PRIMARY),  # key-material-expiring (critical)
+    ("treasury-byok-db", "imported-forever", PRIMARY),  # healthy: material never expires
+    ("treasury-hsm-db", "cloudhsm", PRIMARY),  # healthy: rotation not applicable
+    ("treasury-xks-db", "xks", PRIMARY),  # healthy: rotation not applicable
+    ("treasury-eu-db", "global-replica", SECONDARY),  # rotation fails on the us primary
+    ("treasury-legacy-db", "legacy-global", PRIMARY),  # key-unusable: PendingReplicaDeletion
+    ("treasury-lab-db", "future-state", PRIMARY),  # key-unverifiable: unknown KeyState
+)
+
+
+def _lifecycle_keys(s: _Seeder, now: float) -> dict[str, DemoKey]:
+    """Keys in the lifecycles moto does not model, patched into DescribeKey's answer. Each
+    patch restores an AWS fact (aws-facts §5 KeyMetadata, moto-fidelity §11)."""
+    day = 86400.0
+    expiring = s.patched_key(
+        "imported-expiring", PRIMARY, "alias/treasury-import", "Treasury (imported material)",
+        # Imported key material: Origin EXTERNAL; with KEY_MATERIAL_EXPIRES, ValidTo is when
+        # KMS deletes the material (the key then becomes PendingImport).
+        {"Origin": "EXTERNAL", "ExpirationModel": "KEY_MATERIAL_EXPIRES",
+         "ValidTo": now + 5 * day},
+        origin="EXTERNAL", valid_to_days=5.0)
+    forever = s.patched_key(
+        "imported-forever", PRIMARY, "alias/treasury-byok", "Treasury BYOK (no expiry)",
+        {"Origin": "EXTERNAL", "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"},
+        origin="EXTERNAL", never_expires=True)
+    hsm = s.patched_key(
+        "cloudhsm", PRIMARY, "alias/treasury-hsm", "Treasury (CloudHSM key store)",
+        # Keys in an AWS CloudHSM key store: Origin AWS_CLOUDHSM, with the store's ids.
+        {"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": "cks-1234567890abcdef0",
+         "CloudHsmClusterId": "cluster-1a23b4cdefg"},
+        origin="AWS_CLOUDHSM")
+    xks = s.patched_key(
+        "xks", PRIMARY, "alias/treasury-xks", "Treasury (external key store)",
+        # Keys in an external key store: Origin EXTERNAL_KEY_STORE and XksKeyConfiguration.
+        {"Origin": "EXTERNAL_KEY_STORE", "CustomKeyStoreId": "cks-0fedcba0987654321",
+         "XksKeyConfiguration": {"Id": "demo-external-key-1"}},
+        origin="EXTERNAL_KEY_STORE")
+    # Multi-Region: a primary in us-east-1 (rotation off) and its replica in eu-west-1.
+    # DescribeKey of either names both in MultiRegionConfiguration (moto omits it).
+    primary = s.customer_key("global-primary", PRIMARY, "alias/treasury-global",
+                             "Treasury (multi-Region primary)", rotation=False)
+    replica = s.customer_key("global-replica", SECONDARY, "alias/treasury-global",
+                             "Treasury (multi-Region replica)", rotation=False)
+    config = {"PrimaryKey": {"Arn": primary.arn, "Region": PRIMARY},
+              "ReplicaKeys": [{"Arn": replica.arn, "Region": SECONDARY}]}
+    s.overlay(primary.arn, {"MultiRegion": True, "MultiRegionConfiguration": {
+        "MultiRegionKeyType": "PRIMARY", **config}})
+    s.overlay(replica.arn, {"MultiRegion": True, "MultiRegionConfiguration": {
+        "MultiRegionKeyType": "REPLICA", **config}})
+    s.keys["global-primary"] = replace(primary, primary_arn=primary.arn,
+                                       replica_arns=(replica.arn,))
+    s.keys["global-replica"] = replace(replica, rotation=None, primary_arn=primary.arn)
+    # A multi-Region primary scheduled for deletion while a replica lives: no DeletionDate,
+    # only PendingDeletionWindowInDays, counting from the last replica's deletion.
+    legacy_replica = f"arn:aws:kms:{SECONDARY}:{DEMO_ACCOUNT}:key/{uuid.uuid4()}"
+    legacy = s.patched_key(
+        "legacy-global", PRIMARY, "alias/treasury-legacy", "Treasury (retiring, multi-Region)",
+        {"KeyState": "PendingReplicaDeletion", "Enabled": False,
+         "PendingDeletionWindowInDays": 30, "MultiRegion": True,
+         "MultiRegionConfiguration": {
+             "MultiRegionKeyType": "PRIMARY",
+             "PrimaryKey": {"Arn": "", "Region": PRIMARY},
+             "ReplicaKeys": [{"Arn": legacy_replica, "Region": SECONDARY}]}})
+    legacy_arn = legacy.arn
+    s.overlays[legacy_arn]["MultiRegionConfiguration"]["PrimaryKey"]["Arn"] = legacy_arn
+    legacy = s.keys["legacy-global"] = replace(legacy, primary_arn=legacy_arn,
+                                               replica_arns=(legacy_replica,))
+    # A KeyState this botocore does not know (AWS adds states: Creating and Updating came
+    # with multi-Region keys): rdsaudit must call it unverifiable, never healthy.
+    future = s.patched_key("future-state", PRIMARY, "alias/treasury-lab", "Treasury lab",
+                           {"KeyState": "Hibernating", "Enabled": False})
+    return {"imported-expiring": expiring, "imported-forever": forever, "cloudhsm": hsm,
+            "xks": xks, "global-replica": s.keys["global-replica"], "legacy-global": legacy,
+            "future-state": future}
+
+
 def _resource_id(item: DemoResource | DemoKey) -> str:
     return item.key_id if isinstance(item, DemoKey) else item.id
 
@@ -883,8 +992,13 @@ def _expected_failures(
         key = key_by_arn[r.kms_key_arn]
         if key.state in _UNUSABLE_STATES or key.state == "missing":
             fail("key-unusable")
-        if key.state == "denied":
+        if key.state == "denied" or (key.state not in _KNOWN_STATES
+                                     and key.state != "missing"):
             fail("key-unverifiable")
+        if key.valid_to_days is not None and key.valid_to_days <= 30:
+            fail("key-material-expiring")
+        if key.primary_arn is not None and key.primary_arn != key.arn:
+            used_keys.add(key.primary_arn)  # rotation is judged on the primary
         if key.region != r.region:
             fail("key-region-mismatch")
         if key.manager == "AWS":
@@ -895,7 +1009,9 @@ def _expected_failures(
         key = key_by_arn[arn]
         # A key pending deletion always reads "rotation off" (aws-facts §5): no signal, so
         # rdsaudit does not judge its rotation.
-        if key.manager == "CUSTOMER" and key.rotation is False and key.state != "PendingDeletion":
+        if (key.manager == "CUSTOMER" and key.rotation is False
+                and key.state not in ("PendingDeletion", "PendingReplicaDeletion")
+                and key.origin not in _NO_ROTATION_ORIGINS):
             out.add(("key-rotation-disabled", key.arn))
     return out
 
@@ -925,14 +1041,15 @@ def apply_demo_overlays(fake: FakeAWS, estate: DemoEstate) -> None:
 
 
 @contextmanager
-def demo_environment(latency: float = 0.0) -> Iterator[tuple[FakeAWS, DemoEstate]]:
+def demo_environment(latency: float = 0.0,
+                     now: float | None = None) -> Iterator[tuple[FakeAWS, DemoEstate]]:
     """Seed the estate, serve it on 127.0.0.1, and wipe moto's state afterwards."""
     from moto import mock_aws
 
     mock = mock_aws()
     mock.start()  # resets moto's backends
     try:
-        estate = seed_demo_estate()
+        estate = seed_demo_estate(now)
     finally:
         mock.stop(remove_data=False)
     fake = FakeAWS(latency=latency)

@@ -39,8 +39,8 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote_plus, urlencode
@@ -57,10 +57,26 @@ _QUERY_NS: Final[dict[str, str]] = {
 }
 DEFAULT_ACCOUNT: Final = "123456789012"  # moto's default account
 
-FAULT_KINDS: Final = frozenset({"error", "timeout", "malformed", "latency"})
+FAULT_KINDS: Final = frozenset({"error", "timeout", "malformed", "latency", "drip", "hang",
+                                 "cycle-marker", "wrong-type", "surrogate", "escape"})
 # Default `Fault.delay` per kind. A timeout must outlast the client's read timeout
 # (botocore's default is 60 s, so tests that use it lower the client's read_timeout).
-_DEFAULT_DELAY: Final[dict[str, float]] = {"timeout": 30.0, "latency": 0.5}
+# `drip`: seconds between bytes; `hang`: how long the request is held (until stop()).
+_DEFAULT_DELAY: Final[dict[str, float]] = {"timeout": 30.0, "latency": 0.5, "drip": 5.0,
+                                           "hang": 3600.0}
+# What `escape` writes into text: OSC window title, erase line, SGR colour, a C1 CSI and
+# bidi overrides. XML 1.0 cannot carry C0 controls, so XML answers get the C1/bidi part.
+ESCAPE_TEXT: Final = "\x1b]0;pwned\x07\x1b[2K\x1b[31mRED\u009b31m\u202eevil\u2066"
+ESCAPE_XML_TEXT: Final = "\u009b31mRED\u202eevil\u2066\u0085"
+SURROGATE_TEXT: Final = "\ud800"
+# `cycle-marker` modes: markers alternating between two values, or always increasing.
+CYCLE_MODES: Final = ("alternate", "increase")
+_CYCLE_PREFIX: Final = "cycle-"
+# `wrong-type` modes: `fields` (default: `field` set to `value`, or without a field every
+# number and timestamp made text), `no-result` (the …Result element dropped), `list` (a JSON
+# answer that is a list).
+WRONG_TYPE_MODES: Final = ("fields", "no-result", "list")
+_SURROGATE_MARK: Final = "@@rdsaudit-surrogate@@"
 
 # RDS listings moto answers in one page: action -> (list element, member element).
 _RDS_PAGED: Final[dict[str, tuple[str, str]]] = {
@@ -98,8 +114,16 @@ class Fault:
 
     Kinds: `error` answers `code`/`status`/`message` in the service's wire format; `timeout`
     waits `delay` seconds (default 30) before answering so a client read timeout fires;
-    `malformed` answers 200 with a truncated body; `latency` waits `delay` seconds (default
-    0.5) and passes through.
+    `malformed` answers 200 with a truncated body (or exactly `body`, when given); `latency`
+    waits `delay` seconds (default 0.5) and passes through.
+
+    Hostile kinds: `drip` sends the real answer one byte every `delay` seconds (default 5),
+    so no socket read ever times out; `hang` holds the request `delay` seconds (default an
+    hour, or until the server stops) without a byte; `cycle-marker` answers a listing's
+    first page with a next marker that alternates between two values (`mode="alternate"`)
+    or increases forever (`mode="increase"`); `wrong-type` answers well-formed data of the
+    wrong type (see WRONG_TYPE_MODES); `surrogate` and `escape` put a lone surrogate or
+    terminal escapes into `field` (default: every text value of the answer).
     """
 
     service: str
@@ -113,10 +137,17 @@ class Fault:
     match: str | None = None
     page: int | None = None
     delay: float | None = None
+    mode: str | None = None
+    field: str | None = None
+    value: str | None = None
+    body: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r} (expected {sorted(FAULT_KINDS)})")
+        modes = {"cycle-marker": CYCLE_MODES, "wrong-type": WRONG_TYPE_MODES}.get(self.kind)
+        if self.mode is not None and (modes is None or self.mode not in modes):
+            raise ValueError(f"mode {self.mode!r} does not fit fault kind {self.kind!r}")
         if self.times is not None and self.times < 0:
             raise ValueError("times must be >= 0 or None")
         if self.page is not None and self.page < 1:
@@ -187,6 +218,7 @@ class _Resp:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    drip: float | None = None  # seconds between bytes (the `drip` fault)
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -390,7 +422,7 @@ class FakeAWS:
         with self._lock:
             self._calls.clear()
 
-    def overlay(self, arn: str, fields: Mapping[str, str | int | bool | None]) -> None:
+    def overlay(self, arn: str, fields: Mapping[str, Any]) -> None:
         """Patch the fields of the resource whose own ARN is `arn` in every response.
 
         RDS: child elements of the member element whose own ARN element (`DBInstanceArn`
@@ -451,7 +483,15 @@ class FakeAWS:
             resp = self._aws(environ, body)
         resp.set_header("Content-Length", str(len(resp.body)))
         start_response(f"{resp.status} {_reason(resp.status)}", resp.headers)
+        if resp.drip is not None:
+            return self._dripping(resp.body, resp.drip)
         return [resp.body]
+
+    def _dripping(self, body: bytes, every: float) -> Iterator[bytes]:
+        for i in range(len(body)):
+            if i and self._stopping.wait(every):
+                return
+            yield body[i : i + 1]
 
     @staticmethod
     def _read_body(environ: WSGIEnvironment) -> bytes:
@@ -522,14 +562,24 @@ class FakeAWS:
             resp = _error_resp(
                 req, fault.status, fault.code, fault.message or _default_message(req, fault)
             )
+        elif fault is not None and fault.kind == "malformed" and fault.body is not None:
+            resp = _Resp(200, [("Content-Type", "text/xml" if req.protocol == "query"
+                                else "application/x-amz-json-1.1")], fault.body.encode())
+        elif fault is not None and fault.kind == "hang":
+            self._stopping.wait(fault.effective_delay)
+            resp = _error_resp(req, 503, "ServiceUnavailable", "the emulator stopped")
         else:
+            sent_marker = _request_marker(req)
+            if fault is not None and fault.kind == "cycle-marker":
+                req = _first_page(req)
+                environ = _with_query(environ, "") if req.protocol == "query" else environ
             try:
                 resp = self._handle(environ, req)
             except Exception as exc:  # a moto bug must not kill the server
                 log.debug("emulator: %s %s failed", req.service, req.action, exc_info=True)
                 resp = _error_resp(req, 500, "InternalFailure", f"{type(exc).__name__}: {exc}")
-            if fault is not None and fault.kind == "malformed":
-                resp = _Resp(200, resp.headers, resp.body[: max(1, len(resp.body) // 2)])
+            if fault is not None and resp.status == 200:
+                resp = _hostile(fault, req, resp, sent_marker)
         if req.service:
             with self._lock:
                 self._calls.append(Call(req.service, req.region, req.action, resp.status, applied))
@@ -862,6 +912,192 @@ class FakeAWS:
         if page["Truncated"]:
             page["NextMarker"] = _encode_marker(cache_id, offset + size)
         return _json_aws_resp(200, page, [])
+
+
+# ---------------------------------------------------------------------- hostile answers
+
+
+def _request_marker(req: _Req) -> str | None:
+    if req.protocol == "query":
+        return req.param("Marker") or req.param("NextToken")
+    data = _json_or_none(req.body)
+    if isinstance(data, dict):
+        for name in ("Marker", "NextToken"):
+            if isinstance(data.get(name), str):
+                return str(data[name])
+    return None
+
+
+def _first_page(req: _Req) -> _Req:
+    """The request without its marker: a `cycle-marker` answer is always the first page."""
+    if req.protocol == "query":
+        form = tuple((k, v) for k, v in req.form if k not in ("Marker", "NextToken"))
+        return replace(req, form=form, body=urlencode(form).encode())
+    data = _json_or_none(req.body)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in ("Marker", "NextToken")}
+        return replace(req, body=json.dumps(data).encode())
+    return req
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body.strip() else {}
+    except ValueError:
+        return None
+
+
+def _next_cycle_marker(mode: str, sent: str | None) -> str:
+    step = 0
+    if sent is not None and sent.startswith(_CYCLE_PREFIX):
+        try:
+            step = int(sent[len(_CYCLE_PREFIX):])
+        except ValueError:
+            step = 0
+    if mode == "alternate":
+        return f"{_CYCLE_PREFIX}{2 if step == 1 else 1}"
+    return f"{_CYCLE_PREFIX}{step + 1}"
+
+
+def _hostile(fault: Fault, req: _Req, resp: _Resp, sent_marker: str | None) -> _Resp:
+    """A 200 answer made hostile the way `fault` says (see `Fault`)."""
+    kind = fault.kind
+    if kind == "malformed":
+        return _Resp(200, resp.headers, resp.body[: max(1, len(resp.body) // 2)])
+    if kind == "drip":
+        return _Resp(resp.status, resp.headers, resp.body, drip=fault.effective_delay)
+    if kind not in ("cycle-marker", "wrong-type", "surrogate", "escape"):
+        return resp
+    if req.protocol == "json":
+        data = _json_or_none(resp.body)
+        if data is None:
+            return resp
+        return _json_aws_resp(200, _hostile_json(fault, req, data, sent_marker), resp.headers)
+    try:
+        root = _parse_xml(resp.body)
+    except ET.ParseError:
+        return resp
+    body = _serialize_any(_hostile_xml(fault, req, root, sent_marker))
+    if kind == "surrogate":
+        # XML 1.0 cannot carry a lone surrogate: the reference is what a hostile server sends.
+        body = body.replace(_SURROGATE_MARK.encode(), b"&#xD800;")
+    return _Resp(200, resp.headers, body)
+
+
+def _hostile_json(fault: Fault, req: _Req, data: Any, sent_marker: str | None) -> Any:
+    kind = fault.kind
+    if kind == "cycle-marker":
+        if isinstance(data, dict):
+            marker = _next_cycle_marker(fault.mode or "alternate", sent_marker)
+            if req.service == "kms":
+                data["NextMarker"], data["Truncated"] = marker, True
+            else:
+                data["NextToken"] = marker
+        return data
+    if kind == "wrong-type":
+        mode = fault.mode or "fields"
+        if mode == "list":
+            return [data]
+        if mode == "no-result":
+            return {}
+        if fault.field is not None:
+            return _set_json(data, fault.field, _json_value(fault.value))
+        return _retype_json(data)
+    payload = SURROGATE_TEXT if kind == "surrogate" else ESCAPE_TEXT
+    return _taint_json(data, fault.field, payload)
+
+
+def _json_value(text: str | None) -> Any:
+    if text is None:
+        return "seven"
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _set_json(data: Any, name: str, value: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: value if k == name else _set_json(v, name, value) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_set_json(v, name, value) for v in data]
+    return data
+
+
+def _retype_json(data: Any) -> Any:
+    """Every number and boolean as text: well-formed JSON, wrong types everywhere."""
+    if isinstance(data, dict):
+        return {k: _retype_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_retype_json(v) for v in data]
+    if isinstance(data, bool):
+        return "yes" if data else "no"
+    if isinstance(data, int | float):
+        return "seven"
+    return data
+
+
+def _taint_json(data: Any, name: str | None, payload: str, key: str | None = None) -> Any:
+    if isinstance(data, dict):
+        return {k: _taint_json(v, name, payload, k) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_taint_json(v, name, payload, key) for v in data]
+    if isinstance(data, str) and (name is None or key == name) and key not in (
+            "NextMarker", "NextToken"):
+        return data + payload
+    return data
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_DATE = re.compile(r"\d{4}-\d\d-\d\dT")
+
+
+def _hostile_xml(fault: Fault, req: _Req, root: ET.Element,
+                 sent_marker: str | None) -> ET.Element:
+    kind = fault.kind
+    result = next((e for e in root if _local(e.tag).endswith("Result")), None)
+    ns = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+    if kind == "cycle-marker":
+        if result is not None:
+            for old in [e for e in result if _local(e.tag) in ("Marker", "NextToken")]:
+                result.remove(old)
+            tag = "NextToken" if req.service == "ec2" else "Marker"
+            marker = ET.SubElement(result, f"{{{ns}}}{tag}" if ns else tag)
+            marker.text = _next_cycle_marker(fault.mode or "alternate", sent_marker)
+        return root
+    if kind == "wrong-type":
+        if (fault.mode or "fields") != "fields":
+            if result is not None:
+                root.remove(result)
+            return root
+        for elem in root.iter():
+            if len(elem) or elem.text is None:
+                continue
+            if fault.field is not None:
+                if _local(elem.tag) == fault.field:
+                    elem.text = fault.value if fault.value is not None else "seven"
+            elif _NUMBER.fullmatch(elem.text):
+                elem.text = "seven"
+            elif _DATE.match(elem.text):
+                elem.text = "not-a-date"
+        return root
+    payload = _SURROGATE_MARK if kind == "surrogate" else ESCAPE_XML_TEXT
+    for elem in (result if result is not None else root).iter():
+        if len(elem) or not elem.text or _local(elem.tag) in ("Marker", "NextToken"):
+            continue
+        if fault.field is None or _local(elem.tag) == fault.field:
+            elem.text += payload
+    return root
+
+
+def _serialize_any(root: ET.Element) -> bytes:
+    """An answer of any query service, in its own default namespace."""
+    if root.tag.startswith("{"):
+        ns = root.tag[1:].split("}", 1)[0]
+        data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False,
+                                  default_namespace=ns)
+        return data
+    return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=False))
 
 
 # ---------------------------------------------------------------------- helpers

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rdsaudit.arns import Arn, is_key_id, key_arn, partition_of_region
+from rdsaudit.model import EncryptionType, KeyRole, KmsKey, Resource
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,52 @@ def _via_alias(
     if target is None:
         return KeyRef(None, f"{alias} in {region} points at no key")
     return KeyRef(key_arn(partition, region, account_id, target))
+
+
+def key_dependencies(resource: Resource) -> tuple[tuple[KeyRole, str], ...]:
+    """Every (role, KmsKeyId) a resource depends on, as AWS named them.
+
+    The storage key counts only for KMS encryption (an AWS owned key, sse-rds, is not in
+    the account); the other roles whenever AWS named a key for them.
+    """
+    out: list[tuple[KeyRole, str]] = []
+    if (resource.encrypted and resource.encryption_type is not EncryptionType.SSE_RDS
+            and resource.kms_key_id):
+        out.append((KeyRole.STORAGE, resource.kms_key_id))
+    for role, key_id in (
+        (KeyRole.PERFORMANCE_INSIGHTS, resource.performance_insights_kms_key_id),
+        (KeyRole.MASTER_USER_SECRET, resource.master_user_secret_kms_key_id),
+        (KeyRole.ACTIVITY_STREAM, resource.activity_stream_kms_key_id),
+    ):
+        if key_id:
+            out.append((role, key_id))
+    return tuple(out)
+
+
+# Keys whose automatic rotation AWS does not support (aws-facts §5, GetKeyRotationStatus:
+# "You cannot enable automatic rotation of ... KMS keys with imported key material, or KMS
+# keys in a custom key store"): rotation is not applicable, and this is why.
+NO_ROTATION_ORIGINS = {
+    "EXTERNAL": "imported key material (Origin EXTERNAL) cannot rotate automatically; "
+                "rotate it by importing new material or moving to a new key",
+    "AWS_CLOUDHSM": "keys in an AWS CloudHSM key store (Origin AWS_CLOUDHSM) cannot rotate "
+                    "automatically; rotate by moving to a new key",
+    "EXTERNAL_KEY_STORE": "keys in an external key store (Origin EXTERNAL_KEY_STORE) cannot "
+                          "rotate automatically; rotation is managed in the external key "
+                          "manager",
+}
+CUSTOM_KEY_STORE_ORIGINS = frozenset({"AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"})
+
+
+def rotation_not_applicable(key: KmsKey) -> str | None:
+    """Why automatic rotation does not apply to this key, or None if it does."""
+    if key.origin in NO_ROTATION_ORIGINS:
+        return NO_ROTATION_ORIGINS[key.origin]
+    if is_replica_key(key):
+        return (f"multi-Region replica key: rotation is set and judged on its primary key "
+                f"{key.primary_key_arn}")
+    return None
+
+
+def is_replica_key(key: KmsKey) -> bool:
+    return key.primary_key_arn is not None and key.primary_key_arn != key.arn

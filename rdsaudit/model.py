@@ -67,6 +67,30 @@ class KeyLookup(enum.StrEnum):
     ERROR = "error"  # throttled past retries, 5xx, timeout, malformed answer
 
 
+class KeyRole(enum.StrEnum):
+    """What a KMS key does for a resource (DESIGN.md: a resource depends on up to four)."""
+
+    STORAGE = "storage"  # KmsKeyId: the data at rest
+    PERFORMANCE_INSIGHTS = "performance-insights"  # PerformanceInsightsKMSKeyId
+    MASTER_USER_SECRET = "master-user-secret"  # noqa: S105 - a role name; MasterUserSecret.KmsKeyId
+    ACTIVITY_STREAM = "activity-stream"  # ActivityStreamKmsKeyId
+
+    @property
+    def function(self) -> str:
+        """What stops working when this key becomes unusable."""
+        return _ROLE_FUNCTIONS[self]
+
+
+_ROLE_FUNCTIONS = {
+    KeyRole.STORAGE: "the database storage, its snapshots and backups cannot be decrypted",
+    KeyRole.PERFORMANCE_INSIGHTS: "Performance Insights cannot store or show its data",
+    KeyRole.MASTER_USER_SECRET: "Secrets Manager cannot decrypt the master user secret, so "
+                                "the master password cannot be read or rotated",
+    KeyRole.ACTIVITY_STREAM: "the database activity stream cannot encrypt and publish its "
+                             "records",
+}
+
+
 class RotationLookup(enum.StrEnum):
     OK = "ok"
     NOT_APPLICABLE = "not-applicable"  # UnsupportedOperation: imported material, custom store

@@ -26,7 +26,7 @@ from rdsaudit.model import (
     Step,
     StepKind,
 )
-from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES
+from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES, unusable_keys
 from rdsaudit.rules.context import Context
 
 DEFAULT_KEY = "alias/aws/rds"
@@ -601,8 +601,22 @@ def _restore_elsewhere(r: Resource, why: str) -> Step:
 
 
 def _key_unusable(r: Resource, ctx: Context) -> Remediation:
-    key = ctx.key_of(r).key
-    assert key is not None
+    broken = unusable_keys(r, ctx)
+    assert broken
+    if len(broken) > 1 or broken[0][1].lookup is not KeyLookup.NOT_FOUND:
+        steps = [step for _, k in broken for step in (
+            _key_steps(k.arn, k) if k.lookup is not KeyLookup.NOT_FOUND else
+            [_manual(f"Key {k.arn} no longer exists: configure {r.id} to use another key for "
+                     "that function", r)])]
+        if r.status == "inaccessible-encryption-credentials-recoverable":
+            steps.append(_restart(r))
+        elif r.status == "inaccessible-encryption-credentials":
+            steps.append(_restore_elsewhere(r, "The database is in the terminal state"))
+        names = ", ".join(f"{k.arn} ({role.value})" for role, k in broken)
+        return Remediation(f"Make KMS key(s) {names} usable again before RDS loses access "
+                           "for good.", tuple(steps),
+                           related=tuple(k.arn for _, k in broken))
+    key = broken[0][1]
     if key.lookup is KeyLookup.NOT_FOUND:
         return Remediation(
             "The key no longer exists: data encrypted under it cannot be decrypted, and there "
@@ -647,6 +661,19 @@ def _key_unverifiable(r: Resource, ctx: Context) -> Remediation:
         f"in the key policy (account {owner}), then rerun rdsaudit.",
         (_key_step(f"Check the key and its policy from account {owner}", view.arn,
                    "describe-key", kind=StepKind.CHECK),))
+
+
+def _material_expiring(r: Resource, ctx: Context) -> Remediation:
+    keys = sorted({view.key.arn for _, view in ctx.key_views(r)
+                   if view.key is not None and view.key.origin == "EXTERNAL"})
+    steps = tuple(Step(f"Re-import the same key material into {arn} with a later ValidTo, or "
+                       "with --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE (aws kms "
+                       "get-parameters-for-import, then import-key-material)", (),
+                       StepKind.MANUAL, (Arn.parse(arn) or Arn("", "", "", r.account_id, "")
+                                         ).account, r.region)
+                  for arn in keys)
+    return Remediation("Re-import the key material before it expires: once it does, KMS "
+                       "deletes it and every resource under the key loses access.", steps)
 
 
 def _without_backups(r: Resource, ctx: Context) -> Remediation:
@@ -708,6 +735,7 @@ PLANNERS: dict[str, Planner] = {
     "encryption-credentials-inaccessible": _credentials_inaccessible,
     "key-unverifiable": _key_unverifiable,
     "encrypted-without-backups": _without_backups,
+    "key-material-expiring": _material_expiring,
     "replica-encryption-mismatch": _replica_mismatch,
     "replica-key-mismatch": _replica_mismatch,
     "key-region-mismatch": _wrong_key(

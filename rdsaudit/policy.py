@@ -20,6 +20,8 @@ class ConfigProblem(ValueError):
 class Policy:
     require_customer_managed_key: bool = False
     min_backup_retention_days: int = 1
+    # key-material-expiring: imported key material whose ValidTo is this close fails.
+    key_material_expiry_days: int = 30
     regions: tuple[str, ...] = ()
     fail_on: Severity = Severity.LOW
     # Region -> key ARN used as the encryption target in remediation plans.
@@ -28,7 +30,7 @@ class Policy:
 
 
 _KNOWN = {"require_customer_managed_key", "min_backup_retention_days", "regions", "fail_on",
-          "target_keys", "waivers"}
+          "target_keys", "waivers", "key_material_expiry_days"}
 
 
 def load_policy(path: Path) -> Policy:
@@ -61,6 +63,12 @@ def policy_from_mapping(raw: Mapping[str, Any], source: str) -> Policy:
             raise ConfigProblem(
                 f"{source}: min_backup_retention_days must be a whole number from 0 to 35")
         values["min_backup_retention_days"] = value
+    if "key_material_expiry_days" in raw:
+        value = raw["key_material_expiry_days"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+            raise ConfigProblem(
+                f"{source}: key_material_expiry_days must be a whole number from 1 to 3650")
+        values["key_material_expiry_days"] = value
     if "regions" in raw:
         value = raw["regions"]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -25,7 +26,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 def main(out: Path) -> None:
-    with demo_environment() as (fake, _):
+    # Dates the estate sets relative to the scan (imported key material's expiry) count
+    # from the pinned scan time, so the samples judge them as a live demo does.
+    pinned = datetime.fromisoformat(PINNED_END.replace("Z", "+00:00")).timestamp()
+    with demo_environment(now=pinned) as (fake, _):
         session = boto3.Session(aws_access_key_id="demo",
                                 aws_secret_access_key="demo",  # noqa: S106 - emulator
                                 region_name=DEMO_REGIONS[0])

@@ -144,3 +144,36 @@ class PagedAnswers:
         elif model.service_model.service_name == "kms":
             page["Truncated"] = False
         return AWSResponse("https://stub", 200, {}, None), page
+
+
+@dataclass
+class KeyAnswers:
+    """Answer DescribeKey (and GetKeyRotationStatus) for given key ARNs with exact AWS
+    shapes, as botocore parses them: what moto cannot say (multi-Region configuration,
+    imported-material expiry, custom key stores, values newer than the model)."""
+
+    metadata: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    rotation: dict[str, bool] = field(default_factory=dict)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def install(self, session: boto3.Session) -> KeyAnswers:
+        session.events.register_first("before-call.kms", self)
+        return self
+
+    def __call__(self, model: Any, params: Mapping[str, Any], context: Mapping[str, Any],
+                 **_: Any) -> Any:
+        if model.name not in ("DescribeKey", "GetKeyRotationStatus"):
+            return None
+        body = params.get("body")
+        if isinstance(body, bytes):
+            body = body.decode()
+        request = json.loads(body) if isinstance(body, str) and body.startswith("{") else {}
+        key_id = str(request.get("KeyId", ""))
+        if key_id not in self.metadata:
+            return None
+        self.calls.append((model.name, str(context.get("client_region")), key_id))
+        if model.name == "DescribeKey":
+            return AWSResponse("https://stub", 200, {}, None), {
+                "KeyMetadata": dict(self.metadata[key_id])}
+        return AWSResponse("https://stub", 200, {}, None), {
+            "KeyRotationEnabled": self.rotation.get(key_id, False), "KeyId": key_id}

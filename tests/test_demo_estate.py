@@ -89,6 +89,10 @@ def test_estate_trips_every_rule_and_has_healthy_resources(
         "eu-customers-db",
         "orders-db-before-upgrade",
         "billing-aurora-monthly",
+        "treasury-byok-db",
+        "treasury-hsm-db",
+        "treasury-xks-db",
+        "treasury-eu-db",
     } <= healthy
     in_scope = [r for r in estate.resources if not r.excluded and r.cluster_id is None]
     assert 40 <= len(in_scope) <= 80
@@ -130,6 +134,10 @@ def test_expected_failures_are_consistent(demo: tuple[FakeAWS, DemoEstate]) -> N
         ("aws-owned-key", "search-aurora"),
         ("key-rotation-disabled", estate.key("analytics").key_id),
         ("automated-backup-unencrypted", "cab-oldeventsaurora2024q1"),
+        ("key-material-expiring", "treasury-import-db"),
+        ("key-unusable", "treasury-legacy-db"),
+        ("key-unverifiable", "treasury-lab-db"),
+        ("key-rotation-disabled", estate.key("global-primary").key_id),
     ]:
         assert pair in fails, pair
     assert not [p for p in fails if p[1] in {"orders-db", "billing-aurora", "docs-docdb"}]
@@ -246,8 +254,13 @@ def test_kms_keys_over_http(demo: tuple[FakeAWS, DemoEstate]) -> None:
             continue
         meta = region_kms.describe_key(KeyId=key.arn)["KeyMetadata"]
         assert (meta["KeyState"], meta["KeyManager"]) == (key.state, key.manager), key.name
-        rotation = region_kms.get_key_rotation_status(KeyId=key.arn)["KeyRotationEnabled"]
-        assert rotation is key.rotation, key.name
+        if key.rotation is not None:
+            rotation = region_kms.get_key_rotation_status(KeyId=key.arn)["KeyRotationEnabled"]
+            assert rotation is key.rotation, key.name
+        assert meta.get("Origin", "AWS_KMS") == key.origin, key.name
+        if key.primary_arn is not None:
+            config = meta["MultiRegionConfiguration"]
+            assert config["PrimaryKey"]["Arn"] == key.primary_arn, key.name
         if key.state == "PendingDeletion":
             assert "DeletionDate" in meta
     with pytest.raises(ClientError) as denied:

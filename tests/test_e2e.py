@@ -23,6 +23,7 @@ from rdsaudit.demo_estate import (
 )
 from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.report import FORMATS
+from rdsaudit.rules import RULES
 
 RDSAUDIT = str(Path(sys.executable).with_name("rdsaudit"))
 SECRET_KEY = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY"
@@ -185,6 +186,6 @@ def test_demo_command_writes_every_format(tmp_path: Path) -> None:
     assert "failing" in proc.stderr.splitlines()[-2]
     doc = json.loads((tmp_path / "d" / "rdsaudit-report.json").read_text())
     assert doc["summary"]["failures_by_severity"]["critical"] > 0
-    assert len({f["rule_id"] for f in doc["findings"] if f["status"] == "fail"}) == 17
+    assert len({f["rule_id"] for f in doc["findings"] if f["status"] == "fail"}) == len(RULES)
     for fmt in FORMATS.values():
         assert (tmp_path / "d" / f"rdsaudit-report.{fmt.extension}").exists()

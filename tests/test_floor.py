@@ -118,6 +118,33 @@ def test_keys_are_described_once_and_rotation_asked_only_of_customer_keys() -> N
     assert floor["kms:GetKeyRotationStatus"] == 2
 
 
+def test_multi_region_primary_is_described_once_and_rotation_asked_of_it_only() -> None:
+    primary = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab")
+    replica = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab", region=OTHER)
+    replica2 = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab", region="eu-central-1")
+    keys = (kms_key(primary, primary_key_arn=primary, replica_key_arns=(replica, replica2)),
+            kms_key(replica, primary_key_arn=primary), kms_key(replica2, primary_key_arn=primary))
+    inv = inventory(instance("r1", key=replica, region=OTHER),
+                    instance("r2", key=replica2, region=OTHER), keys=keys)
+    floor = api_floor(inv)
+    assert floor["kms:DescribeKey"] == 3  # two replicas named, their primary once
+    assert floor["kms:GetKeyRotationStatus"] == 1  # the primary only
+    # Named by a resource too: still once.
+    both = replace(inv, resources=(*inv.resources, instance("p", key=primary)))
+    assert api_floor(both)["kms:DescribeKey"] == 3
+    # Replica page -> DescribeKey(replica) -> DescribeKey(primary) -> rotation(primary).
+    assert critical_chain(inv) == 1 + 1 + 3
+
+
+def test_rotation_is_not_asked_of_keys_that_cannot_rotate() -> None:
+    keys = tuple(kms_key(key_arn(f"{i}1111111-2222-3333-4444-555555555555"), origin=origin)
+                 for i, origin in enumerate(("EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE")))
+    inv = inventory(*(instance(f"i{n}", key=k.arn) for n, k in enumerate(keys)), keys=keys)
+    floor = api_floor(inv)
+    assert floor["kms:DescribeKey"] == 3
+    assert "kms:GetKeyRotationStatus" not in floor
+
+
 def test_a_key_named_by_alias_is_the_key_named_by_arn() -> None:
     key_id = KEY.rsplit("/", 1)[1]
     inv = inventory(instance("by-alias", key="alias/orders"), instance("by-arn", key=KEY),
@@ -129,16 +156,18 @@ def test_a_key_named_by_alias_is_the_key_named_by_arn() -> None:
     assert "kms:DescribeKey" not in api_floor(lost)
 
 
-def test_attribute_calls_only_for_unencrypted_manual_snapshots() -> None:
+def test_attribute_calls_for_manual_snapshots_that_are_not_kms_encrypted() -> None:
     inv = inventory(
         snapshot("plain", encrypted=False), snapshot("enc"),
         snapshot("auto-plain", encrypted=False, snapshot_type="automated"),
         cluster_snapshot("cplain", encrypted=False), cluster_snapshot("cenc"),
         cluster_snapshot("cauto", encrypted=False, snapshot_type="automated"),
+        # An AWS owned key is no evidence against `all`: asked too.
+        cluster_snapshot("cowned", key=None, encryption_type=EncryptionType.SSE_RDS),
     )
     floor = api_floor(inv)
     assert floor["rds:DescribeDBSnapshotAttributes"] == 1
-    assert floor["rds:DescribeDBClusterSnapshotAttributes"] == 1
+    assert floor["rds:DescribeDBClusterSnapshotAttributes"] == 2
 
 
 def test_aliases_page_by_100_and_skipped_regions_cost_nothing() -> None:

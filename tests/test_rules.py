@@ -13,6 +13,7 @@ from rdsaudit.model import (
     Inventory,
     KeyLookup,
     KmsAlias,
+    KmsKey,
     Resource,
     RotationLookup,
     Severity,
@@ -69,6 +70,24 @@ plain_replica = instance("rep3", encrypted=False, replica_source="src")
 xr_replica = instance("xrep", key=EU_KEY, region="eu-west-1", replica_source=src.arn)
 sse_rds = cluster("owned", key=None, encryption_type=EncryptionType.SSE_RDS)
 no_key = instance("nokey", key=None, encryption_type=None)
+EU_PRIMARY = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab")
+EU_REPLICA = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab", region="eu-west-1")
+mr_user = instance("mruser", key=EU_REPLICA, region="eu-west-1")
+mr_primary = kms_key(EU_PRIMARY, multi_region=True, primary_key_arn=EU_PRIMARY,
+                     replica_key_arns=(EU_REPLICA,), rotation_enabled=False)
+mr_replica = kms_key(EU_REPLICA, multi_region=True, primary_key_arn=EU_PRIMARY,
+                     replica_key_arns=(), rotation=RotationLookup.NOT_CHECKED,
+                     rotation_enabled=None)
+pi_user = instance("piuser", performance_insights_kms_key_id=KEY2)
+pi_plain = instance("piplain", encrypted=False, performance_insights_kms_key_id=KEY2)
+secret_user = instance("secret", master_user_secret_kms_key_id=KEY2)
+stream_user = cluster("stream", activity_stream_kms_key_id=KEY2)
+
+
+def _imported(valid_to: str | None, model: str = "KEY_MATERIAL_EXPIRES",
+              arn: str = KEY) -> KmsKey:
+    return kms_key(arn, origin="EXTERNAL", valid_to=valid_to, expiration_model=model,
+                   rotation=RotationLookup.NOT_APPLICABLE, rotation_enabled=None)
 
 CASES: dict[str, list[Case]] = {
     "instance-unencrypted": [
@@ -124,6 +143,16 @@ CASES: dict[str, list[Case]] = {
              snapshot("rds:a").arn, None),
         Case("public cluster snapshot", inventory(cluster_snapshot(encrypted=False), shares=(
             SnapshotShare(cluster_snapshot().arn, ("all",)),)), cluster_snapshot().arn, "fail"),
+        Case("sse-rds cluster snapshot shared with all", inventory(
+            cluster_snapshot(key=None, encryption_type=EncryptionType.SSE_RDS), shares=(
+                SnapshotShare(cluster_snapshot().arn, ("all",)),)), cluster_snapshot().arn,
+            "fail", Severity.CRITICAL, says="AWS owned"),
+        Case("sse-rds cluster snapshot without attribute evidence: silent", inventory(
+            cluster_snapshot(key=None, encryption_type=EncryptionType.SSE_RDS)),
+            cluster_snapshot().arn, None),
+        Case("sse-rds cluster snapshot not shared", inventory(
+            cluster_snapshot(key=None, encryption_type=EncryptionType.SSE_RDS), shares=(
+                SnapshotShare(cluster_snapshot().arn, ()),)), cluster_snapshot().arn, "pass"),
     ],
     "key-unusable": [
         Case("enabled", inventory(enc), enc.arn, "pass"),
@@ -144,6 +173,29 @@ CASES: dict[str, list[Case]] = {
         Case("aws owned key not applicable", inventory(sse_rds), sse_rds.arn, None),
         Case("snapshot on disabled key", inventory(snapshot(), keys=(kms_key(
             key_state="Disabled"),)), snapshot().arn, "fail"),
+        Case("pending replica deletion: no date, countdown explained", inventory(enc, keys=(
+            kms_key(key_state="PendingReplicaDeletion", pending_deletion_window_days=7,
+                    replica_key_arns=(EU_REPLICA,)),)), enc.arn, "fail", Severity.CRITICAL,
+            says="7-day PendingDeletionWindowInDays countdown starts when its last replica"),
+        Case("unknown key state: not unusable, not healthy", inventory(enc, keys=(kms_key(
+            key_state="Hibernating"),)), enc.arn, None),
+        Case("disabled Performance Insights key: high, names PI", inventory(
+            pi_user, keys=(kms_key(KEY), kms_key(KEY2, key_state="Disabled"))),
+            pi_user.arn, "fail", Severity.HIGH, says="Performance Insights cannot"),
+        Case("PI key on an unencrypted instance still judged", inventory(
+            pi_plain, keys=(kms_key(KEY2, key_state="PendingDeletion"),)),
+            pi_plain.arn, "fail", Severity.HIGH, says="Performance Insights"),
+        Case("disabled master user secret key", inventory(secret_user, keys=(
+            kms_key(KEY), kms_key(KEY2, key_state="Disabled"))), secret_user.arn, "fail",
+            Severity.HIGH, says="master user secret"),
+        Case("disabled activity stream key", inventory(stream_user, keys=(
+            kms_key(KEY), kms_key(KEY2, key_state="Disabled"))), stream_user.arn, "fail",
+            Severity.HIGH, says="activity stream"),
+        Case("storage and PI both broken: critical", inventory(pi_user, keys=(
+            kms_key(KEY, key_state="Disabled"), kms_key(KEY2, key_state="Disabled"))),
+            pi_user.arn, "fail", Severity.CRITICAL),
+        Case("all roles healthy", inventory(pi_user), pi_user.arn, "pass",
+             says="Performance Insights key"),
     ],
     "encryption-credentials-inaccessible": [
         Case("available", inventory(enc), enc.arn, "pass"),
@@ -153,9 +205,12 @@ CASES: dict[str, list[Case]] = {
         Case("terminal cluster", inventory(cluster(
             status="inaccessible-encryption-credentials")), cluster().arn, "fail",
             says="backup"),
-        Case("member instance status counts", inventory(instance(
+        Case("member instance judged at its cluster", inventory(cluster(), instance(
             "m", cluster_id="cl1", status="inaccessible-encryption-credentials")),
-            instance("m").arn, "fail"),
+            instance("m").arn, None),
+        Case("cluster fails for its inaccessible member", inventory(cluster(), instance(
+            "m", cluster_id="cl1", status="inaccessible-encryption-credentials")),
+            cluster().arn, "fail", Severity.CRITICAL, says="m (inaccessible"),
         Case("no status: silent", inventory(instance("s", status=None)), instance("s").arn,
              None),
     ],
@@ -181,6 +236,33 @@ CASES: dict[str, list[Case]] = {
                 ACCOUNT, "us-east-1", "kms", "ListAliases", "AccessDeniedException", "no"),)),
             instance("al2").arn, "fail", says="could not be resolved"),
         Case("unencrypted not applicable", inventory(plain), plain.arn, None),
+        Case("unknown KeyState named", inventory(enc, keys=(kms_key(key_state="Hibernating"),)),
+             enc.arn, "fail", Severity.MEDIUM, says="'Hibernating'"),
+        Case("unknown KeyManager named", inventory(enc, keys=(kms_key(key_manager="PARTNER"),)),
+             enc.arn, "fail", says="'PARTNER'"),
+        Case("PI key denied: names the role", inventory(pi_user, keys=(
+            kms_key(KEY), kms_key(KEY2, lookup=KeyLookup.ACCESS_DENIED, key_state=None,
+                                  note="AccessDeniedException: no"))),
+            pi_user.arn, "fail", Severity.MEDIUM, says="Performance Insights key"),
+    ],
+    "key-material-expiring": [
+        Case("far expiry passes", inventory(enc, keys=(_imported("2027-06-01T00:00:00Z"),)),
+             enc.arn, "pass", says="valid until"),
+        Case("does not expire passes", inventory(enc, keys=(_imported(
+            None, "KEY_MATERIAL_DOES_NOT_EXPIRE"),)), enc.arn, "pass", says="does not expire"),
+        Case("within 30 days: high", inventory(enc, keys=(_imported("2026-12-15T12:00:00Z"),)),
+             enc.arn, "fail", Severity.HIGH, says="18 day(s) left"),
+        Case("within 7 days: critical", inventory(enc, keys=(
+            _imported("2026-11-29T12:00:00Z"),)), enc.arn, "fail", Severity.CRITICAL,
+            says="2 day(s) left"),
+        Case("policy window 60 days", inventory(enc, keys=(_imported("2027-01-15T00:00:00Z"),)),
+             enc.arn, "fail", Severity.HIGH, policy=Policy(key_material_expiry_days=60)),
+        Case("PI key with expiring material", inventory(pi_user, keys=(kms_key(KEY), _imported(
+            "2026-12-01T00:00:00Z", arn=KEY2))), pi_user.arn, "fail", Severity.CRITICAL,
+            says="Performance Insights cannot"),
+        Case("AWS_KMS origin: silent", inventory(enc), enc.arn, None),
+        Case("expiring but no ValidTo: silent", inventory(enc, keys=(_imported(None),)),
+             enc.arn, None),
     ],
     "encrypted-without-backups": [
         Case("retention 7", inventory(enc), enc.arn, "pass"),
@@ -249,6 +331,19 @@ CASES: dict[str, list[Case]] = {
              KEY, None),
         Case("rotation unknown", inventory(enc, keys=(kms_key(
             rotation=RotationLookup.ACCESS_DENIED, rotation_enabled=None),)), KEY, None),
+        Case("imported material by origin even if rotation read false", inventory(enc, keys=(
+            kms_key(origin="EXTERNAL", rotation_enabled=False),)), KEY, None),
+        Case("CloudHSM key store by origin", inventory(enc, keys=(kms_key(
+            origin="AWS_CLOUDHSM", rotation_enabled=False),)), KEY, None),
+        Case("external key store by origin", inventory(enc, keys=(kms_key(
+            origin="EXTERNAL_KEY_STORE", rotation_enabled=False),)), KEY, None),
+        Case("multi-Region: judged on the primary, listing replicas and users", inventory(
+            mr_user, keys=(mr_primary, mr_replica)), EU_PRIMARY, "fail", Severity.MEDIUM,
+            says="replica(s) " + EU_REPLICA),
+        Case("multi-Region replica itself: silent", inventory(
+            mr_user, keys=(mr_primary, mr_replica)), EU_REPLICA, None),
+        Case("pending replica deletion: no signal", inventory(enc, keys=(kms_key(
+            key_state="PendingReplicaDeletion", rotation_enabled=False),)), KEY, None),
     ],
     "cross-account-key": [
         Case("own account", inventory(enc), enc.arn, "pass"),
@@ -328,3 +423,16 @@ def test_deletion_days_are_counted_from_the_scan_time() -> None:
     inv = replace(inventory(enc, keys=(key,)))
     [f] = [f for f in evaluate(inv, Policy()).findings if f.rule_id == "key-unusable"]
     assert "1 day(s) left" in f.message and "2026-11-28" in f.message
+
+
+def test_multi_region_primary_lists_the_replicas_users() -> None:
+    [f] = [f for f in evaluate(inventory(mr_user, keys=(mr_primary, mr_replica)),
+                               Policy()).findings if f.rule_id == "key-rotation-disabled"]
+    assert f.resource.arn == EU_PRIMARY and "db-instance mruser" in f.message
+    assert f.remediation is not None
+    assert "--region us-east-1" in (f.remediation.steps[0].command or "")
+
+
+def test_key_users_include_every_role() -> None:
+    users = dict(evaluate(inventory(pi_user, secret_user), Policy()).key_users)
+    assert set(users[KEY2]) == {pi_user.arn, secret_user.arn}

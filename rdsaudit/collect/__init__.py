@@ -29,6 +29,7 @@ from rdsaudit.collect.aws import (
 from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn
 from rdsaudit.merge import merge_keys
 from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
+from rdsaudit.redact import remember_session
 from rdsaudit.timestamps import utcnow
 
 DEFAULT_HOME_REGION = "us-east-1"
@@ -66,6 +67,7 @@ def caller_account(session: boto3.Session, region: str, endpoint_url: str | None
     kwargs: dict[str, Any] = {"region_name": region, "config": retry_config(2)}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
+    remember_session(session)  # the caller's own key id, secret and token are never shown
     try:
         sts = session.client("sts", **kwargs)
         counter.attach(sts)

@@ -3,13 +3,14 @@ AWS Organization through an assumed read-only role."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
 from rdsaudit.collect.aws import AWS_FAILURES, CallCounter, Failure, describe_failure, retry_config
+from rdsaudit.redact import remember_credentials
 from rdsaudit.shard import Shard
 
 ROLE_SESSION_NAME = "rdsaudit"
@@ -86,12 +87,19 @@ def assume(session: boto3.Session, request: AccountsRequest, account_id: str, pa
         params["ExternalId"] = request.external_id
     try:
         sts = _client(session, "sts", region, endpoint_url, counter)
-        creds = sts.assume_role(**params)["Credentials"]
+        answer = sts.assume_role(**params)
     except AWS_FAILURES as exc:
         return describe_failure(exc)
-    return boto3.Session(aws_access_key_id=creds["AccessKeyId"],
-                         aws_secret_access_key=creds["SecretAccessKey"],
-                         aws_session_token=creds["SessionToken"], region_name=region)
+    creds = answer.get("Credentials") if isinstance(answer, Mapping) else None
+    values = [creds.get(k) if isinstance(creds, Mapping) else None
+              for k in ("AccessKeyId", "SecretAccessKey", "SessionToken")]
+    # Remembered before anything is checked: a half-good answer's values are secrets too.
+    remember_credentials(*(v for v in values if isinstance(v, str)))
+    if not all(isinstance(v, str) and v for v in values):
+        return Failure("MalformedResponse", "AssumeRole answer has no complete Credentials")
+    key_id, secret, token = values
+    return boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
+                         aws_session_token=token, region_name=region)
 
 
 def unique(ids: Sequence[str]) -> list[str]:

@@ -34,6 +34,7 @@ from botocore.parsers import ResponseParserError
 from botocore.retries import standard
 
 from rdsaudit import __version__
+from rdsaudit.redact import redact
 
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
 
@@ -82,12 +83,15 @@ def describe_failure(exc: Exception) -> Failure:
     if isinstance(exc, EndpointConnectionError):
         return Failure("EndpointConnectionError", _one_line(str(exc)))
     if isinstance(exc, ResponseParserError):
-        return Failure("MalformedResponse", _one_line(str(exc)))
+        # botocore's text embeds the raw body, which may hold credentials (a truncated
+        # AssumeRole answer does): say what went wrong, never what was received.
+        return Failure("MalformedResponse", "the response could not be parsed (its body is "
+                       "not shown: it may hold secrets)")
     return Failure(type(exc).__name__, _one_line(str(exc)))
 
 
 def _one_line(text: str, limit: int = 500) -> str:
-    flat = " ".join(text.split())
+    flat = redact(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -11,9 +11,12 @@ saved inventory alike. What the floor counts, per scanned region (enabled region
 and once per account or key:
 
 * `sts:GetCallerIdentity` 1, `ec2:DescribeRegions` 1 when regions are discovered;
-* `kms:DescribeKey` once per distinct key the resources name (resolved to its ARN);
-* `kms:GetKeyRotationStatus` once per distinct customer managed key;
-* one `Describe*SnapshotAttributes` call per unencrypted manual (cluster) snapshot.
+* `kms:DescribeKey` once per distinct key the resources name (resolved to its ARN), and
+  once per multi-Region primary key of such a key that no resource names itself;
+* `kms:GetKeyRotationStatus` once per distinct described key that `needs_rotation_call`
+  (customer managed, not imported / custom key store / multi-Region replica);
+* one `Describe*SnapshotAttributes` call per manual (cluster) snapshot that
+  `needs_share_call` (every one that is not KMS-encrypted).
 
 Items a listing returns but rdsaudit leaves out (DocumentDB, Neptune) are not in an
 inventory, so a floor computed from one undercounts pages when there are many of them.
@@ -27,7 +30,15 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from rdsaudit.arns import Arn
 from rdsaudit.collect.scan import ALIAS_PAGE
-from rdsaudit.collect.specs import LISTINGS, PAGE_SIZE, SNAPSHOT_SHARE_CALLS, ListingSpec
+from rdsaudit.collect.specs import (
+    LISTINGS,
+    PAGE_SIZE,
+    SNAPSHOT_SHARE_CALLS,
+    ListingSpec,
+    needs_rotation_call,
+    needs_share_call,
+    primary_to_look_up,
+)
 from rdsaudit.keyref import resolve_key
 from rdsaudit.model import EncryptionType, Inventory, Resource
 
@@ -85,12 +96,6 @@ def listing_items(inventory: Inventory) -> dict[tuple[str, int], int]:
             for region in scanned_regions(inventory) for i in range(len(LISTINGS))}
 
 
-def needs_share_call(resource: Resource) -> bool:
-    """Only unencrypted manual snapshots can be public (aws-facts §3)."""
-    return (resource.type in SNAPSHOT_SHARE_CALLS and resource.snapshot_type == "manual"
-            and resource.encrypted is False)
-
-
 def key_of(resource: Resource, aliases: Mapping[str, Mapping[str, Mapping[str, str | None]]],
            regions: Iterable[str]) -> str | None:
     """The key ARN the scan looks up for this resource, or None (no look-up)."""
@@ -126,8 +131,24 @@ def keys_looked_up(inventory: Inventory) -> dict[str, list[Resource]]:
     return out
 
 
-def customer_keys(inventory: Inventory) -> set[str]:
-    return {k.arn for k in inventory.keys if k.key_manager == "CUSTOMER"}
+def primaries(inventory: Inventory, named: Iterable[str]) -> set[str]:
+    """Multi-Region primary keys the scan describes because a key it described is their
+    replica, and that no resource names itself (those are already counted)."""
+    by_arn = {k.arn: k for k in inventory.keys}
+    named = set(named)
+    out = set()
+    for arn in named:
+        key = by_arn.get(arn)
+        primary = primary_to_look_up(key) if key is not None else None
+        if primary is not None and primary not in named:
+            out.add(primary)
+    return out
+
+
+def rotation_keys(inventory: Inventory, described: Iterable[str]) -> set[str]:
+    """The described keys GetKeyRotationStatus is asked of (the scanner's own predicate)."""
+    wanted = set(described)
+    return {k.arn for k in inventory.keys if k.arn in wanted and needs_rotation_call(k)}
 
 
 def api_floor(inventory: Inventory, discovered_regions: bool = False,
@@ -144,9 +165,10 @@ def api_floor(inventory: Inventory, discovered_regions: bool = False,
     for region in scanned_regions(inventory):
         floor["kms:ListAliases"] += pages(alias_counts[region], alias_page)
     keys = keys_looked_up(inventory)
-    if keys:
-        floor["kms:DescribeKey"] += len(keys)
-    rotated = customer_keys(inventory) & set(keys)
+    described = set(keys) | primaries(inventory, keys)
+    if described:
+        floor["kms:DescribeKey"] += len(described)
+    rotated = rotation_keys(inventory, described)
     if rotated:
         floor["kms:GetKeyRotationStatus"] += len(rotated)
     for resource in inventory.resources:
@@ -176,7 +198,9 @@ def critical_chain(inventory: Inventory, discovered_regions: bool = False,
     alias_counts = Counter(a.region for a in inventory.aliases)
     alias_page = min(ALIAS_PAGE, page_cap) if page_cap is not None else ALIAS_PAGE
     alias_pages = {r: pages(alias_counts[r], alias_page) for r in regions}
-    customer = customer_keys(inventory)
+    named_keys = keys_looked_up(inventory)
+    rotating = rotation_keys(inventory, set(named_keys) | primaries(inventory, named_keys))
+    by_key = {k.arn: k for k in inventory.keys}
     by_arn = {r.arn: r for r in inventory.resources}
     rows: dict[tuple[str, int], list[Resource]] = defaultdict(list)
     for resource in inventory.resources:
@@ -220,7 +244,14 @@ def critical_chain(inventory: Inventory, discovered_regions: bool = False,
         for item in items:
             key_after(item, 1)
     for arn, start in first_seen.items():
-        longest = max(longest, start + 1 + (1 if arn in customer else 0))
+        # DescribeKey, then GetKeyRotationStatus; a multi-Region replica's DescribeKey
+        # reveals its primary: DescribeKey and GetKeyRotationStatus of the primary follow.
+        chain = 1 + (1 if arn in rotating else 0)
+        held = by_key.get(arn)
+        primary = primary_to_look_up(held) if held is not None else None
+        if primary is not None and primary not in named_keys:
+            chain = max(chain, 2 + (1 if primary in rotating else 0))
+        longest = max(longest, start + chain)
     return prelude + longest
 
 

@@ -27,8 +27,16 @@ from typing import Any
 
 from rdsaudit.arns import Arn
 from rdsaudit.collect.aws import AWS_FAILURES, AwsClients, Failure, describe_failure
-from rdsaudit.collect.specs import LISTINGS, SNAPSHOT_SHARE_CALLS, ListingSpec, MalformedRecord
-from rdsaudit.keyref import resolve_key
+from rdsaudit.collect.specs import (
+    LISTINGS,
+    SNAPSHOT_SHARE_CALLS,
+    ListingSpec,
+    MalformedRecord,
+    needs_rotation_call,
+    needs_share_call,
+    primary_to_look_up,
+)
+from rdsaudit.keyref import CUSTOM_KEY_STORE_ORIGINS, resolve_key, rotation_not_applicable
 from rdsaudit.model import (
     CollectionError,
     EncryptionType,
@@ -311,12 +319,7 @@ class AccountScanner:
             self._follow_up(resource)
 
     def _follow_up(self, resource: Resource) -> None:
-        if (
-            resource.type in SNAPSHOT_SHARE_CALLS
-            and resource.snapshot_type == "manual"
-            and resource.encrypted is False
-        ):
-            # Only unencrypted manual snapshots can be public (aws-facts §3).
+        if needs_share_call(resource):
             self._submit(SHARE, ("rds", resource.region), self._describe_share, resource)
         if resource.encrypted and resource.encryption_type is not EncryptionType.SSE_RDS:
             self._want_key(resource)
@@ -397,14 +400,20 @@ class AccountScanner:
                 if ref.alias is not None and ref.alias[0] in self.regions:
                     self._waiting_for_aliases.setdefault(ref.alias[0], []).append(resource)
                 return
-            if ref.arn in self._keys:
+        self._look_up(ref.arn)
+
+    def _look_up(self, key_arn: str) -> None:
+        """Start DescribeKey for a key ARN unless it is already started: once per key."""
+        with self._lock:
+            if key_arn in self._keys:
                 return
-            arn = Arn.parse(ref.arn)
-            assert arn is not None
+            arn = Arn.parse(key_arn)
+            if arn is None:
+                return
             # Placeholder until DescribeKey answers; also the "already requested" mark.
-            self._keys[ref.arn] = KmsKey(ref.arn, arn.region, arn.account, KeyLookup.ERROR,
+            self._keys[key_arn] = KmsKey(key_arn, arn.region, arn.account, KeyLookup.ERROR,
                                          note="look-up did not finish")
-        self._submit(KEY, ("kms", arn.region), self._describe_key, ref.arn, arn.region,
+        self._submit(KEY, ("kms", arn.region), self._describe_key, key_arn, arn.region,
                      arn.account)
 
     def _describe_key(self, arn: str, region: str, account: str) -> None:
@@ -433,23 +442,41 @@ class AccountScanner:
                                          note=failure.message)
             return
         deletion = meta.get("DeletionDate")
+        valid_to = meta.get("ValidTo")
+        primary, replicas = _multi_region(meta.get("MultiRegionConfiguration"))
+        origin = _str(meta.get("Origin"))
+        window = meta.get("PendingDeletionWindowInDays")
         key = KmsKey(
             arn=arn,
             region=region,
             account_id=account,
             lookup=KeyLookup.OK,
             key_state=meta["KeyState"],
-            key_manager=meta.get("KeyManager"),
-            origin=meta.get("Origin"),
+            key_manager=_str(meta.get("KeyManager")),
+            origin=origin,
             description=meta.get("Description") or None,
             deletion_date=_iso(deletion) if deletion is not None else None,
-            multi_region=meta.get("MultiRegion"),
+            multi_region=meta.get("MultiRegion") if isinstance(meta.get("MultiRegion"),
+                                                                bool) else None,
+            primary_key_arn=primary,
+            replica_key_arns=replicas,
+            pending_deletion_window_days=(window if isinstance(window, int)
+                                          and not isinstance(window, bool) else None),
+            valid_to=_iso(valid_to) if valid_to is not None else None,
+            expiration_model=_str(meta.get("ExpirationModel")),
+            custom_key_store_type=origin if origin in CUSTOM_KEY_STORE_ORIGINS else None,
         )
+        reason = rotation_not_applicable(key)
+        if reason is not None and key.key_manager == "CUSTOMER":
+            key = replace(key, rotation=RotationLookup.NOT_APPLICABLE,
+                          note=f"rotation not applicable: {reason}")
         with self._lock:
             self._keys[arn] = key
-        if key.key_manager == "CUSTOMER":
-            # AWS managed keys always rotate (aws-facts §5): only customer keys are asked.
+        if needs_rotation_call(key):
             self._submit(ROTATION, ("kms", key.region), self._rotation, key)
+        primary_arn = primary_to_look_up(key)
+        if primary_arn is not None:
+            self._look_up(primary_arn)
 
     def _rotation(self, key: KmsKey) -> None:
         try:
@@ -485,6 +512,24 @@ class AccountScanner:
 
 def _iso(value: Any) -> str:
     return iso_utc(value) if isinstance(value, datetime) else str(value)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _multi_region(config: Any) -> tuple[str | None, tuple[str, ...]]:
+    """(primary key ARN, replica key ARNs) of DescribeKey's MultiRegionConfiguration."""
+    if not isinstance(config, Mapping):
+        return None, ()
+    primary = config.get("PrimaryKey")
+    primary_arn = _str(primary.get("Arn")) if isinstance(primary, Mapping) else None
+    replicas = config.get("ReplicaKeys")
+    replica_arns = tuple(
+        arn for arn in (_str(r.get("Arn")) for r in replicas if isinstance(r, Mapping))
+        if arn is not None
+    ) if isinstance(replicas, list) else ()
+    return primary_arn, replica_arns
 
 
 __all__ = ["AccountScan", "AccountScanner", "Progress"]

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.model import EncryptionType, Resource, ResourceType
+from rdsaudit.keyref import is_replica_key, rotation_not_applicable
+from rdsaudit.model import EncryptionType, KeyLookup, KmsKey, Resource, ResourceType
 
 # DescribeDBInstances/DescribeDBClusters also return Neptune and DocumentDB (aws-facts §0):
 # they are not RDS and are left out.
@@ -293,6 +294,29 @@ OTHER_ACTIONS = (
     "kms:DescribeKey",
     "kms:GetKeyRotationStatus",
 )
+
+
+def needs_share_call(resource: Resource) -> bool:
+    """Whether a snapshot needs its attribute call: the scanner and the API floor both ask
+    this. Only KMS-encrypted snapshots are known not to be public (AWS refuses `all` for
+    them, aws-facts §3); an AWS owned key (sse-rds cluster snapshots report
+    StorageEncrypted false) or an unknown encryption is no evidence, so those are asked."""
+    if resource.type not in SNAPSHOT_SHARE_CALLS or resource.snapshot_type != "manual":
+        return False
+    return not (resource.encrypted and resource.encryption_type is EncryptionType.SSE_KMS)
+
+
+def needs_rotation_call(key: KmsKey) -> bool:
+    """GetKeyRotationStatus is asked of described customer managed keys that can rotate:
+    AWS managed keys always rotate (aws-facts §5); see `rotation_not_applicable`."""
+    return (key.lookup is KeyLookup.OK and key.key_manager == "CUSTOMER"
+            and rotation_not_applicable(key) is None)
+
+
+def primary_to_look_up(key: KmsKey) -> str | None:
+    """The primary key of a multi-Region replica: described too (once), in its own region,
+    because rotation of a multi-Region key is a property of the primary."""
+    return key.primary_key_arn if key.lookup is KeyLookup.OK and is_replica_key(key) else None
 
 
 def required_actions() -> list[str]:

@@ -7,16 +7,18 @@ facts they depend on are in docs/aws-facts.md (section numbers cited as §n).
 from __future__ import annotations
 
 from rdsaudit.arns import Arn
+from rdsaudit.keyref import is_replica_key, rotation_not_applicable
 from rdsaudit.model import (
     EncryptionType,
     KeyLookup,
+    KeyRole,
     KmsKey,
     Resource,
     ResourceType,
     RotationLookup,
     Severity,
 )
-from rdsaudit.rules.context import Context
+from rdsaudit.rules.context import Context, KeyView
 from rdsaudit.rules.registry import Subject, Verdict, failed, passed, rule
 
 T = ResourceType
@@ -27,6 +29,13 @@ ENCRYPTED_TYPES = (T.DB_INSTANCE, T.DB_CLUSTER, T.DB_SNAPSHOT, T.DB_CLUSTER_SNAP
 UNUSABLE_KEY_STATES = frozenset(
     {"Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion", "Unavailable"}
 )
+# Every KeyState and KeyManager the KMS model knows (botocore KeyState / KeyManagerType
+# enums, aws-facts §5). Anything else is a value rdsaudit cannot judge: key-unverifiable.
+KNOWN_KEY_STATES = frozenset(
+    {"Creating", "Enabled", "Disabled", "PendingDeletion", "PendingImport",
+     "PendingReplicaDeletion", "Unavailable", "Updating"}
+)
+KNOWN_KEY_MANAGERS = frozenset({"AWS", "CUSTOMER"})
 INACCESSIBLE_STATUSES = {
     "inaccessible-encryption-credentials-recoverable": (
         "the KMS key cannot be accessed; RDS keeps it recoverable for seven days: make the "
@@ -126,19 +135,21 @@ def automated_backup_unencrypted(subject: Subject, ctx: Context) -> Verdict | No
       applies_to="manual db / cluster snapshot", subjects=(T.DB_SNAPSHOT, T.DB_CLUSTER_SNAPSHOT))
 def snapshot_public(subject: Subject, ctx: Context) -> Verdict | None:
     """A manual snapshot whose `restore` attribute contains `all`: any AWS account can copy
-    or restore it. Encrypted snapshots cannot be made public (§3), so only unencrypted ones
-    are asked."""
+    or restore it. A pass needs evidence: the attribute call, or KMS encryption (AWS refuses
+    to make KMS-encrypted snapshots public, §3). An AWS owned key (sse-rds) is no such
+    evidence, so those snapshots are asked like unencrypted ones."""
     r = _as_resource(subject)
     if r.snapshot_type != "manual" or r.encrypted is None:
         return None
-    if r.encrypted:
-        return passed(f"{_label(r)} is encrypted, and AWS never lets encrypted snapshots "
-                      "be public")
+    if r.encrypted and r.encryption_type is EncryptionType.SSE_KMS:
+        return passed(f"{_label(r)} is KMS-encrypted, and AWS never lets KMS-encrypted "
+                      "snapshots be public")
     share = ctx.shares.get(r.arn)
     if share is None:
         return None  # attribute call failed: recorded as an error
     if "all" in share.restore:
-        return failed(f"{_label(r)} is unencrypted and public: any AWS account can restore it")
+        what = "unencrypted" if not r.encrypted else _encryption_text(r)
+        return failed(f"{_label(r)} is {what} and public: any AWS account can restore it")
     if share.restore:
         return passed(f"{_label(r)} is not public (shared with {len(share.restore)} "
                       f"account(s): {', '.join(share.restore)})")
@@ -146,29 +157,81 @@ def snapshot_public(subject: Subject, ctx: Context) -> Verdict | None:
 
 
 @rule("key-unusable", title="KMS key is unusable", severity=Severity.CRITICAL,
-      applies_to="every encrypted resource", subjects=ENCRYPTED_TYPES)
+      applies_to="every resource with a KMS key, in every key role", subjects=ENCRYPTED_TYPES)
 def key_unusable(subject: Subject, ctx: Context) -> Verdict | None:
-    """The resource's KMS key is Disabled, PendingDeletion, PendingImport,
-    PendingReplicaDeletion, Unavailable, or no longer exists. RDS loses access to the data
-    (immediately or at the next key use); after a key is deleted the data is gone."""
+    """A KMS key the resource depends on is Disabled, PendingDeletion, PendingImport,
+    PendingReplicaDeletion, Unavailable, or no longer exists. Critical for the storage key
+    (RDS loses the data, immediately or at the next key use; after deletion it is gone);
+    high for the Performance Insights, master user secret and activity stream keys, naming
+    the function that breaks."""
     r = _as_resource(subject)
-    if not (ctx.judged(r) and ctx.kms_encrypted(r)):
+    if not ctx.judged(r):
         return None
-    key = ctx.key_of(r).key
+    views = ctx.key_views(r)
+    if not views:
+        return None
+    broken: list[tuple[KeyRole, str]] = []
+    healthy = True
+    for role, view in views:
+        problem = _unusable(view, ctx)
+        if problem is not None:
+            broken.append((role, problem))
+        elif not _usable(view):
+            healthy = False
+    if broken:
+        storage = any(role is KeyRole.STORAGE for role, _ in broken)
+        text = "; ".join(f"{_role_text(role)} {problem}: {role.function}"
+                         for role, problem in broken)
+        return failed(f"{_label(r)} depends on {text}",
+                      None if storage else Severity.HIGH)
+    if not healthy:
+        return None  # a key that could not be described: key-unverifiable says so
+    return passed("; ".join(f"{_role_text(role)} {view.arn} is "
+                            f"{view.key.key_state if view.key else '?'}"
+                            for role, view in views))
+
+
+def _role_text(role: KeyRole) -> str:
+    return {KeyRole.STORAGE: "storage key",
+            KeyRole.PERFORMANCE_INSIGHTS: "Performance Insights key",
+            KeyRole.MASTER_USER_SECRET: "master user secret key",
+            KeyRole.ACTIVITY_STREAM: "activity stream key"}[role]
+
+
+def _usable(view: KeyView) -> bool:
+    key = view.key
+    return (key is not None and key.lookup is KeyLookup.OK
+            and key.key_state in KNOWN_KEY_STATES - UNUSABLE_KEY_STATES)
+
+
+def _unusable(view: KeyView, ctx: Context) -> str | None:
+    """Why the key of this view is unusable, or None (usable, or not known)."""
+    key = view.key
     if key is None:
         return None
     if key.lookup is KeyLookup.NOT_FOUND:
-        return failed(f"{_label(r)} is encrypted with KMS key {key.arn}, which does not "
-                      "exist: data under a deleted key cannot be decrypted")
-    if key.lookup is not KeyLookup.OK or key.key_state is None:
+        return (f"KMS key {key.arn}, which does not exist: data under a deleted key cannot "
+                "be decrypted")
+    if key.lookup is not KeyLookup.OK or key.key_state not in UNUSABLE_KEY_STATES:
         return None
-    if key.key_state in UNUSABLE_KEY_STATES:
-        return failed(f"{_label(r)} depends on KMS key {key.arn}, which is "
-                      f"{key.key_state}{_deletion_text(key, ctx)}")
-    return passed(f"KMS key {key.arn} is {key.key_state}")
+    return f"KMS key {key.arn}, which is {key.key_state}{_deletion_text(key, ctx)}"
+
+
+def unusable_keys(r: Resource, ctx: Context) -> list[tuple[KeyRole, KmsKey]]:
+    """The keys of `r` that make it fail key-unusable, storage first (for the plan)."""
+    return [(role, view.key) for role, view in ctx.key_views(r)
+            if view.key is not None and _unusable(view, ctx) is not None]
 
 
 def _deletion_text(key: KmsKey, ctx: Context) -> str:
+    if key.key_state == "PendingReplicaDeletion":
+        window = (f"its {key.pending_deletion_window_days}-day"
+                  if key.pending_deletion_window_days is not None else "its")
+        replicas = (f" ({len(key.replica_key_arns)} replica(s) left: "
+                    f"{', '.join(key.replica_key_arns)})" if key.replica_key_arns else "")
+        return (f" (a multi-Region primary scheduled for deletion: it has no deletion date "
+                f"yet; {window} PendingDeletionWindowInDays countdown starts when its last "
+                f"replica key is deleted{replicas})")
     if key.key_state != "PendingDeletion" or not key.deletion_date:
         return ""
     days = ctx.deletion_days_left(key)
@@ -182,33 +245,112 @@ def _deletion_text(key: KmsKey, ctx: Context) -> str:
 def encryption_credentials_inaccessible(subject: Subject, ctx: Context) -> Verdict | None:
     """The status is `inaccessible-encryption-credentials-recoverable` (seven days to
     recover with start-db-instance / start-db-cluster once the key is usable) or
-    `inaccessible-encryption-credentials` (terminal: restore from a backup)."""
+    `inaccessible-encryption-credentials` (terminal: restore from a backup). Cluster
+    members are judged at their cluster: the cluster fails if it or a member is in that
+    state."""
     r = _as_resource(subject)
+    if not ctx.judged(r):
+        return None
+    members = [m for m in ctx.members_of(r) if m.status in INACCESSIBLE_STATUSES] if (
+        r.type is T.DB_CLUSTER) else []
+    why = INACCESSIBLE_STATUSES.get(r.status or "")
+    if why is not None:
+        also = (f" (member(s) {', '.join(m.id for m in members)} too)" if members else "")
+        return failed(f"{_label(r)} is {r.status}: {why}{also}")
+    if members:
+        # Terminal before recoverable: the worse state names the work to do.
+        worst = min(members, key=lambda m: m.status != "inaccessible-encryption-credentials")
+        assert worst.status is not None
+        return failed(f"{_label(r)}: member instance(s) "
+                      f"{', '.join(f'{m.id} ({m.status})' for m in members)}: "
+                      f"{INACCESSIBLE_STATUSES[worst.status]}")
     if r.status is None:
         return None
-    why = INACCESSIBLE_STATUSES.get(r.status)
-    if why is None:
-        return passed(f"{_label(r)} status is {r.status}")
-    return failed(f"{_label(r)} is {r.status}: {why}")
+    return passed(f"{_label(r)} status is {r.status}")
 
 
 @rule("key-unverifiable", title="KMS key could not be verified", severity=Severity.MEDIUM,
-      applies_to="every encrypted resource", subjects=ENCRYPTED_TYPES)
+      applies_to="every resource with a KMS key, in every key role", subjects=ENCRYPTED_TYPES)
 def key_unverifiable(subject: Subject, ctx: Context) -> Verdict | None:
-    """The resource's key could not be described (AccessDenied, throttling, an error, or a
-    KmsKeyId that resolves to no key ARN), so nothing about the key can be vouched for."""
+    """A key the resource depends on (storage, Performance Insights, master user secret,
+    activity stream) could not be described (AccessDenied, throttling, an error, or a
+    KmsKeyId that resolves to no key ARN), or DescribeKey answered a KeyState or KeyManager
+    rdsaudit does not know: nothing about that key can be vouched for."""
     r = _as_resource(subject)
-    if not (ctx.judged(r) and ctx.kms_encrypted(r)):
+    if not ctx.judged(r):
         return None
-    view = ctx.key_of(r)
+    views = ctx.key_views(r)
+    if not views:
+        return None
+    problems = [(role, why) for role, view in views
+                if (why := unverifiable_reason(view)) is not None]
+    if problems:
+        return failed(f"{_label(r)}: " + "; ".join(
+            f"{_role_text(role)}: {why}" + ("" if role is KeyRole.STORAGE
+                                             else f" (if it is unusable, {role.function})")
+            for role, why in problems))
+    return passed("; ".join(f"{_role_text(role)} {view.arn} was described"
+                            for role, view in views))
+
+
+def unverifiable_reason(view: KeyView) -> str | None:
+    """Why the key of a view cannot be vouched for, or None."""
     if view.arn is None:
-        return failed(f"{_label(r)}: {view.reason}")
+        return view.reason or "the key could not be resolved"
     key = view.key
     if key is None:
-        return failed(f"{_label(r)}: KMS key {view.arn} was not looked up")
-    if key.lookup in (KeyLookup.OK, KeyLookup.NOT_FOUND):
-        return passed(f"KMS key {key.arn} was described")
-    return failed(f"{_label(r)}: KMS key {key.arn} could not be described ({key.note})")
+        return f"KMS key {view.arn} was not looked up"
+    if key.lookup is KeyLookup.NOT_FOUND:
+        return None
+    if key.lookup is not KeyLookup.OK:
+        return f"KMS key {key.arn} could not be described ({key.note})"
+    if key.key_state not in KNOWN_KEY_STATES:
+        return (f"KMS key {key.arn} has KeyState {key.key_state!r}, which rdsaudit does not "
+                "know: its usability cannot be judged")
+    if key.key_manager not in KNOWN_KEY_MANAGERS:
+        return (f"KMS key {key.arn} has KeyManager {key.key_manager!r}, which rdsaudit does "
+                "not know: who manages it cannot be judged")
+    return None
+
+
+@rule("key-material-expiring", title="Imported key material expires soon",
+      severity=Severity.HIGH, applies_to="every resource whose key has imported material",
+      subjects=ENCRYPTED_TYPES)
+def key_material_expiring(subject: Subject, ctx: Context) -> Verdict | None:
+    """A key the resource depends on has imported material (`Origin` EXTERNAL) whose
+    `ValidTo` is within `key_material_expiry_days` (default 30): critical within 7 days.
+    When it expires KMS deletes the material and the key becomes PendingImport: unusable.
+    `ExpirationModel` KEY_MATERIAL_DOES_NOT_EXPIRE passes."""
+    r = _as_resource(subject)
+    if not ctx.judged(r):
+        return None
+    limit = ctx.policy.key_material_expiry_days
+    expiring: list[tuple[int, str]] = []
+    lasting: list[str] = []
+    for role, view in ctx.key_views(r):
+        key = view.key
+        if key is None or key.lookup is not KeyLookup.OK or key.origin != "EXTERNAL":
+            continue
+        if key.expiration_model == "KEY_MATERIAL_DOES_NOT_EXPIRE":
+            lasting.append(f"{_role_text(role)} {key.arn}: imported material does not expire")
+            continue
+        days = ctx.days_until(key.valid_to)
+        if days is None:
+            continue  # material pending import, or no ValidTo: nothing to count from
+        if days <= limit:
+            expiring.append((days, f"{_role_text(role)} {key.arn}: imported key material "
+                                   f"expires on {key.valid_to} ({days} day(s) left); then "
+                                   f"{role.function}"))
+        else:
+            lasting.append(f"{_role_text(role)} {key.arn}: imported material valid until "
+                           f"{key.valid_to} ({days} days)")
+    if expiring:
+        soonest = min(days for days, _ in expiring)
+        return failed(f"{_label(r)}: " + "; ".join(text for _, text in sorted(expiring)),
+                      Severity.CRITICAL if soonest <= 7 else None)
+    if lasting:
+        return passed("; ".join(lasting))
+    return None
 
 
 @rule("encrypted-without-backups", title="Encrypted instance has no automated backups",
@@ -321,21 +463,31 @@ def _raised(ctx: Context) -> Severity | None:
       subjects=(T.KMS_KEY,))
 def key_rotation_disabled(subject: Subject, ctx: Context) -> Verdict | None:
     """Automatic rotation is off for a customer managed key that RDS resources use. Keys
-    with imported material or in a custom key store cannot rotate automatically: no
-    finding, and the reason is shown with the key."""
+    with imported material (Origin EXTERNAL) or in a custom key store (AWS_CLOUDHSM,
+    EXTERNAL_KEY_STORE) cannot rotate automatically: no finding, and the reason is shown
+    with the key. A multi-Region key is judged (and fixed) on its primary key, in the
+    primary's region, listing its replicas and the resources that use any of them."""
     assert isinstance(subject, KmsKey)
     key = subject
     if key.lookup is not KeyLookup.OK or key.key_manager != "CUSTOMER":
         return None
-    if key.key_state == "PendingDeletion":
+    if key.key_state in ("PendingDeletion", "PendingReplicaDeletion"):
         return None  # rotation reads false while deletion is pending (§5): no signal
+    if key.key_state not in KNOWN_KEY_STATES:
+        return None  # key-unverifiable names the state
+    if is_replica_key(key) or rotation_not_applicable(key) is not None:
+        return None
     if key.rotation is not RotationLookup.OK or key.rotation_enabled is None:
         return None
-    users = len(ctx.keys_in_use.get(key.arn, ()))
+    users = ctx.dependents(key.arn)
+    names = ", ".join(sorted(f"{r.type.value} {r.id}" for r in users)[:10])
+    more = f" and {len(users) - 10} more" if len(users) > 10 else ""
+    replicas = (f"; multi-Region primary with replica(s) {', '.join(key.replica_key_arns)}"
+                if key.replica_key_arns else "")
     if key.rotation_enabled:
-        return passed(f"KMS key {key.arn} rotates automatically")
-    return failed(f"KMS key {key.arn} does not rotate automatically "
-                  f"({users} RDS resource(s) use it)")
+        return passed(f"KMS key {key.arn} rotates automatically{replicas}")
+    return failed(f"KMS key {key.arn} does not rotate automatically{replicas} "
+                  f"({len(users)} RDS resource(s) use it: {names}{more})")
 
 
 @rule("cross-account-key", title="KMS key belongs to another account",

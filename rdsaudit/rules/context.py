@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rdsaudit.arns import Arn
-from rdsaudit.keyref import resolve_key
+from rdsaudit.keyref import key_dependencies, resolve_key
 from rdsaudit.model import (
     EncryptionType,
     Inventory,
     KeyLookup,
+    KeyRole,
     KeySummary,
     KmsKey,
     Resource,
@@ -81,12 +82,28 @@ class Context:
             if source is not None:
                 self._replicas[source.arn].append(r)
         self._key_views: dict[str, KeyView] = {}
+        self._role_views: dict[str, tuple[tuple[KeyRole, KeyView], ...]] = {}
+        # Key ARN -> the judged resources that depend on it, in any role, and which role.
         self.keys_in_use: dict[str, list[Resource]] = defaultdict(list)
+        self.key_roles: dict[str, list[tuple[str, KeyRole]]] = defaultdict(list)
         for r in inventory.resources:
-            if self.judged(r) and self.kms_encrypted(r):
-                view = self.key_of(r)
+            if not self.judged(r):
+                continue
+            used: set[str] = set()
+            for role, view in self.key_views(r):
                 if view.arn:
-                    self.keys_in_use[view.arn].append(r)
+                    if view.arn not in used:
+                        used.add(view.arn)
+                        self.keys_in_use[view.arn].append(r)
+                    self.key_roles[view.arn].append((r.arn, role))
+        # Multi-Region primaries of keys in use: rotation is judged on them (DESIGN.md).
+        self.judged_keys: list[str] = sorted(self.keys_in_use)
+        for arn in list(self.keys_in_use):
+            key = self.keys.get(arn)
+            primary = key.primary_key_arn if key is not None else None
+            if primary and primary != arn and primary not in self.judged_keys:
+                self.judged_keys.append(primary)
+        self.judged_keys.sort()
 
     # -- scope --------------------------------------------------------------------------
 
@@ -105,7 +122,7 @@ class Context:
             if r.type in types:
                 yield r
         if ResourceType.KMS_KEY in types:
-            for arn in sorted(self.keys_in_use):
+            for arn in self.judged_keys:
                 key = self.keys.get(arn)
                 if key is not None:
                     yield key
@@ -118,13 +135,42 @@ class Context:
             cached = self._key_views[r.arn] = self._view(r)
         return cached
 
+    def key_views(self, r: Resource) -> tuple[tuple[KeyRole, KeyView], ...]:
+        """Every key the resource depends on, by role; the storage key first (when the
+        resource is KMS-encrypted, even if AWS named no key: that view says why)."""
+        cached = self._role_views.get(r.arn)
+        if cached is None:
+            views: list[tuple[KeyRole, KeyView]] = []
+            if self.kms_encrypted(r):
+                views.append((KeyRole.STORAGE, self.key_of(r)))
+            for role, key_id in key_dependencies(r):
+                if role is not KeyRole.STORAGE:
+                    views.append((role, self._view_id(r, key_id)))
+            cached = self._role_views[r.arn] = tuple(views)
+        return cached
+
+    def dependents(self, key_arn: str) -> list[Resource]:
+        """Resources using the key or, for a multi-Region primary, any of its replicas."""
+        out = list(self.keys_in_use.get(key_arn, ()))
+        seen = {r.arn for r in out}
+        key = self.keys.get(key_arn)
+        for replica in key.replica_key_arns if key is not None else ():
+            for r in self.keys_in_use.get(replica, ()):
+                if r.arn not in seen:
+                    seen.add(r.arn)
+                    out.append(r)
+        return out
+
     def _view(self, r: Resource) -> KeyView:
         if r.kms_key_id is None:
             if r.encryption_type is EncryptionType.SSE_RDS:
                 return KeyView(None, None, "AWS owned key (SSE-RDS)", aws_managed=False)
             return KeyView(None, None, "AWS returned no KmsKeyId for this encrypted resource",
                            aws_managed=None)
-        ref = resolve_key(r.kms_key_id, r.region, r.account_id,
+        return self._view_id(r, r.kms_key_id)
+
+    def _view_id(self, r: Resource, kms_key_id: str) -> KeyView:
+        ref = resolve_key(kms_key_id, r.region, r.account_id,
                           self._aliases.get(r.account_id, {}))
         if ref.arn is None:
             return KeyView(None, None, ref.reason, aws_managed=None)
@@ -134,7 +180,9 @@ class Context:
         key_id = arn.resource.removeprefix("key/")
         names = tuple(sorted(self._alias_names.get((arn.account, arn.region, key_id), ())))
         aws_managed: bool | None = None
-        if key is not None and key.lookup is KeyLookup.OK and key.key_manager:
+        if key is not None and key.lookup is KeyLookup.OK and key.key_manager in (
+                "AWS", "CUSTOMER"):
+            # An unknown KeyManager is neither (key-unverifiable names it).
             aws_managed = key.key_manager == "AWS"
         elif any(n.startswith("alias/aws/") for n in names):
             aws_managed = True
@@ -154,7 +202,11 @@ class Context:
         return KeySummary(view.arn or r.kms_key_id, state, manager)
 
     def deletion_days_left(self, key: KmsKey) -> int | None:
-        when = parse_time(key.deletion_date)
+        return self.days_until(key.deletion_date)
+
+    def days_until(self, moment: str | None) -> int | None:
+        """Whole days from the end of the scan to `moment`, rounded up; 0 once past."""
+        when = parse_time(moment)
         if when is None:
             return None
         seconds = (when - self.now).total_seconds()

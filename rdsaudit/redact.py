@@ -1,0 +1,182 @@
+"""The one step everything rdsaudit writes passes: no secret leaves the process.
+
+`redact` removes, from any text about to be written (stderr, every report format, the saved
+inventory, the history, log records):
+
+* the exact credential values the process holds: the caller's access key id, secret key and
+  session token, and those of every role it assumed (`remember_credentials`);
+* anything shaped like an access key id (`AKIA…` long-term, `ASIA…` temporary);
+* the values of `Authorization`, `X-Amz-Security-Token`, `X-Amz-Signature` and
+  `X-Amz-Credential` (header or query-string form);
+* the value after a credential field name (`SecretAccessKey`, `SessionToken`, …) in XML, JSON
+  or `key=value` text: a truncated AssumeRole answer holds credentials that were never parsed,
+  so they cannot be known as exact values.
+
+`for_terminal` makes text safe to show on a terminal: control characters (C0 but newline
+and tab, DEL, C1), bidirectional overrides and other invisible format characters are shown
+as `\\x1b`-style escapes, so AWS data cannot colour, erase, retitle or reorder what is shown.
+`say` writes one line to stderr through both.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+MASK = "[REDACTED]"
+# Shorter values are not secrets worth hunting for (and would redact ordinary words, e.g.
+# the emulator's "testing" credentials); real ones are 20 (key id), 40 (secret) and 100+
+# (token) characters.
+_MIN_SECRET = 8
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+_exact: re.Pattern[str] | None = None
+
+# Access key ids: 16-128 characters, AKIA (long-term) or ASIA (temporary) + [A-Z0-9].
+_KEY_ID = re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{12,124}(?![A-Za-z0-9])")
+# Authorization: the rest of the line (it holds spaces and commas), up to a quote or markup.
+_AUTHORIZATION = re.compile(r"(?i)(\bauthorization\b[\"']?\s*[:=]\s*[\"']?)[^\r\n\"'<>]+")
+# Token-like header or query values: up to a separator.
+_HEADER_VALUE = re.compile(
+    r"(?i)(\bx-amz-(?:security-token|signature|credential)\b[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\s\"'&,;<>]+")
+# A value after a credential field name: <SecretAccessKey>v, "SessionToken": "v", k=v.
+_FIELD_VALUE = re.compile(
+    r"(?i)(\b(?:secret_?access_?key|secret_?key|session_?token|security_?token|"
+    r"aws_secret_access_key|aws_session_token)\b[\"']?(?:\s*[:=>]\s*|\s+)[\"']?)"
+    r"[A-Za-z0-9/+=_\-]{8,}")
+
+
+def remember_credentials(*values: str | None) -> None:
+    """Hold these values (access key id, secret key, session token) as secrets to redact."""
+    global _exact
+    fresh = {v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET}
+    with _lock:
+        if fresh <= _secrets:
+            return
+        _secrets.update(fresh)
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _exact = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def remember_session(session: Any) -> None:
+    """Remember the credentials a boto3 session resolves to (none: nothing to remember)."""
+    try:
+        credentials = session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    except Exception:  # noqa: BLE001 - resolution fails later, where it is reported
+        return
+    if frozen is not None:
+        remember_credentials(frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def forget_credentials() -> None:
+    """For tests: drop every remembered value."""
+    global _exact
+    with _lock:
+        _secrets.clear()
+        _exact = None
+
+
+# Cheap first look: only text that holds one of these can hold a named value or a key id.
+_SUSPECT = re.compile(r"(?i)AKIA|ASIA|secret|token|authorization|x-amz-")
+
+
+def redact(text: str) -> str:
+    """`text` without any secret (see the module docstring)."""
+    exact = _exact
+    if exact is not None:
+        text = exact.sub(MASK, text)
+    if _SUSPECT.search(text) is None:
+        return text
+    text = _AUTHORIZATION.sub(lambda m: m.group(1) + MASK, text)
+    text = _HEADER_VALUE.sub(lambda m: m.group(1) + MASK, text)
+    text = _FIELD_VALUE.sub(lambda m: m.group(1) + MASK, text)
+    return _KEY_ID.sub(MASK, text)
+
+
+def redact_data(value: Any) -> Any:
+    """Every string (keys included) of a JSON-like structure redacted; the shape kept.
+
+    Objects met twice (the report shares one resource dict between its findings) are
+    redacted once and stay shared, and each distinct string is redacted once.
+    """
+    return _Walk()(value)
+
+
+class _Walk:
+    def __init__(self) -> None:
+        self._strings: dict[str, str] = {}
+        self._seen: dict[int, Any] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            done = self._strings.get(value)
+            if done is None:
+                done = self._strings[value] = redact(value)
+            return done
+        if isinstance(value, Mapping | list | tuple):
+            held = self._seen.get(id(value))
+            if held is not None:
+                return held[1]
+            if isinstance(value, Mapping):
+                out: Any = {self(k): self(v) for k, v in value.items()}
+            else:
+                out = [self(v) for v in value]
+            self._seen[id(value)] = (value, out)  # the original kept alive: ids stay unique
+            return out
+        return value
+
+
+def _unsafe(ch: str) -> bool:
+    if ch in "\n\t":
+        return False
+    # Cc: C0, DEL and C1 controls; Cf: bidi overrides/isolates, zero-width characters;
+    # Cs: lone surrogates; Zl/Zp: line and paragraph separators.
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+_PLAIN = re.compile(r"[\x20-\x7e\n\t]*")
+
+
+def for_terminal(text: str) -> str:
+    """Control and format characters as visible escapes (`\\x1b`, `\\u202e`)."""
+    if _PLAIN.fullmatch(text):
+        return text
+    out = []
+    for ch in text:
+        if _unsafe(ch):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def say(message: str, *, nl: bool = True) -> None:
+    """One message to stderr, redacted and safe for a terminal."""
+    click.echo(for_terminal(redact(message)), err=True, nl=nl)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts every record a handler emits (the `-v` logs and botocore's own)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string: log its template
+            message = str(record.msg)
+        record.msg = for_terminal(redact(message))
+        record.args = None
+        if record.exc_info:
+            formatter = logging.Formatter()
+            record.exc_text = for_terminal(redact(formatter.formatException(record.exc_info)))
+            record.exc_info = None
+        return True
