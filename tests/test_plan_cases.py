@@ -155,12 +155,21 @@ def test_pending_replica_deletion_says_when_the_countdown_starts() -> None:
 
 
 def test_multi_region_rotation_is_set_on_the_primary_in_its_region() -> None:
-    key = kms_key(REPLICA, rotation_enabled=False, multi_region=True, primary_key_arn=PRIMARY)
-    rem = _plan(inventory(instance("db1", key=REPLICA), keys=(key,)),
-                "key-rotation-disabled", REPLICA.rsplit("/", 1)[1])
-    [step] = [s for s in rem.steps if s.argv]
-    assert step.argv == ("aws", "kms", "enable-key-rotation", "--region", "eu-west-1",
-                         "--key-id", PRIMARY)
+    replica = kms_key(REPLICA, rotation_enabled=False, multi_region=True,
+                      primary_key_arn=PRIMARY)
+    primary = kms_key(PRIMARY, rotation_enabled=False, multi_region=True,
+                      primary_key_arn=PRIMARY, replica_key_arns=(REPLICA,))
+    result = evaluate(inventory(instance("db1", key=REPLICA), keys=(replica, primary)),
+                      Policy())
+    found = [f for f in result.findings if f.rule_id == "key-rotation-disabled"
+             and f.status.value == "fail"]
+    assert found
+    for f in found:
+        assert f.remediation is not None
+        [step] = [s for s in f.remediation.steps if s.argv]
+        assert step.argv == ("aws", "kms", "enable-key-rotation", "--region", "eu-west-1",
+                             "--key-id", PRIMARY)
+        assert step.account == ACCOUNT
 
 
 def test_retained_cluster_backup_uses_the_cluster_api_with_its_resource_id() -> None:
