@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -58,13 +58,24 @@ def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) ->
         raise InputProblem(str(exc)) from None
     if fail_on:
         policy = replace(policy, fail_on=Severity.parse(fail_on))
-    keys = dict(policy.target_keys)
+    return replace(policy, target_keys=target_key_map(policy.target_keys, targets))
+
+
+def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dict[str, str]:
+    """--target-key ARN (the key's own account and region: `ACCOUNT:REGION`) and
+    --target-key ACCOUNT=ARN (that key for ACCOUNT's resources in the key's region)."""
+    keys = dict(configured)
     for target in targets:
-        arn = Arn.parse(target)
-        if arn is None or arn.service != "kms" or not arn.region:
-            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN")
-        keys[arn.region] = target
-    return replace(policy, target_keys=keys)
+        account, _, key = target.rpartition("=") if "=" in target else ("", "", target)
+        arn = Arn.parse(key)
+        if arn is None or arn.service != "kms" or not arn.region or not arn.account:
+            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN "
+                               "(or ACCOUNT=ARN)")
+        if account and not (len(account) == 12 and account.isdigit()):
+            raise InputProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
+                               "account id")
+        keys[f"{account or arn.account}:{arn.region}"] = key
+    return keys
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -377,8 +388,10 @@ _common_output = [
     click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config: require_customer_managed_key, min_backup_retention_days, "
                       "regions, fail_on, target_keys, [[waivers]]."),
-    click.option("--target-key", "target_keys", multiple=True, metavar="KEY_ARN",
-                 help="KMS key ARN to encrypt with in remediation plans (one per region)."),
+    click.option("--target-key", "target_keys", multiple=True, metavar="[ACCOUNT=]KEY_ARN",
+                 help="KMS key to encrypt with in remediation plans, for the resources of "
+                      "the key's account and region (ACCOUNT=ARN: for ACCOUNT's). "
+                      "Repeatable."),
     click.option("--baseline", metavar="PREVIOUS.json|s3://…",
                  help="A previous JSON report: mark each failure new or unchanged, list the "
                       "resolved ones."),
@@ -863,24 +876,60 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
 @click.argument("report", metavar="REPORT.json|s3://…")
 @click.option("--resource", "resources", multiple=True, metavar="ID|ARN",
               help="Only the findings of this resource (repeatable).")
+@click.option("--account", metavar="ID",
+              help="The account whose runbook to write (needed when the report has several).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the runbook here (default: stdout).")
-def plan(report: str, resources: tuple[str, ...], output: Path | None) -> None:
-    """Print a reviewed remediation runbook (a shell script) from a JSON report."""
-    from rdsaudit.runbook import ReportProblem, load_report, render_runbook
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one runbook per account: DIR/runbook-ACCOUNT.sh.")
+def plan(report: str, resources: tuple[str, ...], account: str | None, output: Path | None,
+         output_dir: Path | None) -> None:
+    """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
+    report."""
+    from rdsaudit.runbook import (
+        ReportProblem,
+        blocked,
+        load_report,
+        render_runbook,
+        runbook_accounts,
+        unmatched_resources,
+    )
 
+    if output is not None and output_dir is not None:
+        raise InputProblem("--output and --output-dir cannot be combined")
     try:
+        source = report.rsplit("/", 1)[-1]
         doc = load_report(_existing(report, "plan"))
+        missing = unmatched_resources(doc, resources)
+        if missing:
+            for name in missing:
+                say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
+            raise InputProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
+        accounts = runbook_accounts(doc, resources)
+        for line in blocked(doc, resources):
+            say(f"rdsaudit: warning: {line}")
+        if account is not None and output_dir is None:
+            scripts = {account: render_runbook(doc, resources, source, account, accounts)}
+        elif output_dir is not None:
+            chosen = [account] if account else accounts
+            scripts = {a: render_runbook(doc, resources, source, a, accounts)
+                       for a in chosen}
+        else:
+            scripts = {"": render_runbook(doc, resources, source)}
     except ReportProblem as exc:
         raise InputProblem(str(exc)) from None
-    script = render_runbook(doc, resources, source=report.rsplit("/", 1)[-1])
-    if output is None:
-        click.echo(redact(script), nl=False)
+    files: dict[Path, str | bytes]
+    if output_dir is not None:
+        files = {output_dir / f"runbook-{a}.sh": text for a, text in scripts.items()}
+    elif output is not None:
+        files = {output: next(iter(scripts.values()))}
+    else:
+        click.echo(redact(next(iter(scripts.values()))), nl=False)
         return
     try:
-        _write_atomically(output, script)
+        _publish(_stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise InputProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
 
 
 @cli.command()

@@ -218,6 +218,8 @@ class Shape:
     # identity from the database's ARN and resource id, in a kind of its own: it cannot
     # collide with the database's ARN, nor with another backup's (AWS's own are ab-/cab-).
     fallback_arn: tuple[str, str, str] | None = None  # (database ARN key, resource id key, kind)
+    # The rest of the record a faithful re-creation needs (see `_config`).
+    extract: Callable[[Mapping[str, Any], str], dict[str, Any]] | None = None
 
     def normalize(self, d: Mapping[str, Any]) -> Resource | None:
         """The record as a Resource (None: not RDS); `MalformedRecord` names what is wrong
@@ -242,6 +244,8 @@ class Shape:
             values.update(_instance_extras(d))
         if self.type in (ResourceType.DB_INSTANCE, ResourceType.DB_AUTOMATED_BACKUP):
             values["backup_replications"] = _replications(d)
+        if self.extract is not None:
+            values.update(self.extract(d, arn))
         return Resource(
             type=self.type,
             arn=arn,
@@ -256,6 +260,62 @@ class Shape:
         )
 
 
+def _bool(d: Mapping[str, Any], key: str) -> bool | None:
+    value = d.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _texts(values: Any, key: str | None = None) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    items = [v.get(key) if key and isinstance(v, Mapping) else v for v in values]
+    return tuple(v for v in items if isinstance(v, str))
+
+
+def _config(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    """What a restore or re-create must pass to land the database where it was: network,
+    parameter and option groups, storage, protection, monitoring (DBInstance / DBCluster
+    shapes in the botocore RDS model; a field AWS leaves out stays None)."""
+    subnet = d.get("DBSubnetGroup")
+    groups = d.get("DBParameterGroups")
+    options = d.get("OptionGroupMemberships")
+    endpoint = d.get("Endpoint")
+    secret = d.get("MasterUserSecret")
+    return {
+        "engine_version": _text(d, "EngineVersion"),
+        "license_model": _text(d, "LicenseModel"),
+        "db_subnet_group": (subnet.get("DBSubnetGroupName") if isinstance(subnet, Mapping)
+                            else subnet if isinstance(subnet, str) else None),
+        "vpc_security_group_ids": _texts(d.get("VpcSecurityGroups"), "VpcSecurityGroupId"),
+        "parameter_group": (_texts(groups, "DBParameterGroupName")[:1] or
+                            (_text(d, "DBClusterParameterGroup"),))[0],
+        "option_group": (_texts(options, "OptionGroupName")[:1] or (None,))[0],
+        "port": _int(d, "Port", rid) or (_int(endpoint, "Port", rid)
+                                         if isinstance(endpoint, Mapping) else None),
+        "multi_az": _bool(d, "MultiAZ"),
+        "storage_type": _text(d, "StorageType"),
+        "allocated_storage": _int(d, "AllocatedStorage", rid),
+        "iops": _int(d, "Iops", rid),
+        "storage_throughput": _int(d, "StorageThroughput", rid),
+        "deletion_protection": _bool(d, "DeletionProtection"),
+        "iam_auth": _bool(d, "IAMDatabaseAuthenticationEnabled"),
+        "publicly_accessible": _bool(d, "PubliclyAccessible"),
+        "copy_tags_to_snapshot": _bool(d, "CopyTagsToSnapshot"),
+        "monitoring_interval": _int(d, "MonitoringInterval", rid),
+        "monitoring_role_arn": _text(d, "MonitoringRoleArn"),
+        "performance_insights_enabled": _bool(d, "PerformanceInsightsEnabled"),
+        "performance_insights_retention": _int(d, "PerformanceInsightsRetentionPeriod", rid),
+        "cloudwatch_logs_exports": _texts(d.get("EnabledCloudwatchLogsExports")),
+        "manages_master_user_secret": isinstance(secret, Mapping) or None,
+        "members": _texts(d.get("DBClusterMembers"), "DBInstanceIdentifier"),
+    }
+
+
+def _backup_ids(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    # delete-db-cluster-automated-backup takes the cluster's resource id (DbClusterResourceId).
+    return {"resource_id": _text(d, "DbiResourceId") or _text(d, "DbClusterResourceId")}
+
+
 INSTANCE = Shape(
     ResourceType.DB_INSTANCE, "DBInstanceIdentifier", "DBInstanceArn", "StorageEncrypted",
     {"engine": "Engine", "status": "DBInstanceStatus", "instance_class": "DBInstanceClass",
@@ -263,13 +323,15 @@ INSTANCE = Shape(
      "replica_source": "ReadReplicaSourceDBInstanceIdentifier",
      "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier",
      "resource_id": "DbiResourceId"},
-    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True)
+    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True,
+    extract=_config)
 CLUSTER = Shape(
     ResourceType.DB_CLUSTER, "DBClusterIdentifier", "DBClusterArn", "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "instance_class": "DBClusterInstanceClass",
      "replica_source": "ReplicationSourceIdentifier",
      "resource_id": "DbClusterResourceId"},
-    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True)
+    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True,
+    extract=_config)
 SNAPSHOT = Shape(
     ResourceType.DB_SNAPSHOT, "DBSnapshotIdentifier", "DBSnapshotArn", "Encrypted",
     {"engine": "Engine", "status": "Status", "snapshot_type": "SnapshotType",
@@ -283,13 +345,14 @@ INSTANCE_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn",
     "Encrypted", {"engine": "Engine", "status": "Status", "source_id": "DBInstanceIdentifier"},
     {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
-    fallback_arn=("DBInstanceArn", "DbiResourceId", "auto-backup"))
+    fallback_arn=("DBInstanceArn", "DbiResourceId", "auto-backup"), extract=_backup_ids)
 CLUSTER_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn",
     "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "source_id": "DBClusterIdentifier"},
     {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
-    fallback_arn=("DBClusterArn", "DbClusterResourceId", "cluster-auto-backup"))
+    fallback_arn=("DBClusterArn", "DbClusterResourceId", "cluster-auto-backup"),
+    extract=_backup_ids)
 
 
 _PAGE = {"MaxRecords": PAGE_SIZE}
