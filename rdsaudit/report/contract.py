@@ -93,6 +93,8 @@ class RemediationEntry(TypedDict):
     # Steps are the plan's data (issue 9 owns the Step record); every step has a `title`
     # and a `command` text (None for a manual step).
     steps: list[dict[str, Any]]
+    related: list[str]  # resources the steps act on besides the finding's own
+    blocked: str | None  # why there are no commands (no key the policy accepts)
 
 
 class WaiverEntry(TypedDict):

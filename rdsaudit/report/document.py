@@ -83,7 +83,11 @@ class _FindingWriter:
         remediation: RemediationEntry | None = None
         if f.remediation is not None:
             remediation = {"summary": f.remediation.summary,
-                           "steps": [to_data(s) for s in f.remediation.steps]}
+                           "steps": [to_data(s) for s in f.remediation.steps],
+                           # What the steps may act on beside the finding's own resource
+                           # (replicas, members, a primary key): `plan` holds steps to it.
+                           "related": list(f.remediation.related),
+                           "blocked": f.remediation.blocked}
         waiver: WaiverEntry | None = None
         if f.waiver is not None:
             waiver = {"reason": f.waiver.reason, "owner": f.waiver.owner,
