@@ -625,7 +625,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     return _judge_and_report(inventory, policy, out, save_inventory)
 
 
-Delivery = Callable[[ReportDocument], list[CollectionError]]
+Delivery = Callable[["ReportDocument"], list[CollectionError]]
 
 
 def _security_hub_delivery(sessions: Any, quiet: bool) -> Delivery:
