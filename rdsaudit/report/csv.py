@@ -34,8 +34,19 @@ def render_csv(doc: Mapping[str, Any]) -> str:
 
 
 def neutralise(value: str) -> str:
-    """A cell a spreadsheet would evaluate becomes text: prefix it with a single quote."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    """A cell a spreadsheet would evaluate becomes text: prefix it with a single quote.
+
+    Spreadsheets skip leading blanks (a space, a no-break space) before `=`, and a reader
+    that splits the cell's lines would see each line as a cell: any line that starts, after
+    blanks, with a formula character makes the whole cell text."""
+    if value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    lines = value.splitlines() or [value]
+    if any(line.lstrip(" \u00a0\u2007\u202f\u3000").startswith(FORMULA_PREFIXES)
+           for line in lines):
+        return "'" + "\n".join("'" + line if line.lstrip(" \u00a0\u2007\u202f\u3000")
+                                .startswith(FORMULA_PREFIXES) else line for line in lines)
+    return value
 
 
 def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
