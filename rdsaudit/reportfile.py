@@ -1,7 +1,9 @@
 """Read a JSON report written by rdsaudit (for `plan` and `--baseline`), strictly.
 
-A report is user input here: anything that is not a schema_version 1 report with
+A report is user input here: anything that is not a schema_version 1 or 2 report with
 well-formed findings is refused with one line naming the file and the first bad finding.
+Both versions carry the failing and waived findings in the same shape (version 1 also
+lists the passes), which is all that planning and a baseline need.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 from rdsaudit.text import identifier_problem
 from rdsaudit.userfile import UserFileProblem, read_user_file
+
+READABLE_VERSIONS = (1, 2)
 
 
 class ReportProblem(ValueError):
@@ -25,8 +29,10 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportProblem(str(exc)) from None
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ReportProblem(f"{path}: not a JSON report: {exc}") from None
-    version = doc.get("schema_version") if isinstance(doc, dict) else None
-    if not isinstance(doc, dict) or isinstance(version, bool) or version not in (1, 2) \
+    if not isinstance(doc, dict):
+        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
+    version = doc.get("schema_version")
+    if type(version) is not int or version not in READABLE_VERSIONS \
             or not isinstance(doc.get("findings"), list):
         raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
     scan = doc.get("scan", {})

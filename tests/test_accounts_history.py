@@ -101,8 +101,7 @@ def test_organization_scan_attributes_findings_and_records_the_denied_account(
     expected = {MANAGEMENT, org.members["payments"], org.members["analytics"], denied}
     assert set(doc["scan"]["accounts"]) == expected
     assert org.closed not in doc["scan"]["accounts"]
-    owners = {f["resource"]["id"]: f["resource"]["account_id"] for f in doc["findings"]
-              if f["resource"]["type"] == "db-instance"}
+    owners = {r["id"]: r["account_id"] for r in doc["resources"] if r["type"] == "db-instance"}
     assert owners == {"payments-db": org.members["payments"],
                       "analytics-db": org.members["analytics"],
                       "org-tools-db": MANAGEMENT}
@@ -122,8 +121,8 @@ def test_account_list_with_role_arn_template(org: Org) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert set(doc["scan"]["accounts"]) == set(ids.split(","))
-    assert {f["resource"]["id"] for f in doc["findings"]
-            if f["resource"]["type"] == "db-instance"} == {"payments-db", "analytics-db"}
+    assert {r["id"] for r in doc["resources"]
+            if r["type"] == "db-instance"} == {"payments-db", "analytics-db"}
 
 
 @pytest.mark.parametrize(("args", "says"), [

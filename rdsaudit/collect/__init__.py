@@ -289,6 +289,8 @@ def scan(session: boto3.Session, request: ScanRequest,
         aliases=tuple(a for s in scans for a in s.aliases),
         shares=tuple(x for s in scans for x in s.shares),
         errors=errors,
+        trails=tuple(t for s in scans for t in s.trails),
+        option_groups=tuple(g for s in scans for g in s.option_groups),
     )
 
 

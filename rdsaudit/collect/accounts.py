@@ -141,3 +141,28 @@ def assume(session: boto3.Session, request: AccountsRequest, account_id: str, pa
 
 def unique(ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
+
+
+class AccountSessions:
+    """A session in each scanned account, made when first asked for and kept: the opt-in
+    writes (Security Hub) are made from each finding's own account."""
+
+    def __init__(self, session: boto3.Session, request: AccountsRequest, caller: str,
+                 partition: str, region: str, endpoint_url: str | None) -> None:
+        self._session, self._request, self._caller = session, request, caller
+        self._partition, self._region, self._endpoint_url = partition, region, endpoint_url
+        self._made: dict[str, boto3.Session | Failure] = {}
+        self.counter = CallCounter()
+
+    def __call__(self, account_id: str) -> boto3.Session | Failure:
+        if account_id == self._caller:
+            return self._session
+        if not self._request.multi:
+            return Failure("NotScanned", f"account {account_id} is not the caller's and no "
+                           "role was given to assume")
+        made = self._made.get(account_id)
+        if made is None:
+            made = self._made[account_id] = assume(
+                self._session, self._request, account_id, self._partition, self._region,
+                self._endpoint_url, self.counter)
+        return made

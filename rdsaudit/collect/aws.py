@@ -43,6 +43,13 @@ from rdsaudit.collect.deadline import Deadline, DeadlineExceeded
 from rdsaudit.redact import redact
 
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+# The only writes rdsaudit may make, each under its own flag (DESIGN.md, "opt-in writes").
+# A client allows one only when built with it in `allowed_writes`, i.e. when its flag is on.
+OPT_IN_WRITES = {
+    "--security-hub": frozenset({"BatchImportFindings"}),
+    "--output-dir s3://": frozenset({"PutObject"}),
+    "--notify sns:": frozenset({"Publish"}),
+}
 
 # A region the account has not enabled answers with one of these (aws-facts §6).
 REGION_DISABLED_CODES = frozenset(
@@ -484,9 +491,11 @@ class AwsClients:
         counter: CallCounter | None = None,
         read_timeout: float = 30,
         throttle_patience: float = 60.0,
+        allowed_writes: frozenset[str] = frozenset(),
         deadline: Deadline | None = None,
     ) -> None:
         self.session = session
+        self.allowed_writes = allowed_writes
         use_lenient_parsers(session)
         self.deadline = deadline or Deadline(None)
         self.endpoint_url = endpoint_url
@@ -522,13 +531,20 @@ class AwsClients:
                 found = self.limiters[key] = RateLimiter()
             return found
 
+    def has_operation(self, service: str, operation: str) -> bool:
+        """Whether this botocore knows the operation (newer APIs are skipped, not broken)."""
+        return operation in _operation_names(service)
+
     def call(self, service: str, region: str, operation: str, method: str,
              **params: Any) -> Mapping[str, Any]:
-        _refuse_mutation(operation)
+        if operation not in self.allowed_writes:
+            _refuse_mutation(operation)
         self.deadline.check(operation)
         client = self.client(service, region)
         # The guard reads the API the method really calls, not the name it was given.
-        _refuse_mutation(client.meta.method_to_api_mapping.get(method, method))
+        api = client.meta.method_to_api_mapping.get(method, method)
+        if api not in self.allowed_writes:
+            _refuse_mutation(api)
         return read_answer(getattr(client, method), operation, **params)
 
 
@@ -647,6 +663,11 @@ def _paginator_model(service: str) -> Any:
     # One botocore session for all: its loader caches what it reads from botocore's data
     # (a session per look-up re-scans the data directories, ~50 ms each).
     return _botocore_session().get_paginator_model(service)
+
+
+@functools.cache
+def _operation_names(service: str) -> frozenset[str]:
+    return frozenset(_botocore_session().get_service_model(service).operation_names)
 
 
 @functools.cache

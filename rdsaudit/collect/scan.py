@@ -36,24 +36,35 @@ from rdsaudit.collect.aws import (
 from rdsaudit.collect.deadline import Deadline
 from rdsaudit.collect.specs import (
     LISTINGS,
+    OPTION_GROUP_CALL,
     SNAPSHOT_SHARE_CALLS,
+    TRAIL_CALLS,
     ListingSpec,
     MalformedRecord,
+    needs_last_usage_call,
     needs_rotation_call,
     needs_share_call,
+    option_group_to_describe,
     primary_to_look_up,
 )
-from rdsaudit.keyref import CUSTOM_KEY_STORE_ORIGINS, resolve_key, rotation_not_applicable
+from rdsaudit.collect.trails import kms_reads_logged
+from rdsaudit.keyref import (
+    CUSTOM_KEY_STORE_ORIGINS,
+    key_dependencies,
+    resolve_key,
+    rotation_not_applicable,
+)
 from rdsaudit.model import (
     CollectionError,
-    EncryptionType,
     KeyLookup,
     KmsAlias,
     KmsKey,
+    OptionGroup,
     Resource,
     RotationLookup,
     SkippedRegion,
     SnapshotShare,
+    Trail,
 )
 from rdsaudit.text import identifier_problem, shown, valid_text
 from rdsaudit.timestamps import iso_utc
@@ -81,6 +92,8 @@ class AccountScan:
     shares: tuple[SnapshotShare, ...]
     errors: tuple[CollectionError, ...]
     skipped: tuple[SkippedRegion, ...]
+    trails: tuple[Trail, ...] = ()
+    option_groups: tuple[OptionGroup, ...] = ()
 
 
 class _Malformed(ValueError):
@@ -90,7 +103,7 @@ class _Malformed(ValueError):
 # What runs first when more work is ready than lanes allow: the critical path. Listing
 # pages are chains (page n+1 needs page n's marker) and reveal everything else; a key's
 # DescribeKey may have a GetKeyRotationStatus behind it; snapshot attributes end nothing.
-LISTING, KEY, ROTATION, SHARE = 0, 1, 2, 3
+LISTING, KEY, ROTATION, SHARE, DETAIL = 0, 1, 2, 3, 4
 
 # Calls in flight at most per service and region, within the scan's `workers` in all: AWS
 # throttles per account, region and service (aws-facts §7). A listing holds one RDS lane for
@@ -239,7 +252,10 @@ class AccountScanner:
         self._shares: list[SnapshotShare] = []
         self._errors: list[CollectionError] = []
         self._skipped: dict[str, SkippedRegion] = {}
-        self._open_listings = {r: len(LISTINGS) + 1 for r in self.regions}
+        self._trails: dict[str, Trail] = {}
+        self._option_groups: dict[tuple[str, str], OptionGroup | None] = {}
+        # Per region: every row of LISTINGS, ListAliases and DescribeTrails.
+        self._open_listings = {r: len(LISTINGS) + 2 for r in self.regions}
         self._scheduler: _Scheduler | None = None
 
     # -- orchestration -------------------------------------------------------------------
@@ -249,10 +265,12 @@ class AccountScanner:
         for region in self.regions:
             self._submit(LISTING, ("kms", region), self._list_aliases, region,
                          PageBound("ListAliases", region), {})
+            self._submit(LISTING, ("cloudtrail", region), self._list_trails, region)
             for spec in LISTINGS:
                 self._submit(LISTING, (spec.service, region), self._list, region, spec)
         for _lane, fn, args in self._scheduler.run(self.deadline):
             self._unread(fn, args)
+        self._unscanned_replications()
         with self._lock:
             # Under the lock: a worker stuck past the deadline may still answer later.
             return AccountScan(
@@ -264,7 +282,29 @@ class AccountScanner:
                 shares=tuple(sorted(self._shares, key=lambda s: s.snapshot_arn)),
                 errors=tuple(self._errors),
                 skipped=tuple(self._skipped[r] for r in sorted(self._skipped)),
+                trails=tuple(sorted(self._trails.values(), key=lambda t: t.arn)),
+                option_groups=tuple(sorted((g for g in self._option_groups.values() if g),
+                                           key=lambda g: (g.region, g.name))),
             )
+
+    def _unscanned_replications(self) -> None:
+        """A backup replicated into a region this scan did not cover is not audited: say
+        so, with the region to add. (Discovered regions are every enabled region, so there
+        the destination is scanned unless the account has not enabled it.)"""
+        seen: set[str] = set()
+        for resource in sorted(self._resources.values(), key=lambda r: r.arn):
+            for arn in resource.backup_replications:
+                parsed = Arn.parse(arn)
+                if parsed is None or arn in seen or parsed.region in self.regions:
+                    continue
+                seen.add(arn)
+                self._errors.append(CollectionError(
+                    self.account_id, parsed.region, "rds",
+                    "DescribeDBInstanceAutomatedBackups", "RegionNotScanned",
+                    f"automated backups of {resource.id} ({resource.region}) are replicated "
+                    f"to {parsed.region}, which this scan did not cover: their encryption is "
+                    f"not audited; add {parsed.region} to --regions (or the config's regions)",
+                    arn))
 
     def _submit(self, priority: int, lane: Lane, fn: Callable[..., None], *args: Any) -> None:
         assert self._scheduler is not None
@@ -303,6 +343,21 @@ class AccountScanner:
             operation = SNAPSHOT_SHARE_CALLS[snapshot.type][0]
             self._record_error(snapshot.region, "rds", operation,
                                Failure("DeadlineExceeded", message), snapshot.arn)
+        elif name == "_list_trails":
+            self._record_error(args[0], "cloudtrail", "DescribeTrails",
+                               Failure("DeadlineExceeded", message))
+        elif name in ("_trail_status", "_trail_selectors"):
+            arn, home = args
+            operation = TRAIL_CALLS["status" if name == "_trail_status" else "selectors"][0]
+            self._record_error(home, "cloudtrail", operation,
+                               Failure("DeadlineExceeded", message), arn)
+        elif name == "_describe_option_group":
+            region, group = args
+            self._record_error(region, "rds", OPTION_GROUP_CALL[0],
+                               Failure("DeadlineExceeded", message), group)
+        elif name == "_last_usage":
+            # Shown, never judged: the key only says its last use is unknown.
+            self._update_key(args[0], last_usage_note=f"last use unknown: {message}")
 
     def _region_finished(self, region: str) -> None:
         with self._lock:
@@ -325,7 +380,7 @@ class AccountScanner:
               resource: str | None = None) -> None:
         """Record a failure: a disabled region once as skipped, anything else as an error."""
         with self._lock:
-            if failure.region_disabled and service in ("rds", "kms", "ec2"):
+            if failure.region_disabled and service in ("rds", "kms", "ec2", "cloudtrail"):
                 if region in self.regions and region not in self._skipped:
                     self._skipped[region] = SkippedRegion(
                         self.account_id, region, failure.code, failure.message
@@ -390,8 +445,39 @@ class AccountScanner:
     def _follow_up(self, resource: Resource) -> None:
         if needs_share_call(resource):
             self._submit(SHARE, ("rds", resource.region), self._describe_share, resource)
-        if resource.encrypted and resource.encryption_type is not EncryptionType.SSE_RDS:
-            self._want_key(resource)
+        self._want_key(resource)
+        group = option_group_to_describe(resource)
+        if group is not None:
+            with self._lock:
+                asked = (resource.region, group) in self._option_groups
+                self._option_groups.setdefault((resource.region, group), None)
+            if not asked:
+                self._submit(DETAIL, ("rds", resource.region), self._describe_option_group,
+                             resource.region, group)
+
+    def _describe_option_group(self, region: str, name: str) -> None:
+        """TDE is an option of the instance's option group (DescribeOptionGroups, once per
+        distinct group in use): shown beside the storage key, never judged."""
+        operation, method, param = OPTION_GROUP_CALL
+        if self._skipping(region):
+            return
+        try:
+            answer = self.clients.call("rds", region, operation, method, **{param: name})
+        except AWS_FAILURES as exc:
+            self._record_error(region, "rds", operation, describe_failure(exc), name)
+            return
+        groups = answer.get("OptionGroupsList")
+        found = [g for g in groups if isinstance(g, Mapping)
+                 and g.get("OptionGroupName") == name] if isinstance(groups, list) else []
+        if not found:
+            self._record_error(region, "rds", operation, Failure(
+                "MalformedResponse", f"no option group {name} in the answer"), name)
+            return
+        options = tuple(sorted(str(o.get("OptionName")) for o in found[0].get("Options") or ()
+                               if isinstance(o, Mapping) and o.get("OptionName")))
+        with self._lock:
+            self._option_groups[(region, name)] = OptionGroup(
+                name, region, self.account_id, _str(found[0].get("EngineName")), options)
 
     def _describe_share(self, snapshot: Resource) -> None:
         operation, method, id_param, result_key, list_key = SNAPSHOT_SHARE_CALLS[snapshot.type]
@@ -483,17 +569,19 @@ class AccountScanner:
             self._want_key(resource)
 
     def _want_key(self, resource: Resource) -> None:
-        """Start the look-up of a resource's key unless it is already started."""
-        if resource.kms_key_id is None:
-            return  # encrypted, but AWS named no key: evaluate reports it unverifiable
-        with self._lock:
-            ref = resolve_key(resource.kms_key_id, resource.region, resource.account_id,
-                              self._aliases)
-            if ref.arn is None:
-                if ref.alias is not None and ref.alias[0] in self.regions:
-                    self._waiting_for_aliases.setdefault(ref.alias[0], []).append(resource)
-                return
-        self._look_up(ref.arn)
+        """Start the look-up of each key the resource depends on (storage, Performance
+        Insights, master user secret, activity stream) unless it is already started. An
+        encrypted resource with no KmsKeyId has nothing to look up: evaluate reports it
+        unverifiable."""
+        for _, key_id in key_dependencies(resource):
+            with self._lock:
+                ref = resolve_key(key_id, resource.region, resource.account_id, self._aliases)
+                if ref.arn is None:
+                    if ref.alias is not None and ref.alias[0] in self.regions:
+                        self._waiting_for_aliases.setdefault(ref.alias[0], []).append(
+                            resource)
+                    continue
+            self._look_up(ref.arn)
 
     def _look_up(self, key_arn: str) -> None:
         """Start DescribeKey for a key ARN unless it is already started: once per key."""
@@ -569,6 +657,9 @@ class AccountScanner:
             self._keys[arn] = key
         if needs_rotation_call(key):
             self._submit(ROTATION, ("kms", key.region), self._rotation, key)
+        if needs_last_usage_call(key, self.account_id) and self.clients.has_operation(
+                "kms", "GetKeyLastUsage"):
+            self._submit(DETAIL, ("kms", key.region), self._last_usage, key.arn, key.region)
         primary_arn = primary_to_look_up(key)
         if primary_arn is not None:
             self._look_up(primary_arn)
@@ -600,6 +691,97 @@ class AccountScanner:
                 updated = replace(key, rotation=RotationLookup.ERROR, note=failure.message)
         with self._lock:
             self._keys[key.arn] = updated
+
+    # -- key last use and CloudTrail coverage -------------------------------------------
+
+    def _last_usage(self, arn: str, region: str) -> None:
+        """kms:GetKeyLastUsage: shown with the key, never judged. Any failure (an
+        AccessDenied where the permission was not granted) leaves the last use unknown and
+        says why on the key; it is not a failure of the key or of the scan."""
+        try:
+            answer = self.clients.call("kms", region, "GetKeyLastUsage", "get_key_last_usage",
+                                       KeyId=arn)
+        except AWS_FAILURES as exc:
+            failure = describe_failure(exc)
+            self._update_key(arn, last_usage_note=f"last use unknown: {failure.code}: "
+                                                  f"{failure.message}")
+            return
+        usage = answer.get("KeyLastUsage")
+        if not isinstance(usage, Mapping) or not usage:
+            tracking = answer.get("TrackingStartDate")
+            since = f" since {_iso(tracking)}" if tracking is not None else ""
+            self._update_key(arn, last_usage_note=f"no cryptographic use recorded{since}")
+            return
+        when = usage.get("Timestamp")
+        self._update_key(arn, last_used_at=_iso(when) if when is not None else None,
+                         last_used_operation=_str(usage.get("Operation")),
+                         last_used_event_id=_str(usage.get("CloudTrailEventId")))
+
+    def _update_key(self, arn: str, **changes: Any) -> None:
+        with self._lock:
+            self._keys[arn] = replace(self._keys[arn], **changes)
+
+    def _list_trails(self, region: str) -> None:
+        """DescribeTrails (shadow trails included: multi-region and organization trails
+        show in every region they cover); each trail new to the scan gets its status and
+        event selectors, once, in its home region."""
+        if self._skipping(region):
+            self._region_finished(region)
+            return
+        try:
+            answer = self.clients.call("cloudtrail", region, "DescribeTrails",
+                                       "describe_trails", includeShadowTrails=True)
+            listed = answer.get("trailList")
+            if not isinstance(listed, list):
+                raise _Malformed("DescribeTrails answer has no trailList")
+        except (*AWS_FAILURES, _Malformed) as exc:
+            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
+                       else describe_failure(exc))
+            self._fail(region, "cloudtrail", "DescribeTrails", failure)
+            self._region_finished(region)
+            return
+        for entry in listed:
+            arn = _str(entry.get("TrailARN")) if isinstance(entry, Mapping) else None
+            if arn is None:
+                continue
+            home = _str(entry.get("HomeRegion")) or region
+            with self._lock:
+                held = self._trails.get(arn)
+                if held is not None:
+                    self._trails[arn] = replace(held, regions=(*held.regions, region))
+                    continue
+                self._trails[arn] = Trail(
+                    arn=arn, account_id=self.account_id, home_region=home,
+                    name=_str(entry.get("Name")) or arn.rsplit("/", 1)[-1],
+                    multi_region=entry.get("IsMultiRegionTrail") is True,
+                    organization=entry.get("IsOrganizationTrail") is True,
+                    regions=(region,))
+            self._submit(DETAIL, ("cloudtrail", home), self._trail_status, arn, home)
+            self._submit(DETAIL, ("cloudtrail", home), self._trail_selectors, arn, home)
+        self._region_finished(region)
+
+    def _trail_status(self, arn: str, home: str) -> None:
+        operation, method, param = TRAIL_CALLS["status"]
+        try:
+            answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
+        except AWS_FAILURES as exc:
+            self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
+            return
+        logging = answer.get("IsLogging")
+        with self._lock:
+            self._trails[arn] = replace(self._trails[arn], logging=logging if isinstance(
+                logging, bool) else None)
+
+    def _trail_selectors(self, arn: str, home: str) -> None:
+        operation, method, param = TRAIL_CALLS["selectors"]
+        try:
+            answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
+        except AWS_FAILURES as exc:
+            self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
+            return
+        logged, why = kms_reads_logged(answer)
+        with self._lock:
+            self._trails[arn] = replace(self._trails[arn], logs_kms=logged, note=why)
 
     def _record_error(self, region: str, service: str, operation: str, failure: Failure,
                       resource: str | None = None) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.keyref import is_replica_key, rotation_not_applicable
+from rdsaudit.keyref import TDE_ENGINES, is_replica_key, rotation_not_applicable
 from rdsaudit.model import EncryptionType, KeyLookup, KmsKey, Resource, ResourceType
 from rdsaudit.text import identifier_problem, shown, valid_text
 
@@ -141,6 +141,62 @@ def _int(d: Mapping[str, Any], key: str, rid: str) -> int | None:
     return value
 
 
+# Activity streams that hold a key (ActivityStreamStatus: stopped | starting | started |
+# stopping): a stopped stream does not use its key.
+_STREAM_LIVE = frozenset({"starting", "started", "stopping"})
+
+
+def _instance_extras(d: Mapping[str, Any]) -> dict[str, str | None]:
+    """An instance's option group (TDE lives in one) and TDE credential."""
+    memberships = d.get("OptionGroupMemberships")
+    group = None
+    if isinstance(memberships, list):
+        for m in memberships:
+            if isinstance(m, Mapping) and _text(m, "OptionGroupName"):
+                group = _text(m, "OptionGroupName")
+                break
+    return {"option_group": group, "tde_credential_arn": _text(d, "TdeCredentialArn")}
+
+
+def _replications(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """ARNs of the cross-Region replications of an instance's automated backups."""
+    listed = d.get("DBInstanceAutomatedBackupsReplications")
+    if not isinstance(listed, list):
+        return ()
+    return tuple(arn for arn in (_text(r, "DBInstanceAutomatedBackupsArn") for r in listed
+                                 if isinstance(r, Mapping)) if arn)
+
+
+def _key_roles(d: Mapping[str, Any]) -> dict[str, str | None]:
+    """The keys a database depends on beside its storage key (DESIGN.md, four roles).
+
+    Performance Insights data is KMS-encrypted whenever PI is on (aws-facts §1); the
+    master user secret's key is Secrets Manager's (`MasterUserSecret.KmsKeyId`); an activity
+    stream's key matters while the stream runs. A key AWS names for a function that is off
+    is not a dependency.
+    """
+    secret = d.get("MasterUserSecret")
+    return {
+        "performance_insights_kms_key_id": (_text(d, "PerformanceInsightsKMSKeyId")
+                                            if d.get("PerformanceInsightsEnabled") is True
+                                            else None),
+        "master_user_secret_kms_key_id": (_text(secret, "KmsKeyId")
+                                          if isinstance(secret, Mapping) else None),
+        "activity_stream_kms_key_id": (_text(d, "ActivityStreamKmsKeyId")
+                                       if d.get("ActivityStreamStatus") in _STREAM_LIVE
+                                       else None),
+    }
+
+
+def _fallback_arn(d: Mapping[str, Any], how: tuple[str, str, str], name: str) -> str | None:
+    parent_key, id_key, kind = how
+    parent = Arn.parse(_text(d, parent_key) or "")
+    resource_id = _text(d, id_key)
+    if parent is None or resource_id is None:
+        return None
+    return f"arn:{parent.partition}:rds:{parent.region}:{parent.account}:{kind}:{resource_id}"
+
+
 @dataclass(frozen=True)
 class Shape:
     """How one Describe* member maps onto a `Resource`: AWS field names per record field.
@@ -157,6 +213,13 @@ class Shape:
     int_fields: Mapping[str, str] = field(default_factory=dict)
     id_from_arn: bool = False
     snapshot_type: str | None = None  # fixed value, for automated backups
+    key_roles: bool = False  # instances and clusters: the keys beside the storage key
+    # Automated backups: when their own ARN is absent (it is optional in the model), an
+    # identity from the database's ARN and resource id, in a kind of its own: it cannot
+    # collide with the database's ARN, nor with another backup's (AWS's own are ab-/cab-).
+    fallback_arn: tuple[str, str, str] | None = None  # (database ARN key, resource id key, kind)
+    # The rest of the record a faithful re-creation needs (see `_config`).
+    extract: Callable[[Mapping[str, Any], str], dict[str, Any]] | None = None
 
     def normalize(self, d: Mapping[str, Any]) -> Resource | None:
         """The record as a Resource (None: not RDS); `MalformedRecord` names what is wrong
@@ -165,13 +228,25 @@ class Shape:
         engine = d.get("Engine")
         if isinstance(engine, str) and engine in NOT_RDS_ENGINES:
             return None
-        arn = _required(d, self.arn_key, name)
+        arn = _text(d, self.arn_key)
+        if arn is None and self.fallback_arn is not None:
+            arn = _fallback_arn(d, self.fallback_arn, name)
+        if arn is None:
+            raise MalformedRecord(name, f"response has no {self.arn_key}")
         region, account = _place(arn, name)
         encrypted, enc_type, key = _encryption(d, self.encrypted_key, arn)
         values: dict[str, Any] = {k: _text(d, aws, arn) for k, aws in self.text_fields.items()}
         values.update({k: _int(d, aws, arn) for k, aws in self.int_fields.items()})
         if self.snapshot_type is not None:
             values["snapshot_type"] = self.snapshot_type
+        if self.key_roles:
+            values.update(_key_roles(d))
+        if self.type is ResourceType.DB_INSTANCE:
+            values.update(_instance_extras(d))
+        if self.type in (ResourceType.DB_INSTANCE, ResourceType.DB_AUTOMATED_BACKUP):
+            values["backup_replications"] = _replications(d)
+        if self.extract is not None:
+            values.update(self.extract(d, arn))
         return Resource(
             type=self.type,
             arn=arn,
@@ -186,18 +261,78 @@ class Shape:
         )
 
 
+def _bool(d: Mapping[str, Any], key: str) -> bool | None:
+    value = d.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _texts(values: Any, key: str | None = None) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        return ()
+    items = [v.get(key) if key and isinstance(v, Mapping) else v for v in values]
+    return tuple(v for v in items if isinstance(v, str))
+
+
+def _config(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    """What a restore or re-create must pass to land the database where it was: network,
+    parameter and option groups, storage, protection, monitoring (DBInstance / DBCluster
+    shapes in the botocore RDS model; a field AWS leaves out stays None)."""
+    subnet = d.get("DBSubnetGroup")
+    groups = d.get("DBParameterGroups")
+    options = d.get("OptionGroupMemberships")
+    endpoint = d.get("Endpoint")
+    secret = d.get("MasterUserSecret")
+    return {
+        "engine_version": _text(d, "EngineVersion"),
+        "license_model": _text(d, "LicenseModel"),
+        "db_subnet_group": (subnet.get("DBSubnetGroupName") if isinstance(subnet, Mapping)
+                            else subnet if isinstance(subnet, str) else None),
+        "vpc_security_group_ids": _texts(d.get("VpcSecurityGroups"), "VpcSecurityGroupId"),
+        "parameter_group": (_texts(groups, "DBParameterGroupName")[:1] or
+                            (_text(d, "DBClusterParameterGroup"),))[0],
+        "option_group": (_texts(options, "OptionGroupName")[:1] or (None,))[0],
+        "port": _int(d, "Port", rid) or (_int(endpoint, "Port", rid)
+                                         if isinstance(endpoint, Mapping) else None),
+        "multi_az": _bool(d, "MultiAZ"),
+        "storage_type": _text(d, "StorageType"),
+        "allocated_storage": _int(d, "AllocatedStorage", rid),
+        "iops": _int(d, "Iops", rid),
+        "storage_throughput": _int(d, "StorageThroughput", rid),
+        "deletion_protection": _bool(d, "DeletionProtection"),
+        "iam_auth": _bool(d, "IAMDatabaseAuthenticationEnabled"),
+        "publicly_accessible": _bool(d, "PubliclyAccessible"),
+        "copy_tags_to_snapshot": _bool(d, "CopyTagsToSnapshot"),
+        "monitoring_interval": _int(d, "MonitoringInterval", rid),
+        "monitoring_role_arn": _text(d, "MonitoringRoleArn"),
+        "performance_insights_enabled": _bool(d, "PerformanceInsightsEnabled"),
+        "performance_insights_retention": _int(d, "PerformanceInsightsRetentionPeriod", rid),
+        "cloudwatch_logs_exports": _texts(d.get("EnabledCloudwatchLogsExports")),
+        "manages_master_user_secret": isinstance(secret, Mapping) or None,
+        "members": _texts(d.get("DBClusterMembers"), "DBInstanceIdentifier"),
+    }
+
+
+def _backup_ids(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
+    # delete-db-cluster-automated-backup takes the cluster's resource id (DbClusterResourceId).
+    return {"resource_id": _text(d, "DbiResourceId") or _text(d, "DbClusterResourceId")}
+
+
 INSTANCE = Shape(
     ResourceType.DB_INSTANCE, "DBInstanceIdentifier", "DBInstanceArn", "StorageEncrypted",
     {"engine": "Engine", "status": "DBInstanceStatus", "instance_class": "DBInstanceClass",
      "cluster_id": "DBClusterIdentifier",
      "replica_source": "ReadReplicaSourceDBInstanceIdentifier",
-     "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"})
+     "replica_source_cluster": "ReadReplicaSourceDBClusterIdentifier",
+     "resource_id": "DbiResourceId"},
+    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True,
+    extract=_config)
 CLUSTER = Shape(
     ResourceType.DB_CLUSTER, "DBClusterIdentifier", "DBClusterArn", "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "instance_class": "DBClusterInstanceClass",
-     "replica_source": "ReplicationSourceIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"})
+     "replica_source": "ReplicationSourceIdentifier",
+     "resource_id": "DbClusterResourceId"},
+    {"backup_retention": "BackupRetentionPeriod"}, key_roles=True,
+    extract=_config)
 SNAPSHOT = Shape(
     ResourceType.DB_SNAPSHOT, "DBSnapshotIdentifier", "DBSnapshotArn", "Encrypted",
     {"engine": "Engine", "status": "Status", "snapshot_type": "SnapshotType",
@@ -210,12 +345,15 @@ CLUSTER_SNAPSHOT = Shape(
 INSTANCE_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBInstanceIdentifier", "DBInstanceAutomatedBackupsArn",
     "Encrypted", {"engine": "Engine", "status": "Status", "source_id": "DBInstanceIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
+    fallback_arn=("DBInstanceArn", "DbiResourceId", "auto-backup"), extract=_backup_ids)
 CLUSTER_BACKUP = Shape(
     ResourceType.DB_AUTOMATED_BACKUP, "DBClusterIdentifier", "DBClusterAutomatedBackupsArn",
     "StorageEncrypted",
     {"engine": "Engine", "status": "Status", "source_id": "DBClusterIdentifier"},
-    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated")
+    {"backup_retention": "BackupRetentionPeriod"}, id_from_arn=True, snapshot_type="automated",
+    fallback_arn=("DBClusterArn", "DbClusterResourceId", "cluster-auto-backup"),
+    extract=_backup_ids)
 
 
 _PAGE = {"MaxRecords": PAGE_SIZE}
@@ -256,12 +394,22 @@ SNAPSHOT_SHARE_CALLS = {
                                        "DBClusterSnapshotAttributesResult",
                                        "DBClusterSnapshotAttributes"),
 }
+# CloudTrail coverage of key use: DescribeTrails once per region, then per distinct trail
+# its status and event selectors (operation, boto3 method, parameter naming the trail).
+TRAIL_CALLS = {
+    "status": ("GetTrailStatus", "get_trail_status", "Name"),
+    "selectors": ("GetEventSelectors", "get_event_selectors", "TrailName"),
+}
 OTHER_ACTIONS = (
     "sts:GetCallerIdentity",
     "ec2:DescribeRegions",
     "kms:ListAliases",
     "kms:DescribeKey",
     "kms:GetKeyRotationStatus",
+    "kms:GetKeyLastUsage",
+    "cloudtrail:DescribeTrails",
+    "cloudtrail:GetTrailStatus",
+    "cloudtrail:GetEventSelectors",
 )
 
 
@@ -282,6 +430,27 @@ def needs_rotation_call(key: KmsKey) -> bool:
             and rotation_not_applicable(key) is None)
 
 
+OPTION_GROUP_CALL = ("DescribeOptionGroups", "describe_option_groups", "OptionGroupName")
+
+
+def option_group_to_describe(resource: Resource) -> str | None:
+    """The option group of an Oracle / SQL Server instance, described once per distinct
+    group (scanner and floor ask this). Default groups cannot hold options you add (AWS:
+    default option groups cannot be modified), so they are not asked."""
+    if (resource.type is not ResourceType.DB_INSTANCE or resource.option_group is None
+            or not (resource.engine or "").startswith(TDE_ENGINES)
+            or resource.option_group.startswith("default:")):
+        return None
+    return resource.option_group
+
+
+def needs_last_usage_call(key: KmsKey, account_id: str) -> bool:
+    """GetKeyLastUsage works in the key's own account only (aws-facts §0): asked of the
+    scanned account's described customer managed keys."""
+    return (key.lookup is KeyLookup.OK and key.key_manager == "CUSTOMER"
+            and key.account_id == account_id)
+
+
 def primary_to_look_up(key: KmsKey) -> str | None:
     """The primary key of a multi-Region replica: described too (once), in its own region,
     because rotation of a multi-Region key is a property of the primary."""
@@ -291,5 +460,6 @@ def primary_to_look_up(key: KmsKey) -> str | None:
 def required_actions() -> list[str]:
     actions = {spec.action for spec in LISTINGS}
     actions |= {f"rds:{op}" for op, *_ in SNAPSHOT_SHARE_CALLS.values()}
+    actions.add(f"rds:{OPTION_GROUP_CALL[0]}")
     actions |= set(OTHER_ACTIONS)
     return sorted(actions)
