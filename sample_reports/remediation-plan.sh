@@ -9,15 +9,15 @@ set -euo pipefail
 # db-instance payments-db is inaccessible-encryption-credentials-recoverable: the KMS key cannot be accessed; RDS keeps it recoverable for seven days: make the key usable again, then start it within that window
 # Restore access to the key, then start the database within seven days of losing access.
 # Step 1: Enable the key (run in account 123456789012, which owns the key)
-aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/193a3e64-dc2b-4caa-aa71-00c50d8d6f80
+aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/8a3f563a-c0f7-4dbd-88a0-2b36df59b462
 # Step 2: Start payments-db within the seven-day recoverable window
 aws rds start-db-instance --region us-east-1 --db-instance-identifier payments-db
 
 # ── [critical] key-unusable · db-instance payments-db (us-east-1, account 123456789012)
-# db-instance payments-db depends on storage key KMS key arn:aws:kms:us-east-1:123456789012:key/193a3e64-dc2b-4caa-aa71-00c50d8d6f80, which is Disabled: the database storage, its snapshots and backups cannot be decrypted
-# Make KMS key(s) arn:aws:kms:us-east-1:123456789012:key/193a3e64-dc2b-4caa-aa71-00c50d8d6f80 (storage) usable again before RDS loses access for good.
+# db-instance payments-db depends on storage key KMS key arn:aws:kms:us-east-1:123456789012:key/8a3f563a-c0f7-4dbd-88a0-2b36df59b462, which is Disabled: the database storage, its snapshots and backups cannot be decrypted
+# Make KMS key(s) arn:aws:kms:us-east-1:123456789012:key/8a3f563a-c0f7-4dbd-88a0-2b36df59b462 (storage) usable again before RDS loses access for good.
 # Step 1: Enable the key (run in account 123456789012, which owns the key)
-# already done above: aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/193a3e64-dc2b-4caa-aa71-00c50d8d6f80
+# already done above: aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/8a3f563a-c0f7-4dbd-88a0-2b36df59b462
 # Step 2: Start payments-db within the seven-day recoverable window
 # already done above: aws rds start-db-instance --region us-east-1 --db-instance-identifier payments-db
 
