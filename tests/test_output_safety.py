@@ -38,6 +38,7 @@ from rdsaudit.model import (
     RotationLookup,
     SkippedRegion,
 )
+from rdsaudit.report.csv import neutralise
 from tests.builders import ACCOUNT, REGION, instance, inventory, key_arn, kms_key, snapshot
 from tests.test_cli import run, save
 
@@ -306,8 +307,11 @@ def test_csv_keeps_the_strings_neutralised(csv_rows: list[dict[str, str]]) -> No
     for p in PAYLOADS:
         [row] = [r for r in csv_rows if r["resource_id"] == _shown(p)
                  and r["rule_id"] == "instance-unencrypted"]
-        # Each tag key and value is neutralised on its own (and the cell as a whole).
-        assert row["tags"] == _shown(f"{_shown(p)}={_shown(p)}; team={_shown(p)}")
+        # Each tag key and value is neutralised on its own, and the cell as a whole: every
+        # line of it (issue 12: a line after a break may start a formula too).
+        assert row["tags"] == neutralise(f"{_shown(p)}={_shown(p)}; team={_shown(p)}")
+        assert not any(line.lstrip(" \u00a0").startswith(("=", "+", "-", "@"))
+                       for line in row["tags"].splitlines())
         assert row["status"] == ("waived" if p in PAYLOADS[::2] else "fail")
     states = {row["key_state"] for row in csv_rows}
     assert _shown(HYPERLINK) in states
