@@ -19,6 +19,7 @@ import click
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
+from rdsaudit.history import scan_label
 from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
@@ -91,6 +92,10 @@ def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             staged.append((Path(tmp_name), path))
+            # Reports and inventories are for sharing (CI artifacts, auditors) and hold no
+            # secret (redacted below): they take the user's umask, as any file they write,
+            # not mkstemp's 0600. The history database is private (rdsaudit.history).
+            os.fchmod(fd, 0o666 & ~_umask())
             if isinstance(text, bytes):
                 # A binary report (xlsx) is rendered from the redacted document.
                 with os.fdopen(fd, "wb") as binary:
@@ -103,6 +108,12 @@ def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
             staged_path.unlink(missing_ok=True)
         raise
     return staged
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _publish(staged: list[tuple[Path, Path]]) -> None:
@@ -135,6 +146,8 @@ class Outputs:
     baseline: str | None = None  # a path or s3://…
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
+    # (profile, role, endpoint) of a scan: with its accounts and regions, the history label.
+    source: tuple[str | None, str | None, str | None] = (None, None, None)
     # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
     # each takes the document and returns what failed, as errors of the report.
     deliveries: tuple[Callable[[ReportDocument], list[CollectionError]], ...] = ()
@@ -230,10 +243,20 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
     # Redacted before anything renders it: every format, and the history, see the same.
     doc: ReportDocument = redact_data(report_document(result, policy.fail_on,
                                                       out.fail_on_new, out.evidence))
+    warnings: list[str] = []
+    label = ""
     if out.history is not None:
-        doc["history"] = _record_history(out.history, doc)
+        profile, role, endpoint = out.source
+        label = scan_label(profile=profile, role=role, endpoint=endpoint,
+                           accounts=list(doc["scan"]["accounts"]),
+                           regions=list(doc["scan"]["regions"]))
+        # Read before rendering (the HTML draws the trend), written after publishing: the
+        # history never costs a scan its reports or its exit code.
+        doc["history"] = _read_history(out.history, doc, label, warnings)
     written = _emit_reports(doc, out)
     code = gate(result, policy.fail_on, out.fail_on_new)
+    if out.history is not None:
+        _write_history(out.history, doc, label, warnings)
     failed: list[CollectionError] = []
     for deliver in out.deliveries:
         failed += deliver(doc)
@@ -251,6 +274,8 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
         if upload_failed and code is ExitCode.COMPLIANT:
             code = ExitCode.INCOMPLETE
     if not out.quiet:
+        for warning in warnings:
+            say(f"rdsaudit: warning: {warning}")
         for error in (*result.inventory.errors, *failed):
             say(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
                        f"{error.operation}: {error.code}: {error.message}")
@@ -338,16 +363,44 @@ def _with_baseline(result: Result, text: str) -> Result:
     return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
-def _record_history(path: Path, doc: ReportDocument) -> list[dict[str, Any]]:
-    """Store this scan and return the recent ones (oldest first) for the trend."""
-    from rdsaudit.history import HistoryProblem, open_history, recent, record
+def _read_history(path: Path, doc: ReportDocument, label: str,
+                  warnings: list[str]) -> list[dict[str, Any]]:
+    """The earlier scans of the same label (oldest first) and this one, for the trend; a
+    history that cannot be read is a warning, and the trend shows this scan alone."""
+    from rdsaudit.history import SCHEMA_VERSION, entry_for, open_history, recent, writable
+
+    current = entry_for(doc, label)
+    if not path.exists():
+        return [current]
+    try:
+        with open_history(path, create=False) as db:
+            if not writable(db):
+                warnings.append(f"{path}: history schema is newer than this rdsaudit's "
+                                f"({SCHEMA_VERSION}): read only, this scan is not recorded")
+            return [*recent(db, 29, label), current]
+    except Exception as exc:  # noqa: BLE001 - any history failure is a warning, never fatal
+        warnings.append(f"history not read: {_history_problem(exc)}")
+        return [current]
+
+
+def _write_history(path: Path, doc: ReportDocument, label: str,
+                   warnings: list[str]) -> None:
+    from rdsaudit.history import open_history, record, writable
 
     try:
         with open_history(path) as db:
-            record(db, doc)
-            return recent(db, 30)
-    except HistoryProblem as exc:
-        raise InputProblem(str(exc)) from None
+            if writable(db):
+                record(db, doc, label)
+    except Exception as exc:  # noqa: BLE001 - any history failure is a warning, never fatal
+        warnings.append(f"scan not recorded in the history: {_history_problem(exc)}")
+
+
+def _history_problem(exc: Exception) -> str:
+    from rdsaudit.history import HistoryProblem
+
+    if isinstance(exc, HistoryProblem):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
@@ -580,6 +633,12 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
                            "or --role-arn")
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
+    if role_arn:
+        try:
+            role_arn.format(account_id="123456789012")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise InputProblem(f"--role-arn {role_arn!r}: only {{account_id}} may be "
+                               f"replaced ({type(exc).__name__}: {exc})") from None
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
     if shard is not None and output_dir is not None:
         # Array engines give every worker the same arguments: {shard} names its own part.
@@ -594,6 +653,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         raise InputProblem(f"cannot set up AWS session: {exc}") from None
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
                    s3_kms_key=s3_kms_key, session=session)
+    out = replace(out, source=(profile, role_name or role_arn,
+                               endpoint_url or os.environ.get("AWS_ENDPOINT_URL")))
     if shard is not None and save_inventory is None and out.output_dir is not None:
         from rdsaudit.merge import INVENTORY_NAME
 
@@ -642,11 +703,12 @@ def _security_hub_delivery(sessions: Any, quiet: bool) -> Delivery:
 
 
 def _accounts_from_file(path: Path) -> list[str]:
+    from rdsaudit.userfile import UserFileProblem, read_user_file
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputProblem(f"--accounts-file {path}: cannot read: "
-                           f"{getattr(exc, 'strerror', None) or exc}") from None
+        text = read_user_file(path, "account list", 64 * 1024**2)
+    except UserFileProblem as exc:
+        raise InputProblem(f"--accounts-file {exc}") from None
     ids: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
@@ -949,9 +1011,12 @@ def rules() -> None:
 @cli.command("iam-policy")
 @click.option("--organization", is_flag=True,
               help="Add what the scanning account needs for --organization / --accounts.")
+@click.option("--role-name", default="rdsaudit-read-only", show_default=True,
+              help="The role --organization scans assume: sts:AssumeRole is granted on it "
+                   "alone.")
 @click.option("--security-hub", is_flag=True,
               help="Add what --security-hub needs (in every account findings go to).")
-def iam_policy(organization: bool, security_hub: bool) -> None:
+def iam_policy(organization: bool, role_name: str, security_hub: bool) -> None:
     """Print the least-privilege, read-only IAM policy a scan needs."""
     from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
@@ -960,8 +1025,14 @@ def iam_policy(organization: bool, security_hub: bool) -> None:
         "Sid": "RdsauditReadOnly", "Effect": "Allow", "Action": required_actions(),
         "Resource": "*"}]
     if organization:
+        # ListAccounts has no resource-level permissions; AssumeRole is granted on the
+        # audit role of every account and nothing else.
+        listing = [a for a in MULTI_ACCOUNT_ACTIONS if a != "sts:AssumeRole"]
         statements.append({"Sid": "RdsauditAccounts", "Effect": "Allow",
-                           "Action": list(MULTI_ACCOUNT_ACTIONS), "Resource": "*"})
+                           "Action": listing, "Resource": "*"})
+        statements.append({"Sid": "RdsauditAssumeAuditRole", "Effect": "Allow",
+                           "Action": ["sts:AssumeRole"],
+                           "Resource": f"arn:aws:iam::*:role/{role_name}"})
     if security_hub:
         from rdsaudit.deliver.securityhub import IAM_STATEMENTS
 
@@ -1002,6 +1073,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rdsaudit",
                       standalone_mode=False)
     except click.UsageError as exc:
+        if exc.ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+            # `rdsaudit` alone: the help as it is meant to be read, then exit 2.
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(" ".join(exc.format_message().split()) + hint, ExitCode.USAGE)
     except click.ClickException as exc:

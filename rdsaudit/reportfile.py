@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.text import identifier_problem
+from rdsaudit.userfile import UserFileProblem, read_user_file
+
 READABLE_VERSIONS = (1, 2)
 
 
@@ -21,10 +24,10 @@ class ReportProblem(ValueError):
 
 def load_report(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ReportProblem(f"{path}: cannot read report: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        doc = json.loads(read_user_file(path, "report"))
+    except UserFileProblem as exc:
+        raise ReportProblem(str(exc)) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ReportProblem(f"{path}: not a JSON report: {exc}") from None
     if not isinstance(doc, dict):
         raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
@@ -32,8 +35,14 @@ def load_report(path: Path) -> dict[str, Any]:
     if type(version) is not int or version not in READABLE_VERSIONS \
             or not isinstance(doc.get("findings"), list):
         raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
-    if not isinstance(doc.get("scan", {}), dict):
+    scan = doc.get("scan", {})
+    if not isinstance(scan, dict):
         raise ReportProblem(f"{path}: scan is not an object")
+    for name in ("accounts", "regions"):
+        listed = scan.get(name, [])
+        if not isinstance(listed, list) or not all(
+                isinstance(v, str) and identifier_problem(v) is None for v in listed):
+            raise ReportProblem(f"{path}: scan.{name} is not a list of names")
     for i, finding in enumerate(doc["findings"]):
         problem = _finding_problem(finding)
         if problem:
@@ -53,6 +62,12 @@ def _finding_problem(finding: Any) -> str | None:
             isinstance(resource.get(k), str) for k in ("arn", "type", "id", "region",
                                                        "account_id")):
         return ".resource is not a resource"
+    for k in ("arn", "id", "region", "account_id"):
+        # Never "cleaned": invalid Unicode is refused. (Control characters are still read
+        # and shell-quoted by the runbook: see the issue-12 note.)
+        problem = identifier_problem(resource[k])
+        if problem == "is not valid Unicode":
+            return f".resource.{k} {problem}"
     remediation = finding.get("remediation")
     if remediation is None:
         return None

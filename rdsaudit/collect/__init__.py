@@ -11,7 +11,13 @@ from typing import Any, TypeVar
 
 import boto3
 import botocore.session
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from rdsaudit.arns import partition_of_region
 from rdsaudit.collect.accounts import (
@@ -83,6 +89,11 @@ def caller_account(session: boto3.Session, region: str, endpoint_url: str | None
         raise CredentialsProblem(
             "no AWS credentials found (set AWS_PROFILE, use --profile, or configure the "
             "credential chain)") from None
+    except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+            ConnectionClosedError) as exc:
+        failure = describe_failure(exc)
+        raise CredentialsProblem(
+            f"cannot reach AWS STS ({failure.code}): {failure.message}") from None
     except AWS_FAILURES as exc:
         failure = describe_failure(exc)
         raise CredentialsProblem(

@@ -408,7 +408,7 @@ def lenient_timestamp(value: Any) -> Any:
     the record holding it is then malformed, instead of the whole page failing."""
     try:
         return parse_timestamp(value)
-    except (ValueError, TypeError, OverflowError, OSError):
+    except Exception:  # noqa: BLE001 - botocore/dateutil raise RuntimeError too ("1e20")
         return str(value)
 
 

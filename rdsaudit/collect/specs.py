@@ -225,7 +225,8 @@ class Shape:
         """The record as a Resource (None: not RDS); `MalformedRecord` names what is wrong
         with it and which record it is (its ARN once that is known to be sound)."""
         name = _required(d, self.id_key, _shown(d.get(self.id_key)))
-        if d.get("Engine") in NOT_RDS_ENGINES:
+        engine = d.get("Engine")
+        if isinstance(engine, str) and engine in NOT_RDS_ENGINES:
             return None
         arn = _text(d, self.arn_key)
         if arn is None and self.fallback_arn is not None:

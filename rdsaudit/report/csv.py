@@ -9,6 +9,7 @@ is quoted (OWASP "CSV Injection").
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,8 +45,22 @@ def finding_rows(doc: Mapping[str, Any]) -> list[list[str]]:
 
 
 def neutralise(value: str) -> str:
-    """A cell a spreadsheet would evaluate becomes text: prefix it with a single quote."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    """A cell a spreadsheet would evaluate becomes text: prefix it with a single quote.
+
+    Spreadsheets skip leading blanks (a space, a no-break space) before `=`, and a reader
+    that splits the cell's lines would see each line as a cell: any line that starts, after
+    blanks, with a formula character makes the whole cell text."""
+    if value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    if _LINE_FORMULA.search(value) or _BLANK_FORMULA.match(value):
+        # Every line break is kept as it was; a quote goes before each formula line.
+        return "'" + _LINE_FORMULA.sub(lambda m: m.group(1) + "'" + m.group(2), value)
+    return value
+
+
+_BLANKS = "[ \u00a0\u2007\u202f\u3000]*"
+_LINE_FORMULA = re.compile(f"(\r\n|\r|\n)({_BLANKS}(?=[=+\\-@\t]))")
+_BLANK_FORMULA = re.compile(f"{_BLANKS}[=+\\-@]")
 
 
 def _row(finding: Mapping[str, Any], tags_cells: dict[int, str], scan_time: str) -> list[str]:

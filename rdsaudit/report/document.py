@@ -347,6 +347,7 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
         "fail_on": fail_on.label,
         "fail_on_new": only_new,
         "exit_code": int(gate(result, fail_on, only_new)),
-        "verdict": verdict(severities, fail_on, len(inv.errors)),
+        "verdict": verdict(severities, fail_on, len(inv.errors))
+        + (" · gate on new failures only (--fail-on-new)" if only_new else ""),
         "actions": [],
     }

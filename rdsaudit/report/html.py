@@ -587,8 +587,11 @@ def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
         actions.append({**a, "failures": failures, "left_out": left_out,
                         "open": len(actions) < ACTIONS_OPEN})
     deadlines = [a for a in actions if a.get("deadline")]
+    verdict = str(summary.get("verdict") or "")
+    if summary.get("fail_on_new") and "--fail-on-new" not in verdict:
+        verdict += " · gate on new failures only (--fail-on-new)"
     return {
-        "verdict": summary.get("verdict") or "",
+        "verdict": verdict,
         "verdict_class": verdict_class,
         "actions": actions,
         "deadlines": deadlines,

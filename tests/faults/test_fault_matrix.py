@@ -223,12 +223,15 @@ def test_fault(served: Served, service: str, operation: str, fault_name: str) ->
         return
     # The error names the operation and the region.
     where = "us-east-1" if operation == "DescribeRegions" else FAULT_REGION
-    assert any(e.operation == operation and e.region == where and e.service == service
-               for e in inventory.errors), inventory.errors
+    named = any(e.operation == operation and e.region == where and e.service == service
+                for e in inventory.errors)
+    # On a loaded machine the deadline may end the scan before the call was even due:
+    # then what it left unread is named (DeadlineExceeded), not necessarily this call.
+    assert named or deadline_case, inventory.errors
     if deadline_case:
         # Whatever the deadline cut short is an error; what was read stays true.
         # A hung call may hit the read timeout first (1 s here); a dripping one never does.
-        codes = {e.code for e in inventory.errors if e.operation == operation}
+        codes = {e.code for e in inventory.errors}
         assert "DeadlineExceeded" in codes or (fault_name == "hang" and "Timeout" in codes)
         passes = {f for f in _facts(result) if f[2] == "pass"}
         assert passes <= _facts(base)
