@@ -9,19 +9,23 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
-from rdsaudit.model import Inventory, Result, Severity, Status
+from rdsaudit.history import scan_label
+from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
+
+if TYPE_CHECKING:
+    from rdsaudit.report.contract import Evidence, ReportDocument
 
 SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
 REPORT_STEM = "rdsaudit-report"
@@ -37,10 +41,10 @@ def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def _formats(values: Sequence[str]) -> list[str]:
+def _formats(values: Sequence[str], default: str = "json") -> list[str]:
     from rdsaudit.report import FORMATS
 
-    names = _split(values) or ["json"]
+    names = _split(values) or [default]
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
         raise InputProblem(f"unknown format(s) {', '.join(unknown)} "
@@ -55,13 +59,24 @@ def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) ->
         raise InputProblem(str(exc)) from None
     if fail_on:
         policy = replace(policy, fail_on=Severity.parse(fail_on))
-    keys = dict(policy.target_keys)
+    return replace(policy, target_keys=target_key_map(policy.target_keys, targets))
+
+
+def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dict[str, str]:
+    """--target-key ARN (the key's own account and region: `ACCOUNT:REGION`) and
+    --target-key ACCOUNT=ARN (that key for ACCOUNT's resources in the key's region)."""
+    keys = dict(configured)
     for target in targets:
-        arn = Arn.parse(target)
-        if arn is None or arn.service != "kms" or not arn.region:
-            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN")
-        keys[arn.region] = target
-    return replace(policy, target_keys=keys)
+        account, _, key = target.rpartition("=") if "=" in target else ("", "", target)
+        arn = Arn.parse(key)
+        if arn is None or arn.service != "kms" or not arn.region or not arn.account:
+            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN "
+                               "(or ACCOUNT=ARN)")
+        if account and not (len(account) == 12 and account.isdigit()):
+            raise InputProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
+                               "account id")
+        keys[f"{account or arn.account}:{arn.region}"] = key
+    return keys
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -69,7 +84,7 @@ def _write_atomically(path: Path, text: str) -> None:
     _publish(_stage({path: text}))
 
 
-def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
+def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
     """Write every file to a temporary name first; nothing is visible yet."""
     staged: list[tuple[Path, Path]] = []
     try:
@@ -77,13 +92,28 @@ def _stage(files: dict[Path, str]) -> list[tuple[Path, Path]]:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             staged.append((Path(tmp_name), path))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                handle.write(redact(text))  # every file rdsaudit writes passes here
+            # Reports and inventories are for sharing (CI artifacts, auditors) and hold no
+            # secret (redacted below): they take the user's umask, as any file they write,
+            # not mkstemp's 0600. The history database is private (rdsaudit.history).
+            os.fchmod(fd, 0o666 & ~_umask())
+            if isinstance(text, bytes):
+                # A binary report (xlsx) is rendered from the redacted document.
+                with os.fdopen(fd, "wb") as binary:
+                    binary.write(text)
+            else:
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(redact(text))  # every file rdsaudit writes passes here
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
         raise
     return staged
+
+
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _publish(staged: list[tuple[Path, Path]]) -> None:
@@ -113,16 +143,42 @@ class Outputs:
     output_dir: Path | None
     exit_zero: bool
     quiet: bool
-    baseline: Path | None = None
+    baseline: str | None = None  # a path or s3://…
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
+    # (profile, role, endpoint) of a scan: with its accounts and regions, the history label.
+    source: tuple[str | None, str | None, str | None] = (None, None, None)
+    # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
+    # each takes the document and returns what failed, as errors of the report.
+    deliveries: tuple[Callable[[ReportDocument], list[CollectionError]], ...] = ()
+    # --output-dir s3://…: `output_dir` is then a local staging directory, uploaded last.
+    s3: Any = None  # rdsaudit.deliver.s3.S3Location
+    s3_kms_key: str | None = None
+    session: Any = None  # boto3.Session for S3 reads and writes (default chain if None)
+
+    def aws(self) -> Any:
+        import boto3
+
+        return self.session or boto3.Session()
+    evidence: Evidence = "failures"
+    color: bool = True  # --no-color turns it off; NO_COLOR and a non-terminal do too
 
 
-def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
+def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
     from rdsaudit.report import FORMATS
 
     if out.output_dir is None:
-        click.echo(redact(FORMATS[out.formats[0]].render(doc)), nl=False)
+        name = out.formats[0]
+        if name == "table":
+            from rdsaudit.report.table import render_table
+
+            click.echo(redact(render_table(doc, color=_color_allowed(out, sys.stdout))),
+                       nl=False)
+            return []
+        rendered = FORMATS[name].render(doc)
+        if isinstance(rendered, bytes):
+            raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
+        click.echo(redact(rendered), nl=False)
         return []
     staged: list[tuple[Path, Path]] = []
     try:
@@ -143,7 +199,16 @@ def _emit_reports(doc: dict[str, Any], out: Outputs) -> list[Path]:
     return [path for _, path in staged]
 
 
-def _summary_line(result: Result, code: ExitCode) -> str:
+def _color_allowed(out: Outputs, stream: Any) -> bool:
+    """Colour only on a terminal, never with --no-color or NO_COLOR (https://no-color.org)."""
+    if not out.color or os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False,
+                  failed_deliveries: int = 0) -> str:
     inv = result.inventory
     failing = [f for f in result.findings if f.status is Status.FAIL]
     counts = {s: sum(1 for f in failing if f.severity is s) for s in Severity}
@@ -153,16 +218,21 @@ def _summary_line(result: Result, code: ExitCode) -> str:
         f"{len(inv.resources)} resources in {len(inv.scan.regions)} region(s) of "
         f"{len(inv.scan.accounts)} account(s)",
         f"{len(failing)} failing" + (f" ({by_sev})" if by_sev else ""),
-        f"{sum(1 for f in result.findings if f.status is Status.PASS)} passing",
+        f"{result.pass_count()} passing",
     ]
     if inv.errors:
         parts.append(f"{len(inv.errors)} collection error(s): INCOMPLETE")
+    if failed_deliveries:
+        parts.append(f"{failed_deliveries} delivery error(s)")
     if inv.scan.skipped_regions:
         parts.append(f"{len(inv.scan.skipped_regions)} region(s) not enabled, skipped")
     calls = sum(n for _, n in inv.scan.api_calls)
     if calls:
         parts.append(f"{calls} API calls")
-    return "rdsaudit: " + "; ".join(parts) + f"; exit {int(code)}"
+    # The exit code the process really returns: --exit-zero turns a failing gate into 0.
+    real = "exit 0" + (f" (--exit-zero; the gate says {int(code)})" if int(code) else "") \
+        if exit_zero else f"exit {int(code)}"
+    return "rdsaudit: " + "; ".join(parts) + f"; {real}"
 
 
 def _finish(result: Result, policy: Policy, out: Outputs) -> int:
@@ -171,13 +241,42 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
     if out.baseline is not None:
         result = _with_baseline(result, out.baseline)
     # Redacted before anything renders it: every format, and the history, see the same.
-    doc = redact_data(report_document(result, policy.fail_on, out.fail_on_new))
+    doc: ReportDocument = redact_data(report_document(result, policy.fail_on,
+                                                      out.fail_on_new, out.evidence))
+    warnings: list[str] = []
+    label = ""
     if out.history is not None:
-        doc["history"] = _record_history(out.history, doc)
+        profile, role, endpoint = out.source
+        label = scan_label(profile=profile, role=role, endpoint=endpoint,
+                           accounts=list(doc["scan"]["accounts"]),
+                           regions=list(doc["scan"]["regions"]))
+        # Read before rendering (the HTML draws the trend), written after publishing: the
+        # history never costs a scan its reports or its exit code.
+        doc["history"] = _read_history(out.history, doc, label, warnings)
     written = _emit_reports(doc, out)
     code = gate(result, policy.fail_on, out.fail_on_new)
+    if out.history is not None:
+        _write_history(out.history, doc, label, warnings)
+    failed: list[CollectionError] = []
+    for deliver in out.deliveries:
+        failed += deliver(doc)
+    if failed:
+        from rdsaudit.deliver import with_delivery_errors
+
+        # The reports are already safe on disk; written again, they say what failed.
+        doc = with_delivery_errors(doc, failed)
+        written = _emit_reports(doc, out)
+        if code is ExitCode.COMPLIANT:
+            code = ExitCode.INCOMPLETE
+    if out.s3 is not None:
+        written, upload_failed = _upload(doc, out)
+        failed += upload_failed
+        if upload_failed and code is ExitCode.COMPLIANT:
+            code = ExitCode.INCOMPLETE
     if not out.quiet:
-        for error in result.inventory.errors:
+        for warning in warnings:
+            say(f"rdsaudit: warning: {warning}")
+        for error in (*result.inventory.errors, *failed):
             say(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
                        f"{error.operation}: {error.code}: {error.message}")
         for waiver in result.waivers:
@@ -191,31 +290,117 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
                        f"{len(b.resolved)} resolved failure(s)")
         for path in written:
             say(f"rdsaudit: wrote {path}")
-        say(_summary_line(result, code))
+        say(_summary_line(result, code, out.exit_zero, len(failed)))
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
-def _with_baseline(result: Result, path: Path) -> Result:
+def _upload(doc: ReportDocument, out: Outputs) -> tuple[list[Any], list[CollectionError]]:
+    """Upload the staged reports; on failure keep them and say where they are."""
+    import shutil
+
+    from rdsaudit.deliver import with_delivery_errors
+    from rdsaudit.deliver.s3 import upload
+
+    assert out.output_dir is not None
+    files = sorted(p for p in out.output_dir.iterdir() if p.is_file()
+                   and not p.name.startswith("."))
+    failed = upload(out.aws(), out.s3, files, out.s3_kms_key)
+    if failed:
+        # The staged copy is complete and stays; its JSON says what did not upload.
+        _emit_reports(with_delivery_errors(doc, failed), out)
+        say(f"rdsaudit: error: {len(failed)} report file(s) not uploaded to {out.s3}; "
+            f"the reports are in {out.output_dir}")
+        return list(files), failed
+    shutil.rmtree(out.output_dir, ignore_errors=True)
+    return [out.s3.child(p.name) for p in files], []
+
+
+def _local_copy(text: str, what: str) -> Path | None:
+    """A path as given, or an s3:// object fetched into a private temporary directory;
+    None when the S3 object does not exist."""
+    from rdsaudit.deliver.s3 import S3Problem, download, is_s3, parse_s3
+
+    if not is_s3(text):
+        return Path(text)
+    import boto3
+
+    try:
+        return download(boto3.Session(), parse_s3(text), _scratch())
+    except S3Problem as exc:
+        raise InputProblem(f"{what}: {exc}") from None
+
+
+def _scratch() -> Path:
+    import atexit
+    import shutil
+
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="rdsaudit-"))
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    return _SCRATCH
+
+
+_SCRATCH: Path | None = None
+
+
+def _existing(text: str, what: str) -> Path:
+    path = _local_copy(text, what)
+    if path is None:
+        raise InputProblem(f"{what}: {text}: no such object")
+    return path
+
+
+def _with_baseline(result: Result, text: str) -> Result:
     from rdsaudit.baseline import apply_baseline
     from rdsaudit.reportfile import ReportProblem, load_report
 
+    path = _existing(text, "--baseline")
     try:
         previous = load_report(path)
     except ReportProblem as exc:
         raise InputProblem(f"--baseline: {exc}") from None
-    return apply_baseline(result, previous, path.name)
+    return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
-def _record_history(path: Path, doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Store this scan and return the recent ones (oldest first) for the trend."""
-    from rdsaudit.history import HistoryProblem, open_history, recent, record
+def _read_history(path: Path, doc: ReportDocument, label: str,
+                  warnings: list[str]) -> list[dict[str, Any]]:
+    """The earlier scans of the same label (oldest first) and this one, for the trend; a
+    history that cannot be read is a warning, and the trend shows this scan alone."""
+    from rdsaudit.history import SCHEMA_VERSION, entry_for, open_history, recent, writable
+
+    current = entry_for(doc, label)
+    if not path.exists():
+        return [current]
+    try:
+        with open_history(path, create=False) as db:
+            if not writable(db):
+                warnings.append(f"{path}: history schema is newer than this rdsaudit's "
+                                f"({SCHEMA_VERSION}): read only, this scan is not recorded")
+            return [*recent(db, 29, label), current]
+    except Exception as exc:  # noqa: BLE001 - any history failure is a warning, never fatal
+        warnings.append(f"history not read: {_history_problem(exc)}")
+        return [current]
+
+
+def _write_history(path: Path, doc: ReportDocument, label: str,
+                   warnings: list[str]) -> None:
+    from rdsaudit.history import open_history, record, writable
 
     try:
         with open_history(path) as db:
-            record(db, doc)
-            return recent(db, 30)
-    except HistoryProblem as exc:
-        raise InputProblem(str(exc)) from None
+            if writable(db):
+                record(db, doc, label)
+    except Exception as exc:  # noqa: BLE001 - any history failure is a warning, never fatal
+        warnings.append(f"scan not recorded in the history: {_history_problem(exc)}")
+
+
+def _history_problem(exc: Exception) -> str:
+    from rdsaudit.history import HistoryProblem
+
+    if isinstance(exc, HistoryProblem):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
@@ -223,36 +408,55 @@ def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
         return None
 
     def show(p: Any) -> None:
-        # Only our own counts: the carriage return is the one control character we send.
+        # Only our own counts and control sequences: the carriage return, and \x1b[K that
+        # clears what a longer previous line left; the line is erased at the end.
         click.echo(f"\rrdsaudit: regions {p.regions_done}/{p.regions_total} · "
-                   f"{p.resources} resources · {p.errors} errors   ", err=True, nl=False)
+                   f"{p.resources} resources · {p.errors} errors\x1b[K", err=True, nl=False)
 
     return show
+
+
+def _end_progress(progress: Callable[[Any], None] | None) -> None:
+    """Erase the progress line, so whatever is printed next starts on a clean line."""
+    if progress is not None:
+        click.echo("\r\x1b[K", err=True, nl=False)
 
 
 # -- commands -------------------------------------------------------------------------------
 
 _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
-                 help="Report format(s), comma-separated: json (default), html, csv, junit, "
-                      "sarif."),
-    click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                 help="Report format(s), comma-separated: table (the default on a terminal), "
+                      "json (the default otherwise and with --output-dir), html, csv, xlsx, "
+                      "junit, sarif, asff (Security Hub findings), ocsf."),
+    click.option("--output-dir", metavar="DIR|s3://BUCKET/PREFIX/",
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
-                      "stdout)."),
+                      "stdout); an s3:// prefix uploads them (staged locally first)."),
+    click.option("--s3-kms-key", metavar="KEY_ARN",
+                 help="With --output-dir s3://…: encrypt the objects with this KMS key "
+                      "(SSE-KMS; default: the bucket's default encryption)."),
     click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False),
                  help="Lowest failing severity that fails the gate (default low)."),
     click.option("--exit-zero", is_flag=True, help="Always exit 0 once the reports are written."),
     click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config: require_customer_managed_key, min_backup_retention_days, "
                       "regions, fail_on, target_keys, [[waivers]]."),
-    click.option("--target-key", "target_keys", multiple=True, metavar="KEY_ARN",
-                 help="KMS key ARN to encrypt with in remediation plans (one per region)."),
-    click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    click.option("--target-key", "target_keys", multiple=True, metavar="[ACCOUNT=]KEY_ARN",
+                 help="KMS key to encrypt with in remediation plans, for the resources of "
+                      "the key's account and region (ACCOUNT=ARN: for ACCOUNT's). "
+                      "Repeatable."),
+    click.option("--baseline", metavar="PREVIOUS.json|s3://…",
                  help="A previous JSON report: mark each failure new or unchanged, list the "
                       "resolved ones."),
     click.option("--fail-on-new", is_flag=True,
                  help="Gate only on failures that are new against --baseline."),
     click.option("--quiet", "-q", is_flag=True, help="No progress or summary on stderr."),
+    click.option("--no-color", is_flag=True,
+                 help="No colour in the terminal table (NO_COLOR=1 does the same)."),
+    click.option("--evidence", type=click.Choice(["failures", "full"]), default="failures",
+                 show_default=True,
+                 help="full: list every passing check as a finding too (default: passes are "
+                      "rule ids on each resource, counted in the summary)."),
 ]
 
 
@@ -262,15 +466,36 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool, quiet: bool,
-             baseline: Path | None, fail_on_new: bool,
-             history: Path | None = None) -> Outputs:
-    names = _formats(formats)
+def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, quiet: bool,
+             baseline: str | None, fail_on_new: bool, history: Path | None = None, *,
+             s3_kms_key: str | None = None, session: Any = None, evidence: str = "failures",
+             no_color: bool = False) -> Outputs:
+    from rdsaudit.deliver.s3 import S3Problem, is_s3, parse_s3
+
+    # No format given: the terminal table for a person, the JSON contract for a pipe or a
+    # directory of reports.
+    default = "table" if output_dir is None and sys.stdout.isatty() else "json"
+    names = _formats(formats, default)
     if len(names) > 1 and output_dir is None:
         raise InputProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
         raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
-    return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
+    evidence_mode: Evidence = "full" if evidence == "full" else "failures"
+    if output_dir is not None and is_s3(output_dir):
+        try:
+            location = parse_s3(output_dir)
+        except S3Problem as exc:
+            raise InputProblem(f"--output-dir: {exc}") from None
+        if s3_kms_key is not None and not s3_kms_key.startswith(("arn:", "alias/")):
+            raise InputProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
+        staging = Path(tempfile.mkdtemp(prefix="rdsaudit-staging-"))
+        return Outputs(names, staging, exit_zero, quiet, baseline, fail_on_new, history,
+                       s3=location, s3_kms_key=s3_kms_key, session=session,
+                       evidence=evidence_mode, color=not no_color)
+    if s3_kms_key is not None:
+        raise InputProblem("--s3-kms-key needs --output-dir s3://…")
+    return Outputs(names, Path(output_dir) if output_dir else None, exit_zero, quiet,
+                   baseline, fail_on_new, history, evidence=evidence_mode, color=not no_color)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -279,10 +504,43 @@ def cli() -> None:
     """Audit Amazon RDS encryption at rest. Read-only: rdsaudit never changes an account."""
 
 
-@cli.command()
+SCAN_EPILOG = """\b
+Exit codes:
+  0    compliant: no unwaived failure at or above --fail-on
+  1    at least one unwaived failure at or above --fail-on (default low)
+  2    usage, configuration or credential error: nothing was scanned
+  3    the scan was incomplete (collection errors) and nothing else failed
+  4    internal error (a bug; RDSAUDIT_DEBUG=1 prints the traceback)
+  130  interrupted
+  --exit-zero exits 0 once the reports are written, whatever the gate says.
+
+\b
+Environment:
+  AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...  the standard AWS credential chain
+  AWS_ENDPOINT_URL   send AWS calls to an emulator (like --endpoint-url)
+  NO_COLOR           no colour in the terminal table (like --no-color)
+  RDSAUDIT_DEBUG     print the traceback of an internal error
+
+\b
+Examples:
+  rdsaudit scan --region eu-west-1
+      one region, the verdict and the fix-first list in the terminal
+  rdsaudit scan --organization --role-name rdsaudit-read-only \\
+      --format json,html,xlsx --output-dir reports --fail-on high
+      every account of the Organization, reports for people and machines, gate on high
+"""
+
+
+@cli.command(epilog=SCAN_EPILOG)
 @click.option("--profile", help="AWS profile (default: the standard credential chain).")
-@click.option("--regions", multiple=True, metavar="R[,R…]",
-              help="Regions to scan, comma-separated; 'all' (default): every enabled region.")
+@click.option("--regions", "--region", "regions", multiple=True, metavar="R[,R…]",
+              help="Regions to scan, comma-separated (--region is the same option); 'all' "
+                   "(default): every enabled region.")
+@click.option("--endpoint-url", metavar="URL",
+              help="Send every AWS call to this endpoint (an emulator such as `rdsaudit demo "
+                   "--serve`); AWS_ENDPOINT_URL does the same.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Log every AWS call (botocore debug) to stderr, credentials redacted.")
 @click.option("--accounts", multiple=True, metavar="ID[,ID…]",
               help="Scan these accounts through --role-name / --role-arn.")
 @click.option("--organization", is_flag=True,
@@ -310,8 +568,17 @@ def cli() -> None:
                    "through, so a rate limit slows the scan instead of failing it.")
 @click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True,
               help="AWS calls in flight at most, per account.")
+@click.option("--timeout", type=click.FloatRange(1, 7 * 86400), default=3600,
+              show_default=True, metavar="SECONDS",
+              help="Seconds the whole scan may take; then it stops calling AWS, records what "
+                   "it could not read as errors and writes the reports (exit 3).")
 @click.option("--save-inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save what was collected, for `rdsaudit evaluate`.")
+@click.option("--security-hub", is_flag=True,
+              help="Import the failing findings (ASFF) into AWS Security Hub in each "
+                   "finding's own account and region, and archive those imported earlier "
+                   "that now pass. rdsaudit's one write to Security Hub: see `rdsaudit "
+                   "iam-policy --security-hub`.")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Scan history database (default: the user data directory).")
 @click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
@@ -320,11 +587,13 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          accounts_file: Path | None, shard_text: str | None,
          organization: bool, role_name: str | None, role_arn: str | None,
          external_id: str | None, session_duration: int, account_workers: int,
-         max_attempts: int, workers: int, save_inventory: Path | None,
+         max_attempts: int, workers: int, timeout: float, save_inventory: Path | None,
+         security_hub: bool,
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
-         output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
-         target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-         quiet: bool) -> int:
+         output_dir: str | None, s3_kms_key: str | None, fail_on: str | None,
+         exit_zero: bool, config: Path | None, target_keys: tuple[str, ...],
+         baseline: str | None, fail_on_new: bool, quiet: bool, evidence: str, no_color: bool,
+         endpoint_url: str | None, verbose: bool) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -335,6 +604,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         CredentialsProblem,
         RegionProblem,
         ScanRequest,
+        caller_account,
+        home_region,
     )
     from rdsaudit.collect import scan as collect
 
@@ -343,7 +614,12 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         from rdsaudit.history import default_path
 
         history = history_path or default_path()
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history)
+    if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
+        raise InputProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
+    if verbose:
+        from rdsaudit.verbose import log_aws_calls
+
+        log_aws_calls()
     policy = _policy(config, fail_on, target_keys)
     wanted = _split(regions) or list(policy.regions) or None
     account_ids = _split(accounts)
@@ -357,11 +633,16 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
                            "or --role-arn")
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
+    if role_arn:
+        try:
+            role_arn.format(account_id="123456789012")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise InputProblem(f"--role-arn {role_arn!r}: only {{account_id}} may be "
+                               f"replaced ({type(exc).__name__}: {exc})") from None
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
-    if shard is not None and save_inventory is None and output_dir is not None:
-        from rdsaudit.merge import INVENTORY_NAME
-
-        save_inventory = output_dir / INVENTORY_NAME
+    if shard is not None and output_dir is not None:
+        # Array engines give every worker the same arguments: {shard} names its own part.
+        output_dir = output_dir.replace("{shard}", str(shard.index))
     request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
                                        external_id, session_duration, account_workers, shard)
     try:
@@ -370,25 +651,64 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         raise InputProblem(str(exc)) from None
     except BotoCoreError as exc:
         raise InputProblem(f"cannot set up AWS session: {exc}") from None
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
+                   s3_kms_key=s3_kms_key, session=session)
+    out = replace(out, source=(profile, role_name or role_arn,
+                               endpoint_url or os.environ.get("AWS_ENDPOINT_URL")))
+    if shard is not None and save_inventory is None and out.output_dir is not None:
+        from rdsaudit.merge import INVENTORY_NAME
+
+        save_inventory = out.output_dir / INVENTORY_NAME
     progress = _progress_printer(quiet)
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
-                                                 workers=workers, accounts=request_accounts),
+                                                 workers=workers, accounts=request_accounts,
+                                                 timeout=timeout, endpoint_url=endpoint_url),
                             progress)
     except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
         raise InputProblem(str(exc)) from None
     finally:
-        if progress is not None:
-            say("")
+        _end_progress(progress)
+    if security_hub:
+        from rdsaudit.arns import partition_of_region
+        from rdsaudit.collect.accounts import AccountSessions
+        from rdsaudit.collect.aws import CallCounter
+
+        home = home_region(session, wanted)
+        try:
+            caller = caller_account(session, home, None, CallCounter())
+        except CredentialsProblem as exc:
+            raise InputProblem(str(exc)) from None
+        sessions = AccountSessions(session, request_accounts, caller,
+                                   partition_of_region(home), home, None)
+        out = replace(out, deliveries=(*out.deliveries,
+                                       _security_hub_delivery(sessions, quiet)))
     return _judge_and_report(inventory, policy, out, save_inventory)
 
 
+Delivery = Callable[["ReportDocument"], list[CollectionError]]
+
+
+def _security_hub_delivery(sessions: Any, quiet: bool) -> Delivery:
+    def deliver(doc: ReportDocument) -> list[CollectionError]:
+        from rdsaudit.deliver.securityhub import SecurityHubSender
+
+        delivery = SecurityHubSender(sessions).send(doc)
+        if not quiet:
+            say(f"rdsaudit: Security Hub: {delivery.imported} finding(s) imported, "
+                f"{delivery.archived} archived, {len(delivery.errors)} failed")
+        return delivery.errors
+
+    return deliver
+
+
 def _accounts_from_file(path: Path) -> list[str]:
+    from rdsaudit.userfile import UserFileProblem, read_user_file
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputProblem(f"--accounts-file {path}: cannot read: "
-                           f"{getattr(exc, 'strerror', None) or exc}") from None
+        text = read_user_file(path, "account list", 64 * 1024**2)
+    except UserFileProblem as exc:
+        raise InputProblem(f"--accounts-file {exc}") from None
     ids: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
@@ -403,7 +723,7 @@ def _accounts_from_file(path: Path) -> list[str]:
     return ids
 
 
-def _shard(text: str | None, multi: bool, output_dir: Path | None,
+def _shard(text: str | None, multi: bool, output_dir: str | None,
            save_inventory: Path | None) -> Any:
     if text is None:
         return None
@@ -430,23 +750,25 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
             _write_atomically(save_inventory, dump_inventory(inventory))
         except OSError as exc:
             raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
-    return _finish(evaluate(inventory, policy), policy, out)
+    return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
+                   out)
 
 
 @cli.command("evaluate")
-@click.argument("inventory_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inventory_file", metavar="INVENTORY_FILE|s3://…")
 @_with_output_options
-def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Path | None,
-                 fail_on: str | None, exit_zero: bool, config: Path | None,
-                 target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-                 quiet: bool) -> int:
-    """Judge a saved inventory again, offline (no AWS calls)."""
+def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str | None,
+                 s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
+                 config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
+                 fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
+    """Judge a saved inventory again, offline (no AWS calls but s3:// reads and writes)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
+                   s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     try:
-        inventory = load_inventory(inventory_file)
+        inventory = load_inventory(_existing(inventory_file, "evaluate"))
     except InventoryProblem as exc:
         raise InputProblem(str(exc)) from None
     return _judge_and_report(inventory, policy, out)
@@ -454,25 +776,37 @@ def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Pat
 
 @cli.command("merge")
 @click.argument("parts", nargs=-1, required=True, metavar="PART…")
+@click.option("--shards", "shard_count", type=click.IntRange(1, 10_000), metavar="N",
+              help="The scan had N shards: each PART is a run's directory or s3:// prefix "
+                   "holding shard-1/ … shard-N/, and every one of them is expected.")
 @_with_output_options
-def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path | None,
-              fail_on: str | None, exit_zero: bool, config: Path | None,
-              target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-              quiet: bool) -> int:
+def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[str, ...],
+              output_dir: str | None,
+              s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
+              config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
+              fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge the shards of a sharded scan together: one report, one exit code.
 
     Each PART is a shard's output directory or its inventory file. A shard that is missing
     is recorded as a collection error (exit 3 unless failures give 1).
     """
+    from rdsaudit.deliver.s3 import is_s3
     from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new)
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
+                   s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     loaded: list[Part] = []
     not_found: list[str] = []
+    if shard_count is not None:
+        parts = tuple(f"{p.rstrip('/')}/shard-{i}/" for p in parts
+                      for i in range(1, shard_count + 1))
     for text in parts:
-        path = Path(text)
+        if is_s3(text) and not text.endswith(".json"):
+            text = text.rstrip("/") + "/" + INVENTORY_NAME  # a shard's output prefix
+        found = _local_copy(text, "merge")
+        path = found if found is not None else Path(os.devnull, "missing")
         if path.is_dir():
             path = path / INVENTORY_NAME
         if not path.exists():
@@ -485,7 +819,7 @@ def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path
     if not loaded:
         raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
     try:
-        inventory = merge_inventories(loaded, not_found)
+        inventory = merge_inventories(loaded, not_found, shard_count)
     except MergeProblem as exc:
         raise InputProblem(f"merge: {exc}") from None
     return _judge_and_report(inventory, policy, out)
@@ -495,7 +829,10 @@ def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("rdsaudit-demo"), show_default=True)
 @click.option("--quiet", "-q", is_flag=True)
-def demo(output_dir: Path, quiet: bool) -> int:
+@click.option("--serve", is_flag=True,
+              help="Keep the emulated estate running (until Ctrl-C) and print the "
+                   "AWS_ENDPOINT_URL to export, so every command can be tried on it.")
+def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
         from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
@@ -508,6 +845,8 @@ def demo(output_dir: Path, quiet: bool) -> int:
     from rdsaudit.collect import scan as collect
     from rdsaudit.report import FORMATS
 
+    if serve:
+        return _serve_demo(demo_environment, DEMO_REGIONS)
     with demo_environment() as (fake, _estate):
         # The emulator accepts any credentials; these are not secrets.
         session = boto3.Session(aws_access_key_id="demo",
@@ -524,6 +863,35 @@ def demo(output_dir: Path, quiet: bool) -> int:
     if not quiet:
         say(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}")
     return code
+
+
+def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
+    """Serve the demo estate until interrupted; tell the newcomer how to use it."""
+    with environment() as (fake, _estate):
+        url = fake.endpoint_url
+        fault = ('{"service": "kms", "action": "DescribeKey", "region": "' + regions[0]
+                 + '", "code": "AccessDenied"}')
+        click.echo("\n".join([
+            f"rdsaudit: the demo estate is served at {url} (Ctrl-C stops it).",
+            "In another shell (the emulator accepts any credentials):",
+            "",
+            f"  export AWS_ENDPOINT_URL={url} AWS_ACCESS_KEY_ID=demo "
+            f"AWS_SECRET_ACCESS_KEY=demo AWS_REGION={regions[0]}",
+            f"  rdsaudit scan --region {','.join(regions)} --no-history",
+            f"  rdsaudit scan --region {','.join(regions)} --no-history --format html "
+            "--output-dir reports",
+            "",
+            "Make DescribeKey fail (the scan then reports an incomplete result, exit 3 or 1):",
+            f"  curl -X POST $AWS_ENDPOINT_URL/_fault -d '{fault}'",
+            "Clear every fault:",
+            "  curl -X DELETE $AWS_ENDPOINT_URL/_fault",
+        ]))
+        sys.stdout.flush()
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("rdsaudit: demo stopped", err=True)
+    return ExitCode.COMPLIANT
 
 
 @cli.command("history")
@@ -567,27 +935,63 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
 
 
 @cli.command()
-@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("report", metavar="REPORT.json|s3://…")
 @click.option("--resource", "resources", multiple=True, metavar="ID|ARN",
               help="Only the findings of this resource (repeatable).")
+@click.option("--account", metavar="ID",
+              help="The account whose runbook to write (needed when the report has several).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the runbook here (default: stdout).")
-def plan(report: Path, resources: tuple[str, ...], output: Path | None) -> None:
-    """Print a reviewed remediation runbook (a shell script) from a JSON report."""
-    from rdsaudit.runbook import ReportProblem, load_report, render_runbook
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one runbook per account: DIR/runbook-ACCOUNT.sh.")
+def plan(report: str, resources: tuple[str, ...], account: str | None, output: Path | None,
+         output_dir: Path | None) -> None:
+    """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
+    report."""
+    from rdsaudit.runbook import (
+        ReportProblem,
+        blocked,
+        load_report,
+        render_runbook,
+        runbook_accounts,
+        unmatched_resources,
+    )
 
+    if output is not None and output_dir is not None:
+        raise InputProblem("--output and --output-dir cannot be combined")
     try:
-        doc = load_report(report)
+        source = report.rsplit("/", 1)[-1]
+        doc = load_report(_existing(report, "plan"))
+        missing = unmatched_resources(doc, resources)
+        if missing:
+            for name in missing:
+                say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
+            raise InputProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
+        accounts = runbook_accounts(doc, resources)
+        for line in blocked(doc, resources):
+            say(f"rdsaudit: warning: {line}")
+        if account is not None and output_dir is None:
+            scripts = {account: render_runbook(doc, resources, source, account, accounts)}
+        elif output_dir is not None:
+            chosen = [account] if account else accounts
+            scripts = {a: render_runbook(doc, resources, source, a, accounts)
+                       for a in chosen}
+        else:
+            scripts = {"": render_runbook(doc, resources, source)}
     except ReportProblem as exc:
         raise InputProblem(str(exc)) from None
-    script = render_runbook(doc, resources, source=report.name)
-    if output is None:
-        click.echo(redact(script), nl=False)
+    files: dict[Path, str | bytes]
+    if output_dir is not None:
+        files = {output_dir / f"runbook-{a}.sh": text for a, text in scripts.items()}
+    elif output is not None:
+        files = {output: next(iter(scripts.values()))}
+    else:
+        click.echo(redact(next(iter(scripts.values()))), nl=False)
         return
     try:
-        _write_atomically(output, script)
+        _publish(_stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise InputProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -607,7 +1011,12 @@ def rules() -> None:
 @cli.command("iam-policy")
 @click.option("--organization", is_flag=True,
               help="Add what the scanning account needs for --organization / --accounts.")
-def iam_policy(organization: bool) -> None:
+@click.option("--role-name", default="rdsaudit-read-only", show_default=True,
+              help="The role --organization scans assume: sts:AssumeRole is granted on it "
+                   "alone.")
+@click.option("--security-hub", is_flag=True,
+              help="Add what --security-hub needs (in every account findings go to).")
+def iam_policy(organization: bool, role_name: str, security_hub: bool) -> None:
     """Print the least-privilege, read-only IAM policy a scan needs."""
     from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
@@ -616,8 +1025,18 @@ def iam_policy(organization: bool) -> None:
         "Sid": "RdsauditReadOnly", "Effect": "Allow", "Action": required_actions(),
         "Resource": "*"}]
     if organization:
+        # ListAccounts has no resource-level permissions; AssumeRole is granted on the
+        # audit role of every account and nothing else.
+        listing = [a for a in MULTI_ACCOUNT_ACTIONS if a != "sts:AssumeRole"]
         statements.append({"Sid": "RdsauditAccounts", "Effect": "Allow",
-                           "Action": list(MULTI_ACCOUNT_ACTIONS), "Resource": "*"})
+                           "Action": listing, "Resource": "*"})
+        statements.append({"Sid": "RdsauditAssumeAuditRole", "Effect": "Allow",
+                           "Action": ["sts:AssumeRole"],
+                           "Resource": f"arn:aws:iam::*:role/{role_name}"})
+    if security_hub:
+        from rdsaudit.deliver.securityhub import IAM_STATEMENTS
+
+        statements += IAM_STATEMENTS
     click.echo(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
 
 
@@ -654,6 +1073,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rdsaudit",
                       standalone_mode=False)
     except click.UsageError as exc:
+        if exc.ctx is not None and type(exc).__name__ == "NoArgsIsHelpError":
+            # `rdsaudit` alone: the help as it is meant to be read, then exit 2.
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(" ".join(exc.format_message().split()) + hint, ExitCode.USAGE)
     except click.ClickException as exc:

@@ -1083,8 +1083,11 @@ def _hostile_xml(fault: Fault, req: _Req, root: ET.Element,
         return root
     if kind == "wrong-type":
         if (fault.mode or "fields") != "fields":
-            if result is not None:
-                root.remove(result)
+            # Query answers wrap their data in …Result; EC2's sit under the root itself.
+            dropped = [result] if result is not None else [
+                e for e in root if _local(e.tag) not in ("requestId", "RequestId")]
+            for elem in dropped:
+                root.remove(elem)
             return root
         for elem in root.iter():
             if len(elem) or elem.text is None:

@@ -30,15 +30,21 @@ def _ref(subject: Resource | KmsKey) -> ResourceRef:
                        subject.account_id)
 
 
-def evaluate(inventory: Inventory, policy: Policy) -> Result:
+def evaluate(inventory: Inventory, policy: Policy, *, pass_findings: bool = True) -> Result:
+    """Judge the inventory. With `pass_findings=False` a pass is kept as (ARN, rule id) in
+    `Result.passes`, not as a Finding: a large estate's passes are most of its findings."""
     ctx = Context(inventory, policy)
     findings: list[Finding] = []
+    passes: list[tuple[str, str]] = []
     # A resource is judged by many rules: its reference and key summary are built once.
     described: dict[str, tuple[ResourceRef, KeySummary | None, tuple[tuple[str, str], ...]]] = {}
     for rule in RULES.values():
         for subject in ctx.subjects(rule.subjects):
             verdict = rule.check(subject, ctx)
             if verdict is None:
+                continue
+            if not pass_findings and verdict.status is Status.PASS:
+                passes.append((subject.arn, rule.id))
                 continue
             about = described.get(subject.arn)
             if about is None:
@@ -80,4 +86,4 @@ def evaluate(inventory: Inventory, policy: Policy) -> Result:
         (arn, tuple(sorted((resource, role.value) for resource, role in dependents)))
         for arn, dependents in sorted(ctx.key_roles.items())
     )
-    return Result(inventory, judged, users, waivers, key_roles=roles)
+    return Result(inventory, judged, users, waivers, key_roles=roles, passes=tuple(passes))

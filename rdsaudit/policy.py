@@ -64,12 +64,12 @@ def _protection(value: Any, source: str, where: str) -> KeyProtection:
 
 
 def load_policy(path: Path) -> Policy:
+    from rdsaudit.userfile import UserFileProblem, read_user_file
+
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigProblem(f"{path}: cannot read config: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigProblem(f"{path}: config is not UTF-8 text") from None
+        raw = tomllib.loads(read_user_file(path, "config", 16 * 1024**2))
+    except UserFileProblem as exc:
+        raise ConfigProblem(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigProblem(f"{path}: invalid TOML: {exc}") from None
     return policy_from_mapping(raw, str(path))

@@ -1,7 +1,9 @@
 """Read a JSON report written by rdsaudit (for `plan` and `--baseline`), strictly.
 
-A report is user input here: anything that is not a schema_version 1 report with
+A report is user input here: anything that is not a schema_version 1 or 2 report with
 well-formed findings is refused with one line naming the file and the first bad finding.
+Both versions carry the failing and waived findings in the same shape (version 1 also
+lists the passes), which is all that planning and a baseline need.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.text import identifier_problem
+from rdsaudit.userfile import UserFileProblem, read_user_file
+
+READABLE_VERSIONS = (1, 2)
+
 
 class ReportProblem(ValueError):
     """A report file we cannot plan from (exit 2)."""
@@ -17,16 +24,25 @@ class ReportProblem(ValueError):
 
 def load_report(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ReportProblem(f"{path}: cannot read report: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        doc = json.loads(read_user_file(path, "report"))
+    except UserFileProblem as exc:
+        raise ReportProblem(str(exc)) from None
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ReportProblem(f"{path}: not a JSON report: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(
-            doc.get("findings"), list):
-        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1)")
-    if not isinstance(doc.get("scan", {}), dict):
+    if not isinstance(doc, dict):
+        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
+    version = doc.get("schema_version")
+    if type(version) is not int or version not in READABLE_VERSIONS \
+            or not isinstance(doc.get("findings"), list):
+        raise ReportProblem(f"{path}: not an rdsaudit JSON report (schema_version 1 or 2)")
+    scan = doc.get("scan", {})
+    if not isinstance(scan, dict):
         raise ReportProblem(f"{path}: scan is not an object")
+    for name in ("accounts", "regions"):
+        listed = scan.get(name, [])
+        if not isinstance(listed, list) or not all(
+                isinstance(v, str) and identifier_problem(v) is None for v in listed):
+            raise ReportProblem(f"{path}: scan.{name} is not a list of names")
     for i, finding in enumerate(doc["findings"]):
         problem = _finding_problem(finding)
         if problem:
@@ -46,6 +62,10 @@ def _finding_problem(finding: Any) -> str | None:
             isinstance(resource.get(k), str) for k in ("arn", "type", "id", "region",
                                                        "account_id")):
         return ".resource is not a resource"
+    for k in ("arn", "id", "region", "account_id"):
+        problem = identifier_problem(resource[k])
+        if problem is not None:
+            return f".resource.{k} {problem}"
     remediation = finding.get("remediation")
     if remediation is None:
         return None

@@ -1,8 +1,9 @@
 """Regenerate sample_reports/ from the demo estate: `make samples`.
 
-Every format, a remediation runbook, and (when Debian's Chromium is present) a screenshot
-of the HTML report for the README. The scan time is pinned so the committed samples only
-change when the product does.
+Every format, a remediation runbook, and (when Debian's Chromium is present) screenshots
+of the HTML report (the first screen at 1440 x 900, a phone at 390 px) and the report
+printed to PDF (A4), the file an auditor keeps. The scan time is pinned so the committed
+samples only change when the product does.
 """
 
 from __future__ import annotations
@@ -40,16 +41,21 @@ def main(out: Path) -> None:
     doc = report_document(evaluate(inventory, Policy()))
     out.mkdir(parents=True, exist_ok=True)
     for fmt in FORMATS.values():
-        (out / f"rdsaudit-report.{fmt.extension}").write_text(fmt.render(doc), encoding="utf-8")
+        rendered = fmt.render(doc)
+        path = out / f"rdsaudit-report.{fmt.extension}"
+        if isinstance(rendered, bytes):
+            path.write_bytes(rendered)
+        else:
+            path.write_text(rendered, encoding="utf-8")
     plan = render_runbook(doc, ["legacy-reporting-mysql", "payments-db"],
                           source="rdsaudit-report.json")
     (out / "remediation-plan.sh").write_text(plan, encoding="utf-8")
     if CHROMIUM.exists():
-        _screenshot(out / "rdsaudit-report.html", out / "rdsaudit-report.png")
+        _screenshot(out / "rdsaudit-report.html", out)
     print(f"samples written to {out}", file=sys.stderr)
 
 
-def _screenshot(page_path: Path, png: Path) -> None:
+def _screenshot(page_path: Path, out: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -58,10 +64,16 @@ def _screenshot(page_path: Path, png: Path) -> None:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(page_path.resolve().as_uri())
-        page.wait_for_selector("#findings tbody tr")
-        page.screenshot(path=str(png), full_page=False)
+        page.wait_for_selector("html[data-ready=true]")
+        page.screenshot(path=str(out / "rdsaudit-report.png"), full_page=False)
+        page.pdf(path=str(out / "rdsaudit-report.pdf"), format="A4", print_background=True)
+        page.close()
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(page_path.resolve().as_uri())
+        phone.wait_for_selector("html[data-ready=true]")
+        phone.screenshot(path=str(out / "rdsaudit-report-phone.png"), full_page=False)
         browser.close()
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from rdsaudit.model import Inventory
+from rdsaudit.text import identifier_problem, valid_text
+from rdsaudit.userfile import UserFileProblem, read_user_file
 
 INVENTORY_FORMAT = "rdsaudit-inventory"
 INVENTORY_VERSION = 1
@@ -51,11 +53,9 @@ def dump_inventory(inventory: Inventory) -> str:
 
 def load_inventory(path: Path) -> Inventory:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InventoryProblem(f"{path}: cannot read inventory: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise InventoryProblem(f"{path}: inventory is not UTF-8 text") from None
+        text = read_user_file(path, "inventory")
+    except UserFileProblem as exc:
+        raise InventoryProblem(str(exc)) from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -64,7 +64,8 @@ def load_inventory(path: Path) -> Inventory:
         raise InventoryProblem(f"{path}: inventory is nested too deeply") from None
     if not isinstance(raw, dict) or raw.get("format") != INVENTORY_FORMAT:
         raise InventoryProblem(f"{path}: not an rdsaudit inventory (written by --save-inventory)")
-    if raw.get("version") != INVENTORY_VERSION:
+    version = raw.get("version")
+    if isinstance(version, bool) or version != INVENTORY_VERSION:
         raise InventoryProblem(f"{path}: inventory version {raw.get('version')!r} is not "
                                f"supported (expected {INVENTORY_VERSION})")
     body = {k: v for k, v in raw.items() if k not in ("format", "version")}
@@ -78,6 +79,21 @@ def load_inventory(path: Path) -> Inventory:
 
 class _Bad(ValueError):
     pass
+
+
+# Fields that name something (used as is in look-ups and remediation commands): never
+# "cleaned". Everything else is free text, made valid Unicode on the way in.
+_IDENTIFIER_FIELDS = frozenset({
+    "arn", "id", "region", "account_id", "kms_key_id", "cluster_id", "replica_source",
+    "replica_source_cluster", "source_id", "resource_id", "performance_insights_kms_key_id",
+    "master_user_secret_kms_key_id", "activity_stream_kms_key_id", "primary_key_arn",
+    "replica_key_arns", "name", "target_key_id", "snapshot_arn", "restore", "accounts",
+    "regions", "engine", "snapshot_type", "key_state", "key_manager", "origin"})
+
+
+def _is_identifier(where: str) -> bool:
+    field = where.rsplit(".", 1)[-1].split("[", 1)[0]
+    return field in _IDENTIFIER_FIELDS
 
 
 @functools.cache
@@ -159,5 +175,12 @@ def _build(tp: Any, value: Any, where: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise _Bad(f"{where}: expected a string")
-        return value
+        if _is_identifier(where):
+            # Never "cleaned": an identifier that is not valid Unicode is refused. (Control
+            # characters in saved identifiers are still read: see the issue-12 note.)
+            problem = identifier_problem(value)
+            if problem == "is not valid Unicode":
+                raise _Bad(f"{where}: {problem}")
+            return value
+        return valid_text(value)
     raise _Bad(f"{where}: unsupported type {tp!r}")

@@ -143,7 +143,7 @@ def test_evaluate_gates_with_every_exit_code(tmp_path: Path) -> None:
     proc = run("evaluate", failing)
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["schema_version"] == 1 and doc["summary"]["exit_code"] == 1
+    assert doc["schema_version"] == 2 and doc["summary"]["exit_code"] == 1
     assert ("instance-unencrypted", "plain") in {
         (f["rule_id"], f["resource"]["id"]) for f in doc["findings"] if f["status"] == "fail"}
     assert "exit 1" in proc.stderr.splitlines()[-1]
@@ -246,7 +246,7 @@ def test_a_bug_is_exit_4_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     import rdsaudit.evaluate
     from rdsaudit.cli import main
 
-    def broken(*_: object) -> None:
+    def broken(*_: object, **__: object) -> None:
         raise RuntimeError("rule exploded")
 
     monkeypatch.setattr(rdsaudit.evaluate, "evaluate", broken)

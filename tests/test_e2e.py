@@ -25,6 +25,7 @@ from rdsaudit.demo_estate import (
 from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.report import FORMATS
 from rdsaudit.rules import RULES
+from tests.reports import report_text
 
 RDSAUDIT = str(Path(sys.executable).with_name("rdsaudit"))
 SECRET_KEY = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRETKEY"
@@ -89,7 +90,7 @@ def test_scan_finds_exactly_the_seeded_failures(demo: tuple[FakeAWS, DemoEstate]
     assert doc["scan"]["api_calls"] == fake.call_counts()
     assert doc["scan"]["accounts"] == [estate.account_id]
     healthy = {r.arn for r in estate.healthy}
-    passing = {f["resource"]["arn"] for f in doc["findings"] if f["status"] == "pass"}
+    passing = {r["arn"] for r in doc["resources"] if r["passes"]}  # the pass evidence
     assert healthy <= passing
     # The saved inventory is judged again offline to the same findings.
     again = run(fake, "evaluate", tmp_path / "inv.json", "--quiet")
@@ -173,7 +174,7 @@ def test_no_secret_reaches_any_report_or_log(demo: tuple[FakeAWS, DemoEstate],
         proc = run(fake, "scan", "--regions", SECRET_REGION, "--format", ",".join(FORMATS),
                    "--output-dir", tmp_path, "--save-inventory", tmp_path / "inv.json")
     assert proc.returncode in (1, 3), proc.stderr
-    texts = [proc.stdout, proc.stderr] + [p.read_text() for p in tmp_path.iterdir()]
+    texts = [proc.stdout, proc.stderr] + [report_text(p) for p in tmp_path.iterdir()]
     for needle in filter(None, [SECRET_KEY, SESSION_TOKEN, "AKIAE2ETEST", secret_arn,
                                 "MasterUserSecret", "MasterUserPassword"]):
         assert not any(needle in text for text in texts), needle

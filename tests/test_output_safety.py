@@ -53,7 +53,7 @@ HOSTILE_ACCOUNT = IMG  # one resource's account
 FORMATS = "json,html,csv,junit,sarif"
 # What each format leaves out by design (the CSV's columns are checked).
 DROPPED = {
-    "csv": "skipped regions, KMS key descriptions/notes/aliases, waivers",
+    "csv": "skipped regions, KMS key descriptions/notes/aliases, stale waivers",
     "junit": "tags, KMS key descriptions/notes/aliases, skipped regions, stale waivers",
     "sarif": "KMS key descriptions/notes/aliases, skipped regions, stale waivers",
 }
@@ -121,7 +121,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.write_text(waiver_config(), encoding="utf-8")
     reports = tmp / "reports"
     proc = run("evaluate", inv, "--config", config, "--format", FORMATS, "--output-dir",
-               reports)
+               reports, "--evidence", "full")
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     return reports
@@ -231,6 +231,8 @@ def test_html_has_no_element_attribute_or_script_of_the_attacker(html: str, page
             assert (attrs.get("class") or "").split()[0] in ("bars", "hist"), attrs
         for name in ("href", "src", "action", "formaction", "xlink:href"):
             value = (attrs.get(name) or "").strip().lower()
+            if tag == "a" and value.startswith("https://docs.aws.amazon.com/"):
+                continue  # a rule's AWS documentation (our own constant), nothing loaded
             assert not value.startswith(("javascript:", "data:text", "http:", "https:")), (
                 tag, name, value)
     # Exactly two scripts: the JSON data block and the page's own code (by its CSP hash).
@@ -267,9 +269,9 @@ def test_html_embedded_data_round_trips_and_cannot_end_its_script(page: _Page,
     data_text = page.scripts[0][1]
     assert not re.search(r"[<>&]", data_text)  # \u003c … : "</script>" cannot occur
     data = json.loads(data_text)
-    ids = {r[2] for r in data["resources"]}
+    ids = {r[1] for r in data["resources"]}  # [prefix, id, tags, …] (html._table_data)
     assert set(PAYLOADS) <= ids
-    tags = {(k, v) for r in data["resources"] for k, v in r[5]}
+    tags = {(k, v) for r in data["resources"] for k, v in r[2]}
     assert {(p, p) for p in PAYLOADS} <= tags
     column = data["columns"].index("waiver")
     reasons = {row[column]["reason"] for row in data["findings"] if row[column]}
@@ -323,8 +325,9 @@ def test_csv_drops_what_it_has_no_column_for(csv_rows: list[dict[str, str]],
     assert sum(1 for r in csv_rows if r["status"] == "error") == len(doc["errors"])
     assert list(csv_rows[0]) == [
         "account_id", "region", "resource_type", "resource_id", "resource_arn", "rule_id",
-        "severity", "status", "message", "kms_key_arn", "key_state", "remediation_summary",
-        "remediation_commands", "tags"]
+        "rule_title", "severity", "status", "message", "kms_key_arn", "key_state",
+        "remediation_summary", "remediation_commands", "tags", "waiver_reason", "waiver_owner",
+        "waiver_expires", "baseline", "finding_id", "scan_time"]
 
 
 # -- JUnit and SARIF ------------------------------------------------------------------------
@@ -395,22 +398,47 @@ def test_runbook_quotes_hostile_identifiers(out: Path, doc: dict[str, Any],
     assert commands
     preamble = {"set -euo pipefail"}
     for line in _shell_lines(script):
-        assert line in commands or line in preamble or line.startswith(': "${TARGET_KEY_ARN'), (
-            line)
+        assert (line.strip() in commands or line in preamble
+                or line.startswith(': "${TARGET_KEY_ARN') or _runbook_frame(line)), line
     for p in wanted:
         assert any(p in shlex.split(c) for c in commands), p
 
 
 def test_runbook_quotes_a_hostile_region(out: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    report.write_text((out / "rdsaudit-report.json").read_text("utf-8"), encoding="utf-8")
+    doc = json.loads((out / "rdsaudit-report.json").read_text("utf-8"))
+    # That resource's account is hostile too: a runbook whose account check could not hold
+    # is refused with one line (exit 2).
+    report.write_text(json.dumps(doc), encoding="utf-8")
+    refused = run("plan", report, "--resource", "elsewhere")
+    assert refused.returncode == 2 and "not 12 digits" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    for f in doc["findings"]:
+        if f["resource"]["account_id"] == HOSTILE_ACCOUNT:
+            f["resource"]["account_id"] = "111122223333"
+            for step in (f["remediation"] or {}).get("steps", []):
+                step.pop("account", None)
+    report.write_text(json.dumps(doc), encoding="utf-8")
     proc = run("plan", report, "--resource", "elsewhere")
     assert proc.returncode == 0, proc.stderr
-    commands = list(_shell_lines(proc.stdout))[1:]
+    commands = [line for line in _shell_lines(proc.stdout) if line.startswith("aws ")]
     assert commands
     for command in commands:
         words = shlex.split(command)
         assert words[words.index("--region") + 1] == HOSTILE_REGION, command
+
+
+def _runbook_frame(line: str) -> bool:
+    """The runbook's own lines (account check, clean-up guard): fixed text, or a printf of
+    one quoted argument."""
+    frame = {'actual_account="$(aws sts get-caller-identity --query Account --output text)"',
+             'if [ "$actual_account" != "$expected_account" ]; then', "exit 1", "fi", "else",
+             'if [ "${RDSAUDIT_CONFIRM_DELETE:-}" = 1 ]; then'}
+    line = line.strip()
+    if line in frame or re.fullmatch(r"expected_account=\d{12}", line):
+        return True
+    words = shlex.split(line)
+    return len(words) == 4 and words[:2] == ["printf", "%s\\n"] and words[3] == ">&2"
 
 
 def _shell_lines(script: str) -> Iterator[str]:

@@ -42,6 +42,7 @@ from rdsaudit.collect.specs import LISTINGS, required_actions
 from rdsaudit.demo_estate import DEMO_REGIONS, DemoEstate, demo_environment
 from rdsaudit.emulator import FakeAWS
 from rdsaudit.report import FORMATS
+from tests.reports import report_text
 from tests.test_cli import run as run_offline
 from tests.test_e2e import run
 
@@ -233,7 +234,7 @@ def test_full_scan_as_a_user_with_exactly_the_printed_policy(
 
     # The user's credentials reach no report, inventory, history or log.
     texts = [proc.stdout, proc.stderr, (tmp_path / "inv.json").read_text()]
-    texts += [p.read_text() for p in out.iterdir()]
+    texts += [report_text(p) for p in out.iterdir()]
     listing = run(fake, "history", "--history", history, "--json")
     assert listing.returncode == 0, listing.stderr
     texts.append(listing.stdout)

@@ -144,7 +144,7 @@ def test_free_text_filter(page: Any, doc: dict[str, Any]) -> None:
     assert set(_resource_ids(page)) == {"plain-snap"}
     page.fill("#f-text", "environment=production")  # tags are searchable as key=value
     production = sum(f["tags"].get("environment") == "production" for f in doc["findings"])
-    assert production > 1
+    assert production >= 1
     sync_api.expect(_rows(page)).to_have_count(production)
     page.fill("#f-text", "no such thing anywhere")
     page.wait_for_selector("#findings-body tr.no-match")

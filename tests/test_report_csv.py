@@ -13,8 +13,9 @@ from rdsaudit.report.csv import render_csv
 from tests.test_report_formats import HYPERLINK, IMG_XSS, sample_document
 
 COLUMNS = ["account_id", "region", "resource_type", "resource_id", "resource_arn", "rule_id",
-           "severity", "status", "message", "kms_key_arn", "key_state", "remediation_summary",
-           "remediation_commands", "tags"]
+           "rule_title", "severity", "status", "message", "kms_key_arn", "key_state",
+           "remediation_summary", "remediation_commands", "tags", "waiver_reason",
+           "waiver_owner", "waiver_expires", "baseline", "finding_id", "scan_time"]
 DANGEROUS = ["=", "+", "-", "@", "\t", "\r"]
 
 
@@ -33,7 +34,8 @@ def _finding(prefix: str) -> dict[str, Any]:
                                               "manager": "CUSTOMER"},
         "remediation": {"summary": p + "summary",
                         "steps": [{"title": "t", "command": p + "cmd", "manual": False}]},
-        "waiver": None, "tags": {p + "key": p + "value"},
+        "waiver": {"reason": p + "reason", "owner": p + "owner", "expires": p + "2026"},
+        "tags": {p + "key": p + "value"}, "baseline": p + "new", "id": p + "0123",
     }
 
 
@@ -70,8 +72,8 @@ def test_remediation_commands_are_newline_joined_and_survive_a_round_trip() -> N
 def test_tags_are_key_equals_value_pairs() -> None:
     doc = sample_document()
     frame = _read(render_csv(doc))
-    row = frame[(frame["resource_type"] == "db-instance") & (frame["resource_id"] == "enc")]
-    assert set(row["tags"]) == {"owner=team-a"}
+    row = frame[(frame["resource_type"] == "db-instance") & (frame["resource_id"] == "doomed")]
+    assert set(row["tags"]) == {"environment=production"}
 
 
 def test_hyperlink_formula_in_a_tag_is_neutralised() -> None:
@@ -90,7 +92,7 @@ def test_hyperlink_formula_in_a_tag_is_neutralised() -> None:
 
 @pytest.mark.parametrize("prefix", DANGEROUS, ids=["eq", "plus", "minus", "at", "tab", "cr"])
 def test_every_column_neutralises_formula_prefixes(prefix: str) -> None:
-    doc = {"findings": [_finding(prefix)]}
+    doc = {"findings": [_finding(prefix)], "scan": {"finished_at": prefix + "2026"}}
     text = render_csv(doc)
     with io.StringIO(text, newline="") as handle:
         rows = list(csv.reader(handle))

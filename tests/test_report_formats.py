@@ -148,9 +148,11 @@ def html_rows(text: str) -> list[dict[str, Any]]:
     col = {name: i for i, name in enumerate(data["columns"])}
     rows = []
     for f in data["findings"]:
+        # A resource is [prefix, id, tags, posture, fails, waived, arn?] (html._table_data).
         res = data["resources"][f[col["resource"]]]
+        arn = res[6] if len(res) > 6 else data["prefixes"][res[0]][0] + res[1]
         rows.append({"rule_id": f[col["rule_id"]], "status": f[col["status"]],
-                     "arn": res[0], "severity": f[col["severity"]], "tags": res[5],
+                     "arn": arn, "severity": f[col["severity"]], "tags": res[2],
                      "message": f[col["message"]], "remediation": f[col["remediation"]]})
     return rows
 
@@ -182,12 +184,58 @@ def _sarif_pairs(text: str, status: str) -> Pairs:
             for r in results if bool(r.get("suppressions")) == (status == "waived")}
 
 
-EXTRACT: dict[str, Callable[[str, str], Pairs]] = {
+def _asff_pairs(text: str, status: str) -> Pairs:
+    return {(f["GeneratorId"], f["Resources"][0]["Id"]) for f in json.loads(text)
+            if (f["Workflow"]["Status"] == "SUPPRESSED") == (status == "waived")}
+
+
+def _ocsf_pairs(text: str, status: str) -> Pairs:
+    wanted = {"fail": "New", "waived": "Suppressed"}[status]
+    return {(e["compliance"]["control"], e["resources"][0]["uid"]) for e in json.loads(text)
+            if e["status"] == wanted}
+
+
+def _table_pairs(text: str, status: str) -> Pairs:
+    """The terminal table: under "Failures (n)" / "Waived (n)", a row per finding (severity,
+    rule, region, resource), its message lines, and its ARN as the last indented line."""
+    wanted = {"fail": "Failures (", "waived": "Waived ("}[status]
+    pairs: Pairs = set()
+    section = ""
+    current: list[str] | None = None
+    for line in [*text.splitlines(), ""]:
+        if current is not None and not line.startswith(" " * 12):
+            pairs.add((current[0], current[-1].strip()))
+            current = None
+        if line and not line.startswith(" "):
+            section = line
+            continue
+        if section.startswith(wanted) and line.startswith("  ") and not line.startswith("   "):
+            fields = line.split()
+            if fields[0] != "SEVERITY":
+                current = [fields[1]]
+        elif current is not None:
+            current.append(line)
+    return pairs
+
+
+def _xlsx_pairs(data: str | bytes, status: str) -> Pairs:
+    assert isinstance(data, bytes)
+    frame = pd.read_excel(io.BytesIO(data), sheet_name="Findings", dtype=str,
+                          keep_default_na=False)
+    rows = frame[frame["status"] == status]
+    return set(zip(rows["rule_id"], rows["resource_arn"], strict=True))
+
+
+EXTRACT: dict[str, Callable[[Any, str], Pairs]] = {
     "json": _json_pairs,
     "html": _html_pairs,
     "csv": _csv_pairs,
     "junit": _junit_pairs,
     "sarif": _sarif_pairs,
+    "asff": _asff_pairs,
+    "ocsf": _ocsf_pairs,
+    "table": _table_pairs,
+    "xlsx": _xlsx_pairs,
 }
 
 
@@ -203,7 +251,7 @@ def test_every_format_renders_the_same_failures_and_waivers() -> None:
     assert set(FORMATS) == set(EXTRACT), "a format was registered without a reader here"
     for name, fmt in FORMATS.items():
         text = fmt.render(doc)
-        assert isinstance(text, str) and text, name
+        assert isinstance(text, str | bytes) and text, name
         assert EXTRACT[name](text, "fail") == failing, name
         assert EXTRACT[name](text, "waived") == waived, name
 
@@ -211,7 +259,8 @@ def test_every_format_renders_the_same_failures_and_waivers() -> None:
 def test_formats_have_distinct_extensions_and_names() -> None:
     assert all(fmt.name == name for name, fmt in FORMATS.items())
     assert {n: f.extension for n, f in FORMATS.items()} == {
-        "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif"}
+        "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif",
+        "asff": "asff.json", "ocsf": "ocsf.json", "table": "txt", "xlsx": "xlsx"}
 
 
 def test_every_format_renders_a_scan_with_no_findings() -> None:

@@ -20,7 +20,9 @@ def test_junit_has_a_suite_per_rule_and_a_case_per_rule_and_resource() -> None:
     root = ET.fromstring(render_junit(doc))
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
-    assert set(suites) == {f["rule_id"] for f in doc["findings"]} | {"collection-errors"}
+    passes = [(rule, r["arn"]) for r in doc["resources"] for rule in r["passes"]]
+    assert set(suites) == ({f["rule_id"] for f in doc["findings"]} | {p[0] for p in passes}
+                           | {"collection-errors"})
     for f in doc["findings"]:
         cases = [c for c in suites[f["rule_id"]].findall("testcase")
                  if c.get("name") == f["resource"]["arn"]]
@@ -29,7 +31,13 @@ def test_junit_has_a_suite_per_rule_and_a_case_per_rule_and_resource() -> None:
         cases = suite.findall("testcase")
         assert suite.get("tests") == str(len(cases))
         assert suite.get("failures") == str(sum(c.find("failure") is not None for c in cases))
-    assert root.get("tests") == str(len(doc["findings"]) + len(doc["errors"]))
+    pass_rules = {p[0] for p in passes}
+    for rule in pass_rules:  # one passing case per rule counts its resources
+        n = sum(p[0] == rule for p in passes)
+        cases = [c for c in suites[rule].findall("testcase")
+                 if c.get("name") == f"{n} resource{'s' if n != 1 else ''} pass"]
+        assert len(cases) == 1 and not list(cases[0])
+    assert root.get("tests") == str(len(doc["findings"]) + len(pass_rules) + len(doc["errors"]))
     assert root.get("failures") == str(doc["summary"]["findings"]["fail"])
     assert root.get("skipped") == str(doc["summary"]["findings"]["waived"])
     assert root.get("errors") == str(len(doc["errors"]))

@@ -24,6 +24,12 @@ def test_every_format_and_a_plan_are_committed() -> None:
     assert plan.startswith("#!/usr/bin/env bash") and "set -euo pipefail" in plan
 
 
+def test_screenshots_and_a_pdf_of_the_demo_report_are_committed() -> None:
+    assert (SAMPLES / "rdsaudit-report.pdf").read_bytes().startswith(b"%PDF-")
+    for name in ("rdsaudit-report.png", "rdsaudit-report-phone.png"):
+        assert (SAMPLES / name).read_bytes().startswith(b"\x89PNG"), name
+
+
 def test_samples_are_current_with_the_demo() -> None:
     """Counts by rule, severity and resource type of a fresh demo scan equal the samples'
     (ids of keys and automated snapshots change per run; the judgement must not)."""

@@ -14,8 +14,9 @@ from typing import Any
 
 COLUMNS = (
     "account_id", "region", "resource_type", "resource_id", "resource_arn", "rule_id",
-    "severity", "status", "message", "kms_key_arn", "key_state", "remediation_summary",
-    "remediation_commands", "tags",
+    "rule_title", "severity", "status", "message", "kms_key_arn", "key_state",
+    "remediation_summary", "remediation_commands", "tags", "waiver_reason", "waiver_owner",
+    "waiver_expires", "baseline", "finding_id", "scan_time",
 )
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -23,22 +24,42 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 def render_csv(doc: Mapping[str, Any]) -> str:
     import pandas as pd  # imported on use: it adds ~0.5 s to every CLI start
 
-    tags_cells: dict[int, str] = {}  # findings of one resource share its tags dict
-    rows = [[neutralise(value) for value in _row(f, tags_cells)]
-            for f in doc.get("findings") or []]
-    # Collection errors reach this report too, as rows of their own (status "error"), so a
-    # spreadsheet of an incomplete scan never looks complete.
-    rows += [[neutralise(value) for value in _error_row(e)] for e in doc.get("errors") or []]
-    frame = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+    frame = pd.DataFrame(finding_rows(doc), columns=list(COLUMNS), dtype=object)
     return frame.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
 
 
+def finding_rows(doc: Mapping[str, Any]) -> list[list[str]]:
+    """The rows of the CSV (and of the XLSX Findings sheet): one per finding in the document
+    (failing and waived; every pass too with --evidence full), then one per collection error.
+    Every cell is text: account ids stay 12 digits, never a number."""
+    tags_cells: dict[int, str] = {}  # findings of one resource share its tags dict
+    scan_time = _text((doc.get("scan") or {}).get("finished_at"))
+    rows = [[neutralise(value) for value in _row(f, tags_cells, scan_time)]
+            for f in doc.get("findings") or []]
+    # Collection errors reach this report too, as rows of their own (status "error"), so a
+    # spreadsheet of an incomplete scan never looks complete.
+    rows += [[neutralise(value) for value in _error_row(e, scan_time)]
+             for e in doc.get("errors") or []]
+    return rows
+
+
 def neutralise(value: str) -> str:
-    """A cell a spreadsheet would evaluate becomes text: prefix it with a single quote."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+    """A cell a spreadsheet would evaluate becomes text: prefix it with a single quote.
+
+    Spreadsheets skip leading blanks (a space, a no-break space) before `=`, and a reader
+    that splits the cell's lines would see each line as a cell: any line that starts, after
+    blanks, with a formula character makes the whole cell text."""
+    if value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    lines = value.splitlines() or [value]
+    if any(line.lstrip(" \u00a0\u2007\u202f\u3000").startswith(FORMULA_PREFIXES)
+           for line in lines):
+        return "'" + "\n".join("'" + line if line.lstrip(" \u00a0\u2007\u202f\u3000")
+                                .startswith(FORMULA_PREFIXES) else line for line in lines)
+    return value
 
 
-def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
+def _row(finding: Mapping[str, Any], tags_cells: dict[int, str], scan_time: str) -> list[str]:
     resource = finding.get("resource") or {}
     key = finding.get("kms_key") or {}
     remediation = finding.get("remediation") or {}
@@ -50,6 +71,7 @@ def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
         # Each tag is neutralised too, so no formula survives even if a reader splits it.
         tags_cell = tags_cells[id(tags)] = "; ".join(
             f"{neutralise(str(k))}={neutralise(str(v))}" for k, v in tags.items())
+    waiver = finding.get("waiver") or {}
     return [
         _text(resource.get("account_id")),
         _text(resource.get("region")),
@@ -57,6 +79,7 @@ def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
         _text(resource.get("id")),
         _text(resource.get("arn")),
         _text(finding.get("rule_id")),
+        _text(finding.get("title")),
         _text(finding.get("severity")),
         _text(finding.get("status")),
         _text(finding.get("message")),
@@ -65,16 +88,23 @@ def _row(finding: Mapping[str, Any], tags_cells: dict[int, str]) -> list[str]:
         _text(remediation.get("summary")),
         "\n".join(commands),
         tags_cell,
+        _text(waiver.get("reason")),
+        _text(waiver.get("owner")),
+        _text(waiver.get("expires")),
+        _text(finding.get("baseline")),
+        _text(finding.get("id")),
+        scan_time,
     ]
 
 
-def _error_row(error: Mapping[str, Any]) -> list[str]:
+def _error_row(error: Mapping[str, Any], scan_time: str) -> list[str]:
     call = f"{_text(error.get('service'))}:{_text(error.get('operation'))}"
     message = (f"{call} failed: {_text(error.get('code'))}: {_text(error.get('message'))}. "
                "The scan is incomplete: what this call would have returned is not in the "
                "report.")
     return [_text(error.get("account_id")), _text(error.get("region")), "collection-error",
-            call, "", "collection-error", "", "error", message, "", "", "", "", ""]
+            call, _text(error.get("resource")), "collection-error", "", "", "error", message,
+            "", "", "", "", "", "", "", "", "", "", scan_time]
 
 
 def _text(value: Any) -> str:

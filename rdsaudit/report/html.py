@@ -36,6 +36,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from rdsaudit.report.contract import POSTURES
+from rdsaudit.report.ruledocs import rule_doc
 from rdsaudit.timestamps import parse_time
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -100,10 +102,12 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
     findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
     errors: Sequence[Mapping[str, Any]] = doc.get("errors") or []
     failing = [f for f in findings if f.get("status") == "fail"]
-    statuses = Counter(str(f.get("status")) for f in findings)
+    # Passes are counted in the summary (findings[] lists them only with --evidence full).
+    statuses = Counter({str(k): int(v) for k, v in (summary.get("findings") or {}).items()}) \
+        if summary.get("findings") else Counter(str(f.get("status")) for f in findings)
     severities = Counter(str(f.get("severity")) for f in failing)
     keys = _key_rows(doc.get("keys") or [], findings, parse_time(scan.get("finished_at")))
-    data = _table_data(findings, keys)
+    data = _table_data(doc, findings, keys)
     regions = {str(r) for r in scan.get("regions") or []}
     regions.update(str(_resource(f).get("region")) for f in findings)
     accounts = {str(a) for a in scan.get("accounts") or []}
@@ -111,7 +115,9 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
     finished = parse_time(scan.get("finished_at"))
     waivers = _waiver_rows(doc.get("waivers") or [], finished)
     data["multi_account"] = len(accounts) > 1
+    overview = _overview(doc)
     return {
+        **overview,
         "tool": doc.get("tool") or {},
         "scan": scan,
         "summary": summary,
@@ -122,14 +128,15 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
         "duration": _duration(scan.get("started_at"), scan.get("finished_at")),
         "severity_counts": [(s, severities.get(s, 0)) for s in SEVERITIES],
         "status_counts": [(s, statuses.get(s, 0)) for s in STATUSES],
-        "total_findings": len(findings),
+        "total_findings": sum(1 for f in findings if f.get("status") != "pass"),
         "rule_chart": _chart(failing, lambda f: str(f.get("rule_id"))),
         "region_chart": _chart(failing, lambda f: str(_resource(f).get("region"))),
         "account_chart": _chart(failing, lambda f: str(_resource(f).get("account_id")))
         if len(accounts) > 1 else None,
         "keys": keys,
         "data": data,
-        "filter_rules": sorted(data["rules"].items()),
+        "filter_rules": sorted((r, t) for r, t in data["rules"].items()
+                               if r in data["failing_rules"]),
         "filter_regions": sorted(regions),
         "filter_accounts": sorted(accounts),
         "multi_account": len(accounts) > 1,
@@ -144,30 +151,61 @@ def _resource(finding: Mapping[str, Any]) -> Mapping[str, Any]:
     return finding.get("resource") or {}
 
 
-def _table_data(findings: Sequence[Mapping[str, Any]],
+def _table_data(doc: Mapping[str, Any], findings: Sequence[Mapping[str, Any]],
                 keys: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The findings as the page's JS reads them: rows of arrays, resources and keys interned.
+    """The findings and resources as the page's JS reads them: rows of arrays, interned.
 
-    A resource has one row per rule that judged it, so storing it once (with its tags) and
-    referring to it by index keeps 20,000 findings to a few megabytes.
+    A resource is stored once as [prefix, id, tags, posture, fails, waived, arn?]: `prefix`
+    indexes (ARN without the id, type, region, account), so 100,000 resources stay a few
+    megabytes; the full ARN is stored only when it does not end with the id. Pass evidence
+    is per rule: the indices of the resources that pass it. Pass findings (--evidence full)
+    are never table rows: the table shows what to fix.
     """
-    resources: dict[tuple[Any, ...], int] = {}
-    key_refs: dict[tuple[Any, ...], int] = {}
+    prefixes: dict[tuple[str, str, str, str], int] = {}
+    resources: list[list[Any]] = []
+    index: dict[str, int] = {}
+    posture_index = {p: i for i, p in enumerate(POSTURES)}
+    passes: dict[str, list[int]] = {}
     rules: dict[str, str] = {}
+
+    def add(r: Mapping[str, Any], posture: str, fails: Sequence[str],
+            waived: Sequence[str]) -> int:
+        arn, rid = str(r.get("arn")), str(r.get("id"))
+        base = arn[:-len(rid)] if rid and arn.endswith(rid) else arn
+        p = prefixes.setdefault((base, str(r.get("type")), str(r.get("region")),
+                                 str(r.get("account_id"))), len(prefixes))
+        tags = r.get("tags") or {}
+        row: list[Any] = [p, rid, [[str(k), str(v)] for k, v in tags.items()],
+                          posture_index.get(posture, posture_index["unknown"]),
+                          list(fails), list(waived)]
+        if base == arn:
+            row.append(arn)
+        index[arn] = len(resources)
+        resources.append(row)
+        return index[arn]
+
+    for r in doc.get("resources") or []:
+        i = add(r, str(r.get("posture")), r.get("fails") or [], r.get("waived") or [])
+        for rule_id in r.get("passes") or []:
+            passes.setdefault(str(rule_id), []).append(i)
+    key_refs: dict[tuple[Any, ...], int] = {}
     rows = []
+    failing_rules: set[str] = set()
     for f in findings:
+        rule_id = str(f.get("rule_id"))
+        rules.setdefault(rule_id, str(f.get("title") or rule_id))
+        if f.get("status") == "pass":
+            continue
+        failing_rules.add(rule_id)
         r = _resource(f)
-        tags = f.get("tags") or {}
-        res = (r.get("arn"), r.get("type"), r.get("id"), r.get("region"), r.get("account_id"),
-               tuple((str(k), str(v)) for k, v in tags.items()))
-        res_index = resources.setdefault(res, len(resources))
+        res_index = index.get(str(r.get("arn")))
+        if res_index is None:  # a finding about a resource the document does not list
+            res_index = add(r, "unknown", [], [])
         key = f.get("kms_key")
         key_index = None
         if key:
             ref = (key.get("arn"), key.get("state"), key.get("manager"))
             key_index = key_refs.setdefault(ref, len(key_refs))
-        rule_id = str(f.get("rule_id"))
-        rules.setdefault(rule_id, str(f.get("title") or rule_id))
         baseline = f.get("baseline")
         rows.append([rule_id, f.get("severity"), f.get("status"), res_index, f.get("message"),
                      key_index, f.get("remediation"), f.get("waiver"),
@@ -179,12 +217,21 @@ def _table_data(findings: Sequence[Mapping[str, Any]],
         columns.pop()
         for row in rows:
             row.pop()
+    from rdsaudit.rules import RULES
+
+    for rule_id in passes:
+        rules.setdefault(rule_id, RULES[rule_id].title if rule_id in RULES else rule_id)
     return {
         "columns": columns,
         "findings": rows,
-        "resources": [[*res[:5], [list(t) for t in res[5]]] for res in resources],
+        "prefixes": [list(p) for p in prefixes],
+        "postures": list(POSTURES),
+        "resources": resources,
+        "passes": passes,
         "kms_keys": list(key_refs),
         "rules": rules,
+        "docs": {rule_id: rule_doc(rule_id) for rule_id in rules},
+        "failing_rules": sorted(failing_rules),
         # Key ARN (or AWS_OWNED, the SSE-RDS row) -> id of its row in the key view.
         "key_anchors": {k["arn"] or "AWS_OWNED": k["anchor"] for k in keys},
     }
@@ -430,7 +477,7 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "multi_region": k.get("multi_region"),
             "note": "; ".join(n for n in (k.get("note"), _last_use(k), _roles_text(k)) if n)
                     or None,
-            "resources": list(k.get("resources") or []),
+            "resources": list(k.get("dependents") or []),
         })
     owned = sorted({str(_resource(f).get("arn")) for f in findings
                     if (f.get("kms_key") or {}).get("manager") == "AWS_OWNED"})
@@ -466,7 +513,7 @@ def _last_use(key: Mapping[str, Any]) -> str | None:
 def _roles_text(key: Mapping[str, Any]) -> str | None:
     """The roles other than storage that resources depend on the key in."""
     others: dict[str, int] = {}
-    for dependent in key.get("dependents") or ():
+    for dependent in key.get("roles") or ():
         role = dependent.get("role")
         if role and role != "storage":
             others[role] = others.get(role, 0) + 1
@@ -495,3 +542,105 @@ def _duration(start: Any, end: Any) -> str | None:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60} s"
+
+
+# -- the first screen: verdict, deadlines, fix-first actions, posture ------------------------
+
+ACTIONS_OPEN = 3  # actions shown expanded on screen; print shows every one in full
+# Failures written out in full (message, remediation) under their actions: what the printed
+# report holds. Beyond it (a very large estate) the rest are counted, and the CSV, XLSX and
+# JSON reports hold every one; the findings table of the page still lists all of them.
+DETAILED_FAILURES_MAX = 5000
+
+
+def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
+    summary: Mapping[str, Any] = doc.get("summary") or {}
+    code = summary.get("exit_code")
+    verdict_class = {0: "ok", 1: "bad", 3: "warn"}.get(code if isinstance(code, int) else -1,
+                                                      "warn")
+    by_id = {f.get("id"): f for f in doc.get("findings") or [] if f.get("status") == "fail"}
+    actions: list[dict[str, Any]] = []
+    budget = DETAILED_FAILURES_MAX
+    for a in summary.get("actions") or []:
+        lead = a.get("remediation")
+        failures = []
+        left_out = 0
+        for fid in a.get("finding_ids") or []:
+            f = by_id.get(fid)
+            if f is None:
+                continue
+            if budget <= 0:
+                left_out += 1
+                continue
+            budget -= 1
+            r = _resource(f)
+            rem = f.get("remediation")
+            failures.append({
+                "rule_id": f.get("rule_id"), "title": f.get("title"),
+                "doc": rule_doc(str(f.get("rule_id"))), "severity": f.get("severity"),
+                "id": r.get("id"), "type": r.get("type"), "arn": r.get("arn"),
+                "region": r.get("region"), "account_id": r.get("account_id"),
+                "message": f.get("message"),
+                # The action shows its lead fix once; a failure repeats only a different one.
+                "remediation": rem if rem and rem != lead else None,
+            })
+        actions.append({**a, "failures": failures, "left_out": left_out,
+                        "open": len(actions) < ACTIONS_OPEN})
+    deadlines = [a for a in actions if a.get("deadline")]
+    verdict = str(summary.get("verdict") or "")
+    if summary.get("fail_on_new") and "--fail-on-new" not in verdict:
+        verdict += " · gate on new failures only (--fail-on-new)"
+    return {
+        "verdict": verdict,
+        "verdict_class": verdict_class,
+        "actions": actions,
+        "deadlines": deadlines,
+        "posture_rows": _posture_rows(doc),
+        "postures": POSTURES,
+        "pass_rules": _pass_rules(doc),
+    }
+
+
+def _posture_rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per scanned account and region, failing or not, with resources by posture."""
+    scan: Mapping[str, Any] = doc.get("scan") or {}
+    cells: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def cell(account: str, region: str) -> dict[str, Any]:
+        found = cells.get((account, region))
+        if found is None:
+            found = cells[(account, region)] = {
+                "account": account, "region": region, "postures": dict.fromkeys(POSTURES, 0),
+                "resources": 0, "fail": 0, "critical": 0, "errors": 0}
+        return found
+
+    for account in scan.get("accounts") or []:
+        for region in scan.get("regions") or []:
+            cell(str(account), str(region))
+    for r in doc.get("resources") or []:
+        c = cell(str(r.get("account_id")), str(r.get("region")))
+        posture = str(r.get("posture"))
+        c["postures"][posture if posture in c["postures"] else "unknown"] += 1
+        c["resources"] += 1
+    for f in doc.get("findings") or []:
+        if f.get("status") == "fail":
+            r = _resource(f)
+            c = cell(str(r.get("account_id")), str(r.get("region")))
+            c["fail"] += 1
+            c["critical"] += f.get("severity") == "critical"
+    for e in doc.get("errors") or []:
+        cell(str(e.get("account_id")), str(e.get("region")))["errors"] += 1
+    rows = sorted(cells.values(), key=lambda c: (c["account"], c["region"]))
+    return rows
+
+
+def _pass_rules(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Pass evidence, collapsed: per rule, how many resources pass it."""
+    from rdsaudit.rules import RULES
+
+    counts: Counter[str] = Counter()
+    for r in doc.get("resources") or []:
+        counts.update(str(rule) for rule in r.get("passes") or [])
+    return [{"rule_id": rule_id, "title": RULES[rule_id].title if rule_id in RULES else rule_id,
+             "doc": rule_doc(rule_id), "count": n}
+            for rule_id, n in sorted(counts.items())]

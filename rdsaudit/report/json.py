@@ -1,4 +1,4 @@
-"""The JSON report: the machine contract, `schema_version` 1.
+"""The JSON report: the machine contract, `schema_version` 2 (rdsaudit.report.contract).
 
 Laid out one top-level member per line and one list item (finding, error, key…) per line:
 grep- and diff-friendly, and written by json's C encoder (an indented dump goes through the

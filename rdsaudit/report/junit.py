@@ -1,8 +1,10 @@
 """The JUnit XML report: findings as test results, so a CI system shows them natively.
 
-One testsuite per rule, one testcase per rule x resource (`classname` = rule id, `name` =
-resource ARN): `<failure>` for fail, `<skipped>` for waived. Collection errors are testcases
-with `<error>` in a suite of their own, so an incomplete scan is never a green build.
+One testsuite per rule, one testcase per failing or waived rule x resource (`classname` =
+rule id, `name` = resource ARN): `<failure>` for fail, `<skipped>` for waived; the passes are
+one passing testcase per rule ("N resources pass"), or one per resource with --evidence
+full. Collection errors are testcases with `<error>` in a suite of their own, so an
+incomplete scan is never a green build.
 """
 
 from __future__ import annotations
@@ -26,6 +28,16 @@ def render_junit(doc: Mapping[str, Any]) -> str:
     by_rule: dict[str, list[Mapping[str, Any]]] = {}
     for f in findings:
         by_rule.setdefault(str(f.get("rule_id")), []).append(f)
+    passing: dict[str, int] = {}
+    if scan.get("evidence") != "full":
+        # The passes are evidence on each resource (contract v2, in the JSON report): here
+        # one passing testcase per rule says how many resources pass it. 600,000 passing
+        # cases of a large estate would be most of a CI system's test view and of the file.
+        for r in doc.get("resources") or []:
+            for rule_id in r.get("passes") or []:
+                passing[str(rule_id)] = passing.get(str(rule_id), 0) + 1
+        for rule_id in passing:
+            by_rule.setdefault(rule_id, [])
     # Catalogue order first (stable across runs), then any rule the catalogue lacks.
     rule_ids = [r for r in RULES if r in by_rule] + sorted(set(by_rule) - set(RULES))
 
@@ -34,6 +46,10 @@ def render_junit(doc: Mapping[str, Any]) -> str:
         suite = _suite(root, rule_id, scan)
         for f in by_rule[rule_id]:
             _finding_case(suite, rule_id, f)
+        if passing.get(rule_id):
+            n = passing[rule_id]
+            ET.SubElement(suite, "testcase", classname=_clean(rule_id),
+                          name=f"{n} resource{'s' if n != 1 else ''} pass", time="0")
     if errors:
         suite = _suite(root, ERRORS_SUITE, scan)
         for e in errors:

@@ -2,7 +2,9 @@
 
 Rules come from the catalogue; failing findings are results, waived ones are results with
 an accepted suppression; passes are left out (SARIF lists problems). Cloud resources have
-no file, so a result's location is a logical location: the resource ARN and its type.
+no file, so a result's logical location is the resource ARN and its type; GitHub code
+scanning refuses a result without a `physicalLocation`, so each also names a stable
+pseudo-path, `aws/<account>/<region>/<type>/<id>`, at line 1 (docs/ci.md).
 Collection errors are tool execution notifications, and `executionSuccessful` is false when
 the scan was incomplete.
 """
@@ -13,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from rdsaudit.rules import RULES
 
@@ -132,13 +135,20 @@ def _result(f: Mapping[str, Any], index: Mapping[str, int]) -> dict[str, Any]:
         "ruleIndex": index[rule_id],
         "level": LEVELS.get(severity, "warning"),
         "message": {"text": str(f.get("message") or f.get("title") or rule_id)},
-        "locations": [{"logicalLocations": [{
-            "fullyQualifiedName": arn,
-            "name": str(resource.get("id") or arn),
-            "kind": str(resource.get("type") or "resource"),
-        }]}],
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": resource_uri(resource)},
+                "region": {"startLine": 1},
+            },
+            "logicalLocations": [{
+                "fullyQualifiedName": arn,
+                "name": str(resource.get("id") or arn),
+                "kind": str(resource.get("type") or "resource"),
+            }],
+        }],
         "partialFingerprints": {
             "rdsauditFinding/v1": hashlib.sha256(f"{rule_id}\n{arn}".encode()).hexdigest(),
+            **({"rdsauditFindingId/v2": str(f["id"])} if f.get("id") else {}),
         },
         "properties": properties,
     }
@@ -151,6 +161,12 @@ def _result(f: Mapping[str, Any], index: Mapping[str, int]) -> dict[str, Any]:
             suppression["properties"] = dict(waiver)
         result["suppressions"] = [suppression]
     return result
+
+
+def resource_uri(resource: Mapping[str, Any]) -> str:
+    """A relative URI that names the resource: code scanning shows it as the alert's path."""
+    parts = [str(resource.get(k) or "unknown") for k in ("account_id", "region", "type", "id")]
+    return "aws/" + "/".join(quote(p, safe="") for p in parts)
 
 
 def _notification(e: Mapping[str, Any]) -> dict[str, Any]:
