@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -19,7 +19,7 @@ import click
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
-from rdsaudit.model import Inventory, Result, Severity, Status
+from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
 
@@ -58,13 +58,24 @@ def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) ->
         raise InputProblem(str(exc)) from None
     if fail_on:
         policy = replace(policy, fail_on=Severity.parse(fail_on))
-    keys = dict(policy.target_keys)
+    return replace(policy, target_keys=target_key_map(policy.target_keys, targets))
+
+
+def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dict[str, str]:
+    """--target-key ARN (the key's own account and region: `ACCOUNT:REGION`) and
+    --target-key ACCOUNT=ARN (that key for ACCOUNT's resources in the key's region)."""
+    keys = dict(configured)
     for target in targets:
-        arn = Arn.parse(target)
-        if arn is None or arn.service != "kms" or not arn.region:
-            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN")
-        keys[arn.region] = target
-    return replace(policy, target_keys=keys)
+        account, _, key = target.rpartition("=") if "=" in target else ("", "", target)
+        arn = Arn.parse(key)
+        if arn is None or arn.service != "kms" or not arn.region or not arn.account:
+            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN "
+                               "(or ACCOUNT=ARN)")
+        if account and not (len(account) == 12 and account.isdigit()):
+            raise InputProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
+                               "account id")
+        keys[f"{account or arn.account}:{arn.region}"] = key
+    return keys
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -121,9 +132,21 @@ class Outputs:
     output_dir: Path | None
     exit_zero: bool
     quiet: bool
-    baseline: Path | None = None
+    baseline: str | None = None  # a path or s3://…
     fail_on_new: bool = False
     history: Path | None = None  # None: do not record
+    # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
+    # each takes the document and returns what failed, as errors of the report.
+    deliveries: tuple[Callable[[ReportDocument], list[CollectionError]], ...] = ()
+    # --output-dir s3://…: `output_dir` is then a local staging directory, uploaded last.
+    s3: Any = None  # rdsaudit.deliver.s3.S3Location
+    s3_kms_key: str | None = None
+    session: Any = None  # boto3.Session for S3 reads and writes (default chain if None)
+
+    def aws(self) -> Any:
+        import boto3
+
+        return self.session or boto3.Session()
     evidence: Evidence = "failures"
     color: bool = True  # --no-color turns it off; NO_COLOR and a non-terminal do too
 
@@ -171,7 +194,8 @@ def _color_allowed(out: Outputs, stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False) -> str:
+def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False,
+                  failed_deliveries: int = 0) -> str:
     inv = result.inventory
     failing = [f for f in result.findings if f.status is Status.FAIL]
     counts = {s: sum(1 for f in failing if f.severity is s) for s in Severity}
@@ -185,6 +209,8 @@ def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False) -> st
     ]
     if inv.errors:
         parts.append(f"{len(inv.errors)} collection error(s): INCOMPLETE")
+    if failed_deliveries:
+        parts.append(f"{failed_deliveries} delivery error(s)")
     if inv.scan.skipped_regions:
         parts.append(f"{len(inv.scan.skipped_regions)} region(s) not enabled, skipped")
     calls = sum(n for _, n in inv.scan.api_calls)
@@ -208,8 +234,24 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
         doc["history"] = _record_history(out.history, doc)
     written = _emit_reports(doc, out)
     code = gate(result, policy.fail_on, out.fail_on_new)
+    failed: list[CollectionError] = []
+    for deliver in out.deliveries:
+        failed += deliver(doc)
+    if failed:
+        from rdsaudit.deliver import with_delivery_errors
+
+        # The reports are already safe on disk; written again, they say what failed.
+        doc = with_delivery_errors(doc, failed)
+        written = _emit_reports(doc, out)
+        if code is ExitCode.COMPLIANT:
+            code = ExitCode.INCOMPLETE
+    if out.s3 is not None:
+        written, upload_failed = _upload(doc, out)
+        failed += upload_failed
+        if upload_failed and code is ExitCode.COMPLIANT:
+            code = ExitCode.INCOMPLETE
     if not out.quiet:
-        for error in result.inventory.errors:
+        for error in (*result.inventory.errors, *failed):
             say(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
                        f"{error.operation}: {error.code}: {error.message}")
         for waiver in result.waivers:
@@ -223,19 +265,77 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
                        f"{len(b.resolved)} resolved failure(s)")
         for path in written:
             say(f"rdsaudit: wrote {path}")
-        say(_summary_line(result, code, out.exit_zero))
+        say(_summary_line(result, code, out.exit_zero, len(failed)))
     return ExitCode.COMPLIANT if out.exit_zero else code
 
 
-def _with_baseline(result: Result, path: Path) -> Result:
+def _upload(doc: ReportDocument, out: Outputs) -> tuple[list[Any], list[CollectionError]]:
+    """Upload the staged reports; on failure keep them and say where they are."""
+    import shutil
+
+    from rdsaudit.deliver import with_delivery_errors
+    from rdsaudit.deliver.s3 import upload
+
+    assert out.output_dir is not None
+    files = sorted(p for p in out.output_dir.iterdir() if p.is_file()
+                   and not p.name.startswith("."))
+    failed = upload(out.aws(), out.s3, files, out.s3_kms_key)
+    if failed:
+        # The staged copy is complete and stays; its JSON says what did not upload.
+        _emit_reports(with_delivery_errors(doc, failed), out)
+        say(f"rdsaudit: error: {len(failed)} report file(s) not uploaded to {out.s3}; "
+            f"the reports are in {out.output_dir}")
+        return list(files), failed
+    shutil.rmtree(out.output_dir, ignore_errors=True)
+    return [out.s3.child(p.name) for p in files], []
+
+
+def _local_copy(text: str, what: str) -> Path | None:
+    """A path as given, or an s3:// object fetched into a private temporary directory;
+    None when the S3 object does not exist."""
+    from rdsaudit.deliver.s3 import S3Problem, download, is_s3, parse_s3
+
+    if not is_s3(text):
+        return Path(text)
+    import boto3
+
+    try:
+        return download(boto3.Session(), parse_s3(text), _scratch())
+    except S3Problem as exc:
+        raise InputProblem(f"{what}: {exc}") from None
+
+
+def _scratch() -> Path:
+    import atexit
+    import shutil
+
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="rdsaudit-"))
+        atexit.register(shutil.rmtree, _SCRATCH, True)
+    return _SCRATCH
+
+
+_SCRATCH: Path | None = None
+
+
+def _existing(text: str, what: str) -> Path:
+    path = _local_copy(text, what)
+    if path is None:
+        raise InputProblem(f"{what}: {text}: no such object")
+    return path
+
+
+def _with_baseline(result: Result, text: str) -> Result:
     from rdsaudit.baseline import apply_baseline
     from rdsaudit.reportfile import ReportProblem, load_report
 
+    path = _existing(text, "--baseline")
     try:
         previous = load_report(path)
     except ReportProblem as exc:
         raise InputProblem(f"--baseline: {exc}") from None
-    return apply_baseline(result, previous, path.name)
+    return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
 def _record_history(path: Path, doc: ReportDocument) -> list[dict[str, Any]]:
@@ -275,19 +375,24 @@ _common_output = [
     click.option("--format", "formats", multiple=True, metavar="FMT[,FMT…]",
                  help="Report format(s), comma-separated: table (the default on a terminal), "
                       "json (the default otherwise and with --output-dir), html, csv, xlsx, "
-                      "junit, sarif."),
-    click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                      "junit, sarif, asff (Security Hub findings), ocsf."),
+    click.option("--output-dir", metavar="DIR|s3://BUCKET/PREFIX/",
                  help="Write DIR/rdsaudit-report.<ext> per format (default: one format to "
-                      "stdout)."),
+                      "stdout); an s3:// prefix uploads them (staged locally first)."),
+    click.option("--s3-kms-key", metavar="KEY_ARN",
+                 help="With --output-dir s3://…: encrypt the objects with this KMS key "
+                      "(SSE-KMS; default: the bucket's default encryption)."),
     click.option("--fail-on", type=click.Choice(SEVERITIES, case_sensitive=False),
                  help="Lowest failing severity that fails the gate (default low)."),
     click.option("--exit-zero", is_flag=True, help="Always exit 0 once the reports are written."),
     click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
                  help="TOML config: require_customer_managed_key, min_backup_retention_days, "
                       "regions, fail_on, target_keys, [[waivers]]."),
-    click.option("--target-key", "target_keys", multiple=True, metavar="KEY_ARN",
-                 help="KMS key ARN to encrypt with in remediation plans (one per region)."),
-    click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path),
+    click.option("--target-key", "target_keys", multiple=True, metavar="[ACCOUNT=]KEY_ARN",
+                 help="KMS key to encrypt with in remediation plans, for the resources of "
+                      "the key's account and region (ACCOUNT=ARN: for ACCOUNT's). "
+                      "Repeatable."),
+    click.option("--baseline", metavar="PREVIOUS.json|s3://…",
                  help="A previous JSON report: mark each failure new or unchanged, list the "
                       "resolved ones."),
     click.option("--fail-on-new", is_flag=True,
@@ -308,10 +413,12 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool, quiet: bool,
-             baseline: Path | None, fail_on_new: bool,
-             history: Path | None = None, evidence: str = "failures",
+def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, quiet: bool,
+             baseline: str | None, fail_on_new: bool, history: Path | None = None, *,
+             s3_kms_key: str | None = None, session: Any = None, evidence: str = "failures",
              no_color: bool = False) -> Outputs:
+    from rdsaudit.deliver.s3 import S3Problem, is_s3, parse_s3
+
     # No format given: the terminal table for a person, the JSON contract for a pipe or a
     # directory of reports.
     default = "table" if output_dir is None and sys.stdout.isatty() else "json"
@@ -320,8 +427,22 @@ def _outputs(formats: tuple[str, ...], output_dir: Path | None, exit_zero: bool,
         raise InputProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
         raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
-    return Outputs(names, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
-                   "full" if evidence == "full" else "failures", color=not no_color)
+    evidence_mode: Evidence = "full" if evidence == "full" else "failures"
+    if output_dir is not None and is_s3(output_dir):
+        try:
+            location = parse_s3(output_dir)
+        except S3Problem as exc:
+            raise InputProblem(f"--output-dir: {exc}") from None
+        if s3_kms_key is not None and not s3_kms_key.startswith(("arn:", "alias/")):
+            raise InputProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
+        staging = Path(tempfile.mkdtemp(prefix="rdsaudit-staging-"))
+        return Outputs(names, staging, exit_zero, quiet, baseline, fail_on_new, history,
+                       s3=location, s3_kms_key=s3_kms_key, session=session,
+                       evidence=evidence_mode, color=not no_color)
+    if s3_kms_key is not None:
+        raise InputProblem("--s3-kms-key needs --output-dir s3://…")
+    return Outputs(names, Path(output_dir) if output_dir else None, exit_zero, quiet,
+                   baseline, fail_on_new, history, evidence=evidence_mode, color=not no_color)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -394,8 +515,17 @@ Examples:
                    "through, so a rate limit slows the scan instead of failing it.")
 @click.option("--workers", type=click.IntRange(1, 64), default=16, show_default=True,
               help="AWS calls in flight at most, per account.")
+@click.option("--timeout", type=click.FloatRange(1, 7 * 86400), default=3600,
+              show_default=True, metavar="SECONDS",
+              help="Seconds the whole scan may take; then it stops calling AWS, records what "
+                   "it could not read as errors and writes the reports (exit 3).")
 @click.option("--save-inventory", type=click.Path(dir_okay=False, path_type=Path),
               help="Also save what was collected, for `rdsaudit evaluate`.")
+@click.option("--security-hub", is_flag=True,
+              help="Import the failing findings (ASFF) into AWS Security Hub in each "
+                   "finding's own account and region, and archive those imported earlier "
+                   "that now pass. rdsaudit's one write to Security Hub: see `rdsaudit "
+                   "iam-policy --security-hub`.")
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Scan history database (default: the user data directory).")
 @click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
@@ -404,12 +534,13 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          accounts_file: Path | None, shard_text: str | None,
          organization: bool, role_name: str | None, role_arn: str | None,
          external_id: str | None, session_duration: int, account_workers: int,
-         max_attempts: int, workers: int, save_inventory: Path | None,
+         max_attempts: int, workers: int, timeout: float, save_inventory: Path | None,
+         security_hub: bool,
          history_path: Path | None, no_history: bool, formats: tuple[str, ...],
-         output_dir: Path | None, fail_on: str | None, exit_zero: bool, config: Path | None,
-         target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-         quiet: bool, evidence: str, no_color: bool, endpoint_url: str | None,
-         verbose: bool) -> int:
+         output_dir: str | None, s3_kms_key: str | None, fail_on: str | None,
+         exit_zero: bool, config: Path | None, target_keys: tuple[str, ...],
+         baseline: str | None, fail_on_new: bool, quiet: bool, evidence: str, no_color: bool,
+         endpoint_url: str | None, verbose: bool) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -420,6 +551,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         CredentialsProblem,
         RegionProblem,
         ScanRequest,
+        caller_account,
+        home_region,
     )
     from rdsaudit.collect import scan as collect
 
@@ -428,8 +561,6 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         from rdsaudit.history import default_path
 
         history = history_path or default_path()
-    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
-                   evidence, no_color)
     if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
         raise InputProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
     if verbose:
@@ -450,10 +581,9 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     if role_arn and "{account_id}" not in role_arn:
         raise InputProblem("--role-arn must contain {account_id}")
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
-    if shard is not None and save_inventory is None and output_dir is not None:
-        from rdsaudit.merge import INVENTORY_NAME
-
-        save_inventory = output_dir / INVENTORY_NAME
+    if shard is not None and output_dir is not None:
+        # Array engines give every worker the same arguments: {shard} names its own part.
+        output_dir = output_dir.replace("{shard}", str(shard.index))
     request_accounts = AccountsRequest(tuple(account_ids), organization, role_name, role_arn,
                                        external_id, session_duration, account_workers, shard)
     try:
@@ -462,17 +592,53 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         raise InputProblem(str(exc)) from None
     except BotoCoreError as exc:
         raise InputProblem(f"cannot set up AWS session: {exc}") from None
+    out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
+                   s3_kms_key=s3_kms_key, session=session)
+    if shard is not None and save_inventory is None and out.output_dir is not None:
+        from rdsaudit.merge import INVENTORY_NAME
+
+        save_inventory = out.output_dir / INVENTORY_NAME
     progress = _progress_printer(quiet)
     try:
         inventory = collect(session, ScanRequest(regions=wanted, max_attempts=max_attempts,
                                                  workers=workers, accounts=request_accounts,
-                                                 endpoint_url=endpoint_url),
+                                                 timeout=timeout, endpoint_url=endpoint_url),
                             progress)
     except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
         raise InputProblem(str(exc)) from None
     finally:
         _end_progress(progress)
+    if security_hub:
+        from rdsaudit.arns import partition_of_region
+        from rdsaudit.collect.accounts import AccountSessions
+        from rdsaudit.collect.aws import CallCounter
+
+        home = home_region(session, wanted)
+        try:
+            caller = caller_account(session, home, None, CallCounter())
+        except CredentialsProblem as exc:
+            raise InputProblem(str(exc)) from None
+        sessions = AccountSessions(session, request_accounts, caller,
+                                   partition_of_region(home), home, None)
+        out = replace(out, deliveries=(*out.deliveries,
+                                       _security_hub_delivery(sessions, quiet)))
     return _judge_and_report(inventory, policy, out, save_inventory)
+
+
+Delivery = Callable[["ReportDocument"], list[CollectionError]]
+
+
+def _security_hub_delivery(sessions: Any, quiet: bool) -> Delivery:
+    def deliver(doc: ReportDocument) -> list[CollectionError]:
+        from rdsaudit.deliver.securityhub import SecurityHubSender
+
+        delivery = SecurityHubSender(sessions).send(doc)
+        if not quiet:
+            say(f"rdsaudit: Security Hub: {delivery.imported} finding(s) imported, "
+                f"{delivery.archived} archived, {len(delivery.errors)} failed")
+        return delivery.errors
+
+    return deliver
 
 
 def _accounts_from_file(path: Path) -> list[str]:
@@ -495,7 +661,7 @@ def _accounts_from_file(path: Path) -> list[str]:
     return ids
 
 
-def _shard(text: str | None, multi: bool, output_dir: Path | None,
+def _shard(text: str | None, multi: bool, output_dir: str | None,
            save_inventory: Path | None) -> Any:
     if text is None:
         return None
@@ -527,20 +693,20 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
 
 
 @cli.command("evaluate")
-@click.argument("inventory_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inventory_file", metavar="INVENTORY_FILE|s3://…")
 @_with_output_options
-def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Path | None,
-                 fail_on: str | None, exit_zero: bool, config: Path | None,
-                 target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-                 quiet: bool, evidence: str, no_color: bool) -> int:
-    """Judge a saved inventory again, offline (no AWS calls)."""
+def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str | None,
+                 s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
+                 config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
+                 fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
+    """Judge a saved inventory again, offline (no AWS calls but s3:// reads and writes)."""
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
-                   evidence=evidence, no_color=no_color)
+                   s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     try:
-        inventory = load_inventory(inventory_file)
+        inventory = load_inventory(_existing(inventory_file, "evaluate"))
     except InventoryProblem as exc:
         raise InputProblem(str(exc)) from None
     return _judge_and_report(inventory, policy, out)
@@ -548,26 +714,37 @@ def evaluate_cmd(inventory_file: Path, formats: tuple[str, ...], output_dir: Pat
 
 @cli.command("merge")
 @click.argument("parts", nargs=-1, required=True, metavar="PART…")
+@click.option("--shards", "shard_count", type=click.IntRange(1, 10_000), metavar="N",
+              help="The scan had N shards: each PART is a run's directory or s3:// prefix "
+                   "holding shard-1/ … shard-N/, and every one of them is expected.")
 @_with_output_options
-def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path | None,
-              fail_on: str | None, exit_zero: bool, config: Path | None,
-              target_keys: tuple[str, ...], baseline: Path | None, fail_on_new: bool,
-              quiet: bool, evidence: str, no_color: bool) -> int:
+def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[str, ...],
+              output_dir: str | None,
+              s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
+              config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
+              fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge the shards of a sharded scan together: one report, one exit code.
 
     Each PART is a shard's output directory or its inventory file. A shard that is missing
     is recorded as a collection error (exit 3 unless failures give 1).
     """
+    from rdsaudit.deliver.s3 import is_s3
     from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
     from rdsaudit.serialize import InventoryProblem, load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
-                   evidence=evidence, no_color=no_color)
+                   s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
     loaded: list[Part] = []
     not_found: list[str] = []
+    if shard_count is not None:
+        parts = tuple(f"{p.rstrip('/')}/shard-{i}/" for p in parts
+                      for i in range(1, shard_count + 1))
     for text in parts:
-        path = Path(text)
+        if is_s3(text) and not text.endswith(".json"):
+            text = text.rstrip("/") + "/" + INVENTORY_NAME  # a shard's output prefix
+        found = _local_copy(text, "merge")
+        path = found if found is not None else Path(os.devnull, "missing")
         if path.is_dir():
             path = path / INVENTORY_NAME
         if not path.exists():
@@ -580,7 +757,7 @@ def merge_cmd(parts: tuple[str, ...], formats: tuple[str, ...], output_dir: Path
     if not loaded:
         raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
     try:
-        inventory = merge_inventories(loaded, not_found)
+        inventory = merge_inventories(loaded, not_found, shard_count)
     except MergeProblem as exc:
         raise InputProblem(f"merge: {exc}") from None
     return _judge_and_report(inventory, policy, out)
@@ -696,27 +873,63 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
 
 
 @cli.command()
-@click.argument("report", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("report", metavar="REPORT.json|s3://…")
 @click.option("--resource", "resources", multiple=True, metavar="ID|ARN",
               help="Only the findings of this resource (repeatable).")
+@click.option("--account", metavar="ID",
+              help="The account whose runbook to write (needed when the report has several).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the runbook here (default: stdout).")
-def plan(report: Path, resources: tuple[str, ...], output: Path | None) -> None:
-    """Print a reviewed remediation runbook (a shell script) from a JSON report."""
-    from rdsaudit.runbook import ReportProblem, load_report, render_runbook
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write one runbook per account: DIR/runbook-ACCOUNT.sh.")
+def plan(report: str, resources: tuple[str, ...], account: str | None, output: Path | None,
+         output_dir: Path | None) -> None:
+    """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
+    report."""
+    from rdsaudit.runbook import (
+        ReportProblem,
+        blocked,
+        load_report,
+        render_runbook,
+        runbook_accounts,
+        unmatched_resources,
+    )
 
+    if output is not None and output_dir is not None:
+        raise InputProblem("--output and --output-dir cannot be combined")
     try:
-        doc = load_report(report)
+        source = report.rsplit("/", 1)[-1]
+        doc = load_report(_existing(report, "plan"))
+        missing = unmatched_resources(doc, resources)
+        if missing:
+            for name in missing:
+                say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
+            raise InputProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
+        accounts = runbook_accounts(doc, resources)
+        for line in blocked(doc, resources):
+            say(f"rdsaudit: warning: {line}")
+        if account is not None and output_dir is None:
+            scripts = {account: render_runbook(doc, resources, source, account, accounts)}
+        elif output_dir is not None:
+            chosen = [account] if account else accounts
+            scripts = {a: render_runbook(doc, resources, source, a, accounts)
+                       for a in chosen}
+        else:
+            scripts = {"": render_runbook(doc, resources, source)}
     except ReportProblem as exc:
         raise InputProblem(str(exc)) from None
-    script = render_runbook(doc, resources, source=report.name)
-    if output is None:
-        click.echo(redact(script), nl=False)
+    files: dict[Path, str | bytes]
+    if output_dir is not None:
+        files = {output_dir / f"runbook-{a}.sh": text for a, text in scripts.items()}
+    elif output is not None:
+        files = {output: next(iter(scripts.values()))}
+    else:
+        click.echo(redact(next(iter(scripts.values()))), nl=False)
         return
     try:
-        _write_atomically(output, script)
+        _publish(_stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise InputProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -736,7 +949,9 @@ def rules() -> None:
 @cli.command("iam-policy")
 @click.option("--organization", is_flag=True,
               help="Add what the scanning account needs for --organization / --accounts.")
-def iam_policy(organization: bool) -> None:
+@click.option("--security-hub", is_flag=True,
+              help="Add what --security-hub needs (in every account findings go to).")
+def iam_policy(organization: bool, security_hub: bool) -> None:
     """Print the least-privilege, read-only IAM policy a scan needs."""
     from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
@@ -747,6 +962,10 @@ def iam_policy(organization: bool) -> None:
     if organization:
         statements.append({"Sid": "RdsauditAccounts", "Effect": "Allow",
                            "Action": list(MULTI_ACCOUNT_ACTIONS), "Resource": "*"})
+    if security_hub:
+        from rdsaudit.deliver.securityhub import IAM_STATEMENTS
+
+        statements += IAM_STATEMENTS
     click.echo(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
 
 

@@ -56,8 +56,12 @@ ALL_RULES: Final = frozenset(
         "key-rotation-disabled",
         "cross-account-key",
         "key-material-expiring",
+        "key-usage-not-audited",
     }
 )
+# Rules that fire only under a stricter policy than the demo's default (the demo trips them
+# when scanned with that policy: tests/test_e2e.py).
+POLICY_RULES: Final = frozenset({"key-below-external-store"})
 
 # KMS key states that make a key unusable for RDS (DESIGN.md, key-unusable), plus "missing"
 # for a key that no longer exists (DescribeKey answers NotFoundException).
@@ -118,6 +122,8 @@ class DemoResource:
     shared_with: tuple[str, ...] = ()
     excluded: bool = False  # DocumentDB / Neptune: rdsaudit must leave it out
     tags: tuple[tuple[str, str], ...] = ()
+    # Keys beside the storage key: (role, key ARN), role as rdsaudit's KeyRole values.
+    other_keys: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,7 @@ class _Seeder:
         **extra: Any,
     ) -> dict[str, Any]:
         versions = {
+            "oracle-ee": "19.0.0.0.ru-2024-01.rur-2024-01.r1",
             "postgres": "16.3",
             "mysql": "8.0.36",
             "sqlserver-ex": "15.00.4365.2.v1",
@@ -516,6 +523,34 @@ class _Seeder:
             r for r in self.resources if not (r.type == ResourceType.DB_INSTANCE and r.id == ident)
         ]
 
+    def depends_on(self, ident: str, role: str, key: DemoKey) -> None:
+        """Give a database a key beside its storage key, in the fields AWS uses (moto keeps
+        none of them: moto-fidelity §11 item 20)."""
+        index, r = next((i, r) for i, r in enumerate(self.resources) if r.id == ident
+                        and r.type in (ResourceType.DB_INSTANCE, ResourceType.DB_CLUSTER))
+        if role == "performance-insights":
+            # PerformanceInsightsKMSKeyId: PI data is always KMS-encrypted while PI is on.
+            fields: dict[str, Any] = {"PerformanceInsightsEnabled": True,
+                                      "PerformanceInsightsKMSKeyId": key.arn,
+                                      "PerformanceInsightsRetentionPeriod": 7}
+        elif role == "master-user-secret":
+            # ManageMasterUserPassword: RDS keeps the password in Secrets Manager under a
+            # KMS key, reported as MasterUserSecret {SecretArn, SecretStatus, KmsKeyId}.
+            fields = {"MasterUserSecret": {
+                "SecretArn": f"arn:aws:secretsmanager:{r.region}:{DEMO_ACCOUNT}:secret:"
+                             f"rds!db-{uuid.uuid5(uuid.NAMESPACE_URL, r.arn)}-AbCdEf",
+                "SecretStatus": "active", "KmsKeyId": key.arn}}
+        elif role == "activity-stream":
+            # Database activity streams: ActivityStreamStatus started, records encrypted
+            # with ActivityStreamKmsKeyId before they reach Kinesis.
+            fields = {"ActivityStreamStatus": "started", "ActivityStreamMode": "async",
+                      "ActivityStreamKmsKeyId": key.arn,
+                      "ActivityStreamKinesisStreamName": f"aws-rds-das-{r.id}"}
+        else:
+            raise ValueError(role)
+        self.overlay(r.arn, fields)
+        self.resources[index] = _replace(r, other_keys=(*r.other_keys, (role, key.arn)))
+
     def overlay(self, arn: str, fields: Mapping[str, Any]) -> None:
         self.overlays.setdefault(arn, {}).update(fields)
 
@@ -657,6 +692,7 @@ def seed_demo_estate(now: float | None = None) -> DemoEstate:
     partner_key = s.phantom_key("partner", PRIMARY, OTHER_ACCOUNT, "denied")
     deleted_key = s.phantom_key("deleted", PRIMARY, DEMO_ACCOUNT, "missing")
     lifecycle_keys = _lifecycle_keys(s, time.time() if now is None else now)
+    _trails()
 
     # ---- instances -------------------------------------------------------------------
     orders_tags = _tags("orders", "alice@example.com")
@@ -750,6 +786,33 @@ def seed_demo_estate(now: float | None = None) -> DemoEstate:
         s.instance(ident, region, "postgres", lifecycle_keys[key_name],
                    _tags("treasury", "tara@example.com"))
 
+    # Oracle with Transparent Data Encryption: the TDE option of its option group (shown
+    # beside the storage key; TDE keys are managed by the database, not KMS).
+    s.rds[PRIMARY].create_option_group(
+        OptionGroupName="erp-oracle-tde", EngineName="oracle-ee", MajorEngineVersion="19",
+        OptionGroupDescription="Oracle TDE for the ERP database")
+    s.rds[PRIMARY].modify_option_group(OptionGroupName="erp-oracle-tde",
+                                       OptionsToInclude=[{"OptionName": "TDE"}],
+                                       ApplyImmediately=True)
+    s.instance("erp-oracle-db", PRIMARY, "oracle-ee", orders_key,
+               _tags("erp", "erin@example.com"), OptionGroupName="erp-oracle-tde",
+               LicenseModel="bring-your-own-license")
+    # Backups replicated to the other demo region (scanned, so audited there).
+    s.instance("treasury-replicated-db", PRIMARY, "postgres", orders_key,
+               _tags("treasury", "tara@example.com"))
+    s.overlay(s.resources[-1].arn, {"DBInstanceAutomatedBackupsReplications": [
+        {"DBInstanceAutomatedBackupsArn":
+         f"arn:aws:rds:{SECONDARY}:{DEMO_ACCOUNT}:auto-backup:ab-treasuryreplicated0001"}]})
+
+    # Keys beside the storage key (DESIGN.md: four roles), healthy and broken.
+    s.depends_on("orders-db", "performance-insights", orders_key)
+    s.instance("treasury-insights-db", PRIMARY, "postgres", orders_key,
+               _tags("treasury", "tara@example.com"))
+    s.depends_on("treasury-insights-db", "performance-insights", payments_key)  # Disabled
+    s.instance("treasury-secret-db", PRIMARY, "postgres", orders_key,
+               _tags("treasury", "tara@example.com"))
+    s.depends_on("treasury-secret-db", "master-user-secret", crm_key)  # PendingDeletion
+
     # Deleted instances whose automated backups were kept (retained backups).
     s.instance("old-billing-db", PRIMARY, "mysql", None, _tags("finance", "frank@example.com"))
     s.delete_keeping_backups("old-billing-db", PRIMARY)
@@ -762,6 +825,7 @@ def seed_demo_estate(now: float | None = None) -> DemoEstate:
     billing_tags = _tags("billing", "bob@example.com")
     billing = s.cluster("billing-aurora", PRIMARY, "aurora-postgresql", orders_key, billing_tags, 2)
     s.cluster_snapshot("billing-aurora-monthly", billing, billing_tags)
+    s.depends_on("billing-aurora", "activity-stream", orders_key)
     events_tags = _tags("platform", "pia@example.com")
     events = s.cluster("events-aurora", PRIMARY, "aurora-mysql", None, events_tags, 1)
     s.cluster_snapshot("events-aurora-pre-upgrade", events, events_tags)
@@ -852,6 +916,33 @@ def seed_demo_estate(now: float | None = None) -> DemoEstate:
         ),
         denied_key_arns=(partner_key.arn,),
     )
+
+
+TRAIL_BUCKET: Final = "demo-cloudtrail-logs"
+
+
+def _trails() -> None:
+    """CloudTrail: us-east-1 has a trail logging all management events (key use audited);
+    eu-west-1's trail logs only WriteOnly events, so RDS's Decrypt calls on its keys are
+    not audited (key-usage-not-audited). moto answers GetEventSelectors with no selectors
+    for a trail left at the default; AWS returns the default selector (All, management
+    events), so the selectors are set explicitly."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(ignore_configured_endpoint_urls=True)
+    boto3.client("s3", region_name=PRIMARY, config=config).create_bucket(Bucket=TRAIL_BUCKET)
+    for region, name, kind in ((PRIMARY, "security-audit", "All"),
+                               (SECONDARY, "eu-change-log", "WriteOnly")):
+        trail = boto3.client("cloudtrail", region_name=region, config=config)
+        trail.create_trail(Name=name, S3BucketName=TRAIL_BUCKET)
+        trail.put_event_selectors(TrailName=name, EventSelectors=[
+            {"ReadWriteType": kind, "IncludeManagementEvents": True}])
+        trail.start_logging(Name=name)
+
+
+# Regions whose trail logs KMS read events (see _trails).
+_AUDITED_REGIONS: Final = frozenset({PRIMARY})
 
 
 # (instance, key, region): each key lifecycle carries one database.
@@ -952,6 +1043,7 @@ def _expected_failures(
     }
     out: set[tuple[str, str]] = set()
     used_keys: set[str] = set()
+    named_keys: set[str] = set()  # keys a judged resource names (not only primaries)
     for r in resources:
         if r.excluded or r.cluster_id is not None:
             continue
@@ -959,6 +1051,14 @@ def _expected_failures(
         def fail(rule: str, resource: DemoResource = r) -> None:
             out.add((rule, resource.arn))
 
+        for _, arn in r.other_keys:
+            used_keys.add(arn)
+            named_keys.add(arn)
+            other = key_by_arn[arn]
+            if other.state in _UNUSABLE_STATES or other.state == "missing":
+                fail("key-unusable")
+            if other.state == "denied" or other.state not in _KNOWN_STATES | {"missing"}:
+                fail("key-unverifiable")
         if not r.encrypted:
             fail(unencrypted_rule[r.type])
         if r.public:
@@ -989,6 +1089,7 @@ def _expected_failures(
         if r.kms_key_arn is None:
             continue
         used_keys.add(r.kms_key_arn)
+        named_keys.add(r.kms_key_arn)
         key = key_by_arn[r.kms_key_arn]
         if key.state in _UNUSABLE_STATES or key.state == "missing":
             fail("key-unusable")
@@ -1007,6 +1108,9 @@ def _expected_failures(
             fail("cross-account-key")
     for arn in used_keys:
         key = key_by_arn[arn]
+        if (key.manager == "CUSTOMER" and key.account_id == DEMO_ACCOUNT
+                and key.region not in _AUDITED_REGIONS and arn in named_keys):
+            out.add(("key-usage-not-audited", key.arn))
         # A key pending deletion always reads "rotation off" (aws-facts §5): no signal, so
         # rdsaudit does not judge its rotation.
         if (key.manager == "CUSTOMER" and key.rotation is False

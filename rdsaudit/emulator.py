@@ -633,6 +633,8 @@ class FakeAWS:
         if req.service == "kms":
             if req.action in _KMS_PAGED:
                 return self._kms_paged(environ, req)
+            if req.action == "GetKeyLastUsage":
+                return self._key_last_usage(req)
             resp = self._forward(environ, req.body)
             if req.action == "DescribeKey":
                 resp = self._overlay_kms(resp)
@@ -873,6 +875,20 @@ class FakeAWS:
                 meta[name] = value
         return _json_aws_resp(200, data, resp.headers)
 
+    def _key_last_usage(self, req: _Req) -> _Resp:
+        """moto has no GetKeyLastUsage (a 2025 KMS API): answer as AWS does for a key with no
+        cryptographic use recorded since tracking began (KeyLastUsage absent)."""
+        try:
+            key_id = str(json.loads(req.body or b"{}").get("KeyId", ""))
+        except ValueError:
+            key_id = ""
+        overlay = self._overlays_snapshot().get(key_id, {})
+        payload: dict[str, Any] = {"KeyId": key_id, "TrackingStartDate": 1735689600.0}
+        usage = overlay.get("KeyLastUsage")
+        if isinstance(usage, Mapping):
+            payload["KeyLastUsage"] = dict(usage)
+        return _json_aws_resp(200, payload, [])
+
     # ------------------------------------------------------------------ KMS pagination
 
     def _kms_paged(self, environ: WSGIEnvironment, req: _Req) -> _Resp:
@@ -1067,8 +1083,11 @@ def _hostile_xml(fault: Fault, req: _Req, root: ET.Element,
         return root
     if kind == "wrong-type":
         if (fault.mode or "fields") != "fields":
-            if result is not None:
-                root.remove(result)
+            # Query answers wrap their data in …Result; EC2's sit under the root itself.
+            dropped = [result] if result is not None else [
+                e for e in root if _local(e.tag) not in ("requestId", "RequestId")]
+            for elem in dropped:
+                root.remove(elem)
             return root
         for elem in root.iter():
             if len(elem) or elem.text is None:
@@ -1200,6 +1219,23 @@ def _patch_xml(elem: ET.Element, patch: Mapping[str, Any]) -> None:
             existing = ET.SubElement(elem, _q(name))
         for child in list(existing):
             existing.remove(child)
+        if isinstance(value, Mapping):
+            # A structure (e.g. MasterUserSecret {SecretArn, SecretStatus, KmsKeyId}).
+            existing.text = None
+            _patch_xml(existing, value)
+            continue
+        if isinstance(value, list):
+            # A list of structures, each in a member element named for one item
+            # (DBInstanceAutomatedBackupsReplications > DBInstanceAutomatedBackupsReplication).
+            existing.text = None
+            for item in value:
+                member = ET.SubElement(existing, _q(name[:-1] if name.endswith("s") else
+                                                    "member"))
+                if isinstance(item, Mapping):
+                    _patch_xml(member, item)
+                else:
+                    member.text = _xml_text(item)
+            continue
         existing.text = _xml_text(value)
 
 

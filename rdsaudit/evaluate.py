@@ -82,4 +82,8 @@ def evaluate(inventory: Inventory, policy: Policy, *, pass_findings: bool = True
                      region=o.waiver.region)
         for o in outcomes
     )
-    return Result(inventory, judged, users, waivers, passes=tuple(passes))
+    roles = tuple(
+        (arn, tuple(sorted((resource, role.value) for resource, role in dependents)))
+        for arn, dependents in sorted(ctx.key_roles.items())
+    )
+    return Result(inventory, judged, users, waivers, key_roles=roles, passes=tuple(passes))

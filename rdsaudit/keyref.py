@@ -125,3 +125,9 @@ def rotation_not_applicable(key: KmsKey) -> str | None:
 
 def is_replica_key(key: KmsKey) -> bool:
     return key.primary_key_arn is not None and key.primary_key_arn != key.arn
+
+
+# Engines that can use Transparent Data Encryption (the seed: Oracle and SQL Server), and
+# the option names that turn it on (RDS User Guide: the TDE option of an option group).
+TDE_ENGINES = ("oracle-", "sqlserver-", "custom-oracle-", "custom-sqlserver-")
+TDE_OPTIONS = frozenset({"TDE", "TDE_HSM", "TDE_SQLServer", "TRANSPARENT_DATA_ENCRYPTION"})

@@ -56,8 +56,14 @@ def _counts(groups: Iterable[Iterable[tuple[str, int]]]) -> tuple[tuple[str, int
     return tuple(sorted(total.items()))
 
 
-def _shard_count(parts: Sequence[Part]) -> int | None:
+def _shard_count(parts: Sequence[Part], expected: int | None) -> int | None:
     counts = {p.inventory.scan.shard.count for p in parts if p.inventory.scan.shard}
+    if expected is not None and counts - {expected}:
+        raise MergeProblem(f"--shards {expected}, but the parts come from "
+                           f"{', '.join(str(c) for c in sorted(counts))} shard(s)")
+    if expected is not None and not counts:
+        raise MergeProblem(f"--shards {expected}, but no part is a shard (scanned with "
+                           "--shard)")
     if len(counts) > 1:
         raise MergeProblem(f"the parts come from different shard counts "
                            f"({', '.join(str(c) for c in sorted(counts))})")
@@ -77,10 +83,11 @@ def _shard_count(parts: Sequence[Part]) -> int | None:
     return counts.pop() if counts else None
 
 
-def merge_inventories(parts: Sequence[Part], not_found: Sequence[str] = ()) -> Inventory:
+def merge_inventories(parts: Sequence[Part], not_found: Sequence[str] = (),
+                      expected: int | None = None) -> Inventory:
     """The inventory a single run over every part's accounts would have collected, plus an
     error for each missing shard, part and account."""
-    count = _shard_count(parts)
+    count = _shard_count(parts, expected)
     invs = [p.inventory for p in parts]
     population = list(dict.fromkeys(a for inv in invs if inv.scan.shard
                                     for a in inv.scan.shard.population))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import shlex
 from dataclasses import dataclass, field
 
 
@@ -90,6 +91,27 @@ _ROLE_FUNCTIONS = {
 }
 
 
+class KeyProtection(enum.IntEnum):
+    """The key-protection ladder of a storage key, weakest first (DESIGN.md)."""
+
+    AWS_OWNED = 0  # StorageEncryptionType sse-rds: outside the account
+    AWS_MANAGED = 1  # aws/rds: in the account, its policy cannot be changed
+    CUSTOMER = 2  # a customer managed key (imported material, Origin EXTERNAL, included)
+    CUSTOMER_EXTERNAL_STORE = 3  # Origin AWS_CLOUDHSM or EXTERNAL_KEY_STORE
+
+    @property
+    def label(self) -> str:
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def parse(cls, text: str) -> KeyProtection:
+        for rung in cls:
+            if rung.label == text.strip():
+                return rung
+        names = " < ".join(r.label for r in cls)
+        raise ValueError(f"unknown key protection {text!r} (expected one of {names})")
+
+
 class RotationLookup(enum.StrEnum):
     OK = "ok"
     NOT_APPLICABLE = "not-applicable"  # UnsupportedOperation: imported material, custom store
@@ -131,6 +153,34 @@ class Resource:
     performance_insights_kms_key_id: str | None = None
     master_user_secret_kms_key_id: str | None = None
     activity_stream_kms_key_id: str | None = None
+    option_group: str | None = None  # db-instance: OptionGroupMemberships[0].OptionGroupName
+    tde_credential_arn: str | None = None  # TdeCredentialArn (Oracle / SQL Server TDE)
+    # DBInstanceAutomatedBackupsReplications: ARNs of cross-Region replicated backups.
+    backup_replications: tuple[str, ...] = ()
+    # What a faithful re-creation needs (restore, re-create, Blue/Green): the database's own
+    # configuration as Describe* returned it; None where AWS did not say.
+    engine_version: str | None = None
+    license_model: str | None = None
+    db_subnet_group: str | None = None
+    vpc_security_group_ids: tuple[str, ...] = ()
+    parameter_group: str | None = None  # DB parameter group (cluster: cluster parameter group)
+    port: int | None = None
+    multi_az: bool | None = None
+    storage_type: str | None = None
+    allocated_storage: int | None = None
+    iops: int | None = None
+    storage_throughput: int | None = None
+    deletion_protection: bool | None = None
+    iam_auth: bool | None = None
+    publicly_accessible: bool | None = None
+    copy_tags_to_snapshot: bool | None = None
+    monitoring_interval: int | None = None
+    monitoring_role_arn: str | None = None
+    performance_insights_enabled: bool | None = None
+    performance_insights_retention: int | None = None
+    cloudwatch_logs_exports: tuple[str, ...] = ()
+    manages_master_user_secret: bool | None = None
+    members: tuple[str, ...] = ()  # db-cluster: its member instance ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +207,43 @@ class KmsKey:
     rotation: RotationLookup = RotationLookup.NOT_CHECKED
     rotation_enabled: bool | None = None
     note: str | None = None  # why a look-up failed or did not apply
+    # kms:GetKeyLastUsage (same account only): the last successful cryptographic use.
+    last_used_at: str | None = None  # ISO 8601
+    last_used_operation: str | None = None  # e.g. Decrypt, GenerateDataKey
+    last_used_event_id: str | None = None  # its CloudTrail event id
+    last_usage_note: str | None = None  # why the last use is unknown (AccessDenied, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Trail:
+    """A CloudTrail trail as a scanned account sees it, and whether it audits key use.
+
+    `logs_kms` is whether its event selectors record KMS read management events (Decrypt,
+    GenerateDataKey are read events); None when GetEventSelectors failed. `logging` is
+    GetTrailStatus.IsLogging; None when that failed.
+    """
+
+    arn: str
+    account_id: str  # the scanned account that lists it
+    home_region: str
+    name: str
+    multi_region: bool
+    organization: bool
+    regions: tuple[str, ...] = ()  # scanned regions whose DescribeTrails listed it
+    logging: bool | None = None
+    logs_kms: bool | None = None
+    note: str | None = None  # why logs_kms is False, or what could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class OptionGroup:
+    """An option group Oracle or SQL Server instances use, and its options (TDE is one)."""
+
+    name: str
+    region: str
+    account_id: str
+    engine: str | None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +320,8 @@ class Inventory:
     aliases: tuple[KmsAlias, ...] = ()
     shares: tuple[SnapshotShare, ...] = ()
     errors: tuple[CollectionError, ...] = ()
+    trails: tuple[Trail, ...] = ()
+    option_groups: tuple[OptionGroup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,19 +340,46 @@ class KeySummary:
     manager: str | None  # AWS | CUSTOMER | AWS_OWNED | None when unknown
 
 
+class StepKind(enum.StrEnum):
+    COMMAND = "command"  # an AWS CLI call that changes something
+    WAIT = "wait"  # `aws rds wait …`: blocks until AWS reports the state the next step needs
+    MANUAL = "manual"  # done by a person (cut-over, verification); argv, if any, is a hint
+    CHECK = "check"  # a read-only call that verifies something (caller identity, a key)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One remediation step. `command` is None for a manual step (cut-over, verification)."""
+    """One remediation step as data: the AWS CLI argument vector and what it is for.
+
+    `command` (the text every format shows) and `manual` are derived: `command` is
+    `shlex.join(argv)`, never edited text. `destructive` steps (deleting what the plan
+    replaced) run only after the cut-over, in the runbook's confirmed clean-up section.
+    """
 
     title: str
-    command: str | None = None
-    manual: bool = False
+    argv: tuple[str, ...] = ()
+    kind: StepKind = StepKind.COMMAND
+    account: str | None = None
+    region: str | None = None
+    destructive: bool = False
+    command: str | None = field(init=False, default=None)
+    manual: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "command", shlex.join(self.argv) if self.argv else None)
+        object.__setattr__(self, "manual", self.kind is StepKind.MANUAL)
 
 
 @dataclass(frozen=True, slots=True)
 class Remediation:
     summary: str
     steps: tuple[Step, ...] = ()
+    # Resources other than the finding's own that the steps act on: a primary's read
+    # replicas, an Aurora cluster's members, a multi-Region key's primary, a backup's
+    # resource id. A runbook allows steps on these and on what the plan creates, nothing else.
+    related: tuple[str, ...] = ()
+    # Why the plan has no commands (no key the policy accepts): one line the runbook repeats.
+    blocked: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +460,8 @@ class Result:
     key_users: tuple[tuple[str, tuple[str, ...]], ...] = ()
     waivers: tuple[WaiverReport, ...] = ()
     baseline: BaselineReport | None = None
+    # Key ARN -> (resource ARN, KeyRole value) for every role a resource depends on it in.
+    key_roles: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     # Compact pass evidence, (resource ARN, rule id), when evaluate was asked not to keep
     # a verbose pass Finding for each (the report's default: `--evidence failures`).
     passes: tuple[tuple[str, str], ...] = ()

@@ -1,240 +1,452 @@
 """Remediation: for each failing finding, the ordered steps that fix it, with real names.
 
-Steps are structured first (title, command, manual); the AWS CLI text is their rendering.
-They respect what AWS allows (docs/aws-facts.md §8): encryption is chosen only at
-creation, so an instance is re-created from an encrypted snapshot copy; an Aurora cluster
-is restored from its snapshot with a key; cross-region copies need a destination-region
-key; a key pending deletion is cancelled, then enabled. rdsaudit never runs any of it.
+Steps are data (model.Step: the AWS CLI argument vector, title, account, region, kind); the
+command text is `shlex.join(argv)`. They respect what AWS allows (docs/aws-facts.md §8):
+encryption is chosen only at creation, so an instance is re-created from an encrypted
+snapshot copy and an Aurora cluster is restored from its snapshot with a key, carrying the
+database's own configuration (network, groups, storage, protection, monitoring); cross-region
+copies need a destination-region key; a key pending deletion is cancelled, then enabled.
+Deletions of what the plan replaced are `destructive` steps: the runbook runs them only after
+the cut-over and only when confirmed. rdsaudit never runs any of it.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 
 from rdsaudit.arns import Arn
-from rdsaudit.model import Finding, KeyLookup, Remediation, Resource, ResourceType, Step
+from rdsaudit.carry import carried
+from rdsaudit.model import (
+    Finding,
+    KeyLookup,
+    KmsKey,
+    Remediation,
+    Resource,
+    ResourceType,
+    Step,
+    StepKind,
+)
 from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES, unusable_keys
 from rdsaudit.rules.context import Context
 
 DEFAULT_KEY = "alias/aws/rds"
-TARGET_KEY_VARIABLE = "${TARGET_KEY_ARN}"
+# A class that supports encryption, for instances whose own class never did.
+ENCRYPTABLE_CLASS = "db.t3.micro"
 
 
-def _q(value: str) -> str:
-    return shlex.quote(value)
+# -- step builders -----------------------------------------------------------------------
+
+def _aws(service: str, operation: str, region: str, *args: str) -> tuple[str, ...]:
+    return ("aws", service, operation, "--region", region, *args)
 
 
-def _key(key: str) -> str:
-    """A key for --kms-key-id: quoted, except the placeholder the runbook's header checks."""
-    return f'"{key}"' if key == TARGET_KEY_VARIABLE else _q(key)
+def _run(title: str, r: Resource, argv: tuple[str, ...], *, region: str | None = None,
+         destructive: bool = False) -> Step:
+    return Step(title, argv, StepKind.COMMAND, r.account_id, region or r.region, destructive)
 
 
-def _cmd(*parts: str) -> str:
-    return " ".join(parts)
+def _wait(waiter: str, flag: str, ident: str, r: Resource, *, region: str | None = None,
+          destructive: bool = False) -> Step:
+    where = region or r.region
+    what = "deleted" if waiter.endswith("-deleted") else "available"
+    return Step(f"Wait until {ident} is {what}",
+                ("aws", "rds", "wait", waiter, "--region", where, flag, ident),
+                StepKind.WAIT, r.account_id, where, destructive)
 
 
-def _wait(what: str, flag: str, ident: str, region: str) -> Step:
-    return Step(f"Wait until {ident} is available",
-                _cmd("aws rds wait", what, "--region", _q(region), flag, _q(ident)))
+def _manual(title: str, r: Resource, argv: tuple[str, ...] = ()) -> Step:
+    return Step(title, argv, StepKind.MANUAL, r.account_id, r.region)
 
 
-def _target_key(ctx: Context, region: str, *, customer_managed: bool) -> tuple[str, str]:
-    """(key, note): the key to encrypt with in `region`, and what the plan says about it."""
-    key = ctx.policy.target_keys.get(region)
+def _key_step(title: str, key_arn: str, operation: str, *,
+              kind: StepKind = StepKind.COMMAND) -> Step:
+    arn = Arn.parse(key_arn)
+    region = arn.region if arn and arn.region else "us-east-1"
+    return Step(title, _aws("kms", operation, region, "--key-id", key_arn), kind,
+                arn.account if arn else None, region)
+
+
+# -- target keys -------------------------------------------------------------------------
+
+def target_key(ctx: Context, account: str, region: str) -> str | None:
+    """The key to encrypt `account`'s resources of `region` with, from --target-key /
+    target_keys: `ACCOUNT:REGION` entries (ACCOUNT=ARN), then the region's own key when it
+    belongs to that account."""
+    keys = ctx.policy.target_keys
+    explicit = keys.get(f"{account}:{region}")
+    if explicit:
+        return explicit
+    key = keys.get(region)
+    arn = Arn.parse(key) if key else None
+    if key and arn is not None and arn.account in (account, None, ""):
+        return key
+    return None
+
+
+def _strict(ctx: Context) -> bool:
+    """A policy under which alias/aws/rds would fail the next scan."""
+    level = getattr(ctx.policy, "minimum_key_protection", None)  # key-health issue
+    return ctx.policy.require_customer_managed_key or level in ("customer",
+                                                                 "customer-external-store")
+
+
+class _NoKey(Exception):
+    def __init__(self, remediation: Remediation) -> None:
+        self.remediation = remediation
+
+
+def _key_for(r: Resource, ctx: Context, region: str, *, customer_managed: bool,
+             own_account: bool = False) -> tuple[str, str]:
+    """(key, note): the key to encrypt with; raises _NoKey when the policy forbids the
+    default key and none is configured."""
+    key = target_key(ctx, r.account_id, region)
+    if key and own_account and (Arn.parse(key) or Arn("", "", "", r.account_id, "")).account \
+            != r.account_id:
+        key = None
     if key:
         return key, f"Target key {key} (from --target-key or target_keys)."
-    if customer_managed:
-        return (TARGET_KEY_VARIABLE,
-                f"No target key is configured for {region}: set TARGET_KEY_ARN to a customer "
-                "managed key of that region, or pass --target-key.")
+    if customer_managed or _strict(ctx):
+        example = f"arn:aws:kms:{region}:{r.account_id}:key/KEY-ID"
+        line = (f"No customer managed key for account {r.account_id} in {region}: refusing to "
+                f"plan with {DEFAULT_KEY}; pass --target-key {example} (or target_keys).")
+        raise _NoKey(Remediation(line, (_manual(line, r),), blocked=line))
     return (DEFAULT_KEY,
             f"No target key is configured for {region}: the plan uses the account's default "
             f"RDS key ({DEFAULT_KEY}); pass --target-key to use a customer managed key.")
 
 
-def _reencrypt_instance(r: Resource, ctx: Context, *, customer_managed: bool,
-                        why: str) -> Remediation:
+def _retention(r: Resource, ctx: Context) -> tuple[str, str, int]:
+    # The new database keeps its backups (at least the policy's minimum, and at least one
+    # day: an encrypted database without backups fails encrypted-without-backups).
+    days = max(r.backup_retention or 0, ctx.policy.min_backup_retention_days, 1)
+    return ("backup retention", "BackupRetentionPeriod", days)
+
+
+# -- instances ---------------------------------------------------------------------------
+
+def _replace_instance_cleanup(r: Resource, key: str, ctx: Context, replicas: list[Resource],
+                              what: str) -> list[Step]:
+    """Delete the old instance after the cut-over, its read replicas first, keeping its final
+    snapshot only as an encrypted copy."""
+    name, region = r.id, r.region
+    final, final_enc = f"{name}-final", f"{name}-final-encrypted"
+    steps: list[Step] = []
+    for replica in replicas:
+        steps += _delete_replica(replica)
+    if r.deletion_protection:
+        steps.append(_run(f"Turn off deletion protection on the old {name}", r, _aws(
+            "rds", "modify-db-instance", region, "--db-instance-identifier", name,
+            "--no-deletion-protection", "--apply-immediately"), destructive=True))
+        steps.append(_wait("db-instance-available", "--db-instance-identifier", name, r,
+                           destructive=True))
+    steps += [
+        _run(f"Delete the old {what} {name}, keeping a final snapshot {final}", r,
+             _aws("rds", "delete-db-instance", region, "--db-instance-identifier", name,
+                  "--final-db-snapshot-identifier", final), destructive=True),
+        _wait("db-instance-deleted", "--db-instance-identifier", name, r, destructive=True),
+        _wait("db-snapshot-available", "--db-snapshot-identifier", final, r, destructive=True),
+        _run(f"Keep the final snapshot only as an encrypted copy {final_enc} ({key})", r,
+             _aws("rds", "copy-db-snapshot", region, "--source-db-snapshot-identifier", final,
+                  "--target-db-snapshot-identifier", final_enc, "--kms-key-id", key,
+                  "--copy-tags"), destructive=True),
+        _wait("db-snapshot-available", "--db-snapshot-identifier", final_enc, r,
+              destructive=True),
+        _run(f"Delete the final snapshot {final} now that its encrypted copy exists", r,
+             _aws("rds", "delete-db-snapshot", region, "--db-snapshot-identifier", final),
+             destructive=True),
+    ]
+    return steps
+
+
+def _delete_replica(replica: Resource) -> list[Step]:
+    # A read replica's data lives on its source: it is deleted without a final snapshot.
+    return [
+        _run(f"Delete the old read replica {replica.id}", replica,
+             _aws("rds", "delete-db-instance", replica.region, "--db-instance-identifier",
+                  replica.id, "--skip-final-snapshot"), destructive=True),
+        _wait("db-instance-deleted", "--db-instance-identifier", replica.id, replica,
+              destructive=True),
+    ]
+
+
+def _reencrypt_instance(r: Resource, ctx: Context, *, customer_managed: bool, why: str,
+                        engine: str | None = None, instance_class: str | None = None,
+                        own_account: bool = False) -> Remediation:
     region, name = r.region, r.id
-    key, note = _target_key(ctx, region, customer_managed=customer_managed)
+    try:
+        key, note = _key_for(r, ctx, region, customer_managed=customer_managed,
+                             own_account=own_account)
+    except _NoKey as no_key:
+        return no_key.remediation
     snap, enc_snap, new = f"{name}-pre-encryption", f"{name}-encrypted", f"{name}-enc"
     steps: list[Step] = []
-    restore = ["aws rds restore-db-instance-from-db-snapshot", "--region", _q(region),
-               "--db-instance-identifier", _q(new), "--db-snapshot-identifier", _q(enc_snap)]
-    if r.instance_class and r.instance_class.startswith(NO_ENCRYPTION_CLASSES):
-        steps.append(Step(f"Choose an instance class that supports encryption: {r.instance_class}"
-                          " never did (for example db.t3.micro or db.m5.large)", manual=True))
-        restore += ["--db-instance-class", "db.t3.micro"]
-    elif r.instance_class:
-        restore += ["--db-instance-class", _q(r.instance_class)]
+    cls = instance_class or r.instance_class
+    if cls and cls.startswith(NO_ENCRYPTION_CLASSES):
+        steps.append(_manual(f"{cls} does not support encryption: the new instance uses "
+                             f"{ENCRYPTABLE_CLASS}; choose another class if it is too small", r))
+        cls = ENCRYPTABLE_CLASS
+    restore = ["--db-instance-identifier", new, "--db-snapshot-identifier", enc_snap]
+    if engine:
+        restore += ["--engine", engine]
+    if cls:
+        restore += ["--db-instance-class", cls]
+    plan = carried(r, "RestoreDBInstanceFromDBSnapshot", "ModifyDBInstance",
+                   extra=[_retention(r, ctx)])
     steps += [
-        Step(f"Snapshot {name} (the snapshot inherits its encryption state)",
-             _cmd("aws rds create-db-snapshot --region", _q(region), "--db-instance-identifier",
-                  _q(name), "--db-snapshot-identifier", _q(snap))),
-        _wait("db-snapshot-available", "--db-snapshot-identifier", snap, region),
-        Step(f"Copy the snapshot, encrypting it with {key}",
-             _cmd("aws rds copy-db-snapshot --region", _q(region),
-                  "--source-db-snapshot-identifier", _q(snap),
-                  "--target-db-snapshot-identifier", _q(enc_snap), "--kms-key-id", _key(key),
+        _run(f"Snapshot {name} (the snapshot inherits its encryption state)", r,
+             _aws("rds", "create-db-snapshot", region, "--db-instance-identifier", name,
+                  "--db-snapshot-identifier", snap)),
+        _wait("db-snapshot-available", "--db-snapshot-identifier", snap, r),
+        _run(f"Copy the snapshot, encrypting it with {key}", r,
+             _aws("rds", "copy-db-snapshot", region, "--source-db-snapshot-identifier", snap,
+                  "--target-db-snapshot-identifier", enc_snap, "--kms-key-id", key,
                   "--copy-tags")),
-        _wait("db-snapshot-available", "--db-snapshot-identifier", enc_snap, region),
-        Step(f"Restore a new encrypted instance {new} from the encrypted copy (add your subnet "
-             "group, security groups, parameter and option groups)", _cmd(*restore)),
-        _wait("db-instance-available", "--db-instance-identifier", new, region),
+        _wait("db-snapshot-available", "--db-snapshot-identifier", enc_snap, r),
+        _run(f"Restore a new encrypted instance {new} from the encrypted copy, with {name}'s "
+             f"configuration ({plan.summary})", r,
+             _aws("rds", "restore-db-instance-from-db-snapshot", region, *restore,
+                  *plan.create)),
+        _wait("db-instance-available", "--db-instance-identifier", new, r),
     ]
+    if plan.modify:
+        steps += [
+            _run(f"Set on {new} what the restore cannot ({plan.modify_summary})", r,
+                 _aws("rds", "modify-db-instance", region, "--db-instance-identifier", new,
+                      *plan.modify, "--apply-immediately")),
+            _wait("db-instance-available", "--db-instance-identifier", new, r),
+        ]
+    steps += [_manual(text, r) for text in plan.manual]
     new_arn = r.arn.rsplit(":", 1)[0] + ":" + new
-    for replica in ctx.replicas_of(r):
+    replicas = ctx.replicas_of(r)
+    for replica in replicas:
         steps += _recreate_replica(replica, new, new_arn, region, ctx)
-    steps += [
-        Step(f"Cut applications over to {new} (or rename: modify-db-instance "
-             "--new-db-instance-identifier) and verify the data", manual=True),
-        Step(f"After verification, delete the old unencrypted instance {name} and its replicas",
-             _cmd("aws rds delete-db-instance --region", _q(region), "--db-instance-identifier",
-                  _q(name), "--final-db-snapshot-identifier", _q(f"{name}-final")),
-             manual=True),
-    ]
-    return Remediation(f"{why} {note}", tuple(steps))
+    steps.append(_manual(f"Cut applications over to {new} (or rename: modify-db-instance "
+                         "--new-db-instance-identifier) and verify the data", r))
+    steps.append(_run(f"Delete the intermediate snapshot {snap} (unencrypted copy of {name})"
+                      if not r.encrypted else f"Delete the intermediate snapshot {snap}", r,
+                      _aws("rds", "delete-db-snapshot", region, "--db-snapshot-identifier",
+                           snap), destructive=True))
+    what = "unencrypted instance" if not r.encrypted else "instance (old key)"
+    steps += _replace_instance_cleanup(r, key, ctx, replicas, what)
+    related = tuple(x for rep in replicas for x in (rep.id, rep.arn))
+    return Remediation(f"{why} {note}", tuple(steps), related=related)
 
 
 def _recreate_replica(replica: Resource, new_source: str, new_source_arn: str,
-                      source_region: str, ctx: Context) -> list[Step]:
-    name = f"{replica.id}-enc"
+                      source_region: str, ctx: Context, name: str | None = None) -> list[Step]:
+    name = name or f"{replica.id}-enc"
+    plan = carried(replica, "CreateDBInstanceReadReplica", "ModifyDBInstance",
+                   skip=("MultiAZ",) if replica.engine == "sqlserver-ex" else ())
+    cls = ["--db-instance-class", replica.instance_class] if replica.instance_class and \
+        not replica.instance_class.startswith(NO_ENCRYPTION_CLASSES) else []
     if replica.region == source_region:
-        return [
-            Step(f"Re-create read replica {replica.id} from the encrypted primary (same region: "
-                 "it uses the primary's key)",
-                 _cmd("aws rds create-db-instance-read-replica --region", _q(replica.region),
-                      "--db-instance-identifier", _q(name),
-                      "--source-db-instance-identifier", _q(new_source))),
-            _wait("db-instance-available", "--db-instance-identifier", name, replica.region),
+        steps = [
+            _run(f"Re-create read replica {replica.id} as {name} from {new_source} (same "
+                 "region: it uses the source's key)", replica,
+                 _aws("rds", "create-db-instance-read-replica", replica.region,
+                      "--db-instance-identifier", name, "--source-db-instance-identifier",
+                      new_source, *cls, *plan.create)),
+            _wait("db-instance-available", "--db-instance-identifier", name, replica),
         ]
-    key, note = _target_key(ctx, replica.region, customer_managed=False)
-    return [
-        Step(f"Re-create cross-region read replica {replica.id} in {replica.region} from the "
-             f"encrypted primary, with a key of {replica.region}. {note}",
-             _cmd("aws rds create-db-instance-read-replica --region", _q(replica.region),
-                  "--db-instance-identifier", _q(name), "--source-db-instance-identifier",
-                  _q(new_source_arn), "--source-region", _q(source_region),
-                  "--kms-key-id", _key(key))),
-        _wait("db-instance-available", "--db-instance-identifier", name, replica.region),
-    ]
+    else:
+        try:
+            key, note = _key_for(replica, ctx, replica.region, customer_managed=False,
+                                 own_account=True)
+        except _NoKey as no_key:
+            return list(no_key.remediation.steps)
+        steps = [
+            _run(f"Re-create cross-region read replica {replica.id} as {name} in "
+                 f"{replica.region} from {new_source}, with a key of {replica.region}. {note}",
+                 replica,
+                 _aws("rds", "create-db-instance-read-replica", replica.region,
+                      "--db-instance-identifier", name, "--source-db-instance-identifier",
+                      new_source_arn, "--source-region", source_region, "--kms-key-id", key,
+                      *cls, *plan.create)),
+            _wait("db-instance-available", "--db-instance-identifier", name, replica),
+        ]
+    if plan.modify:
+        steps += [
+            _run(f"Set on {name} what the replica call cannot ({plan.modify_summary})", replica,
+                 _aws("rds", "modify-db-instance", replica.region, "--db-instance-identifier",
+                      name, *plan.modify, "--apply-immediately")),
+            _wait("db-instance-available", "--db-instance-identifier", name, replica),
+        ]
+    return steps + [_manual(text, replica) for text in plan.manual]
 
 
 def _sqlserver_express(r: Resource, ctx: Context) -> Remediation:
-    region, name = r.region, r.id
-    snap, new = f"{name}-edition-change", f"{name}-web"
-    steps = (
-        Step("Choose a SQL Server edition that supports encryption at rest (sqlserver-web, "
-             "sqlserver-se or sqlserver-ee) and its licence and instance class", manual=True),
-        Step(f"Snapshot {name}",
-             _cmd("aws rds create-db-snapshot --region", _q(region), "--db-instance-identifier",
-                  _q(name), "--db-snapshot-identifier", _q(snap))),
-        _wait("db-snapshot-available", "--db-snapshot-identifier", snap, region),
-        Step(f"Restore it as a new instance {new} on the chosen edition",
-             _cmd("aws rds restore-db-instance-from-db-snapshot --region", _q(region),
-                  "--db-instance-identifier", _q(new), "--db-snapshot-identifier", _q(snap),
-                  "--engine sqlserver-web --db-instance-class db.m5.large")),
-        _wait("db-instance-available", "--db-instance-identifier", new, region),
-        Step(f"Then encrypt {new} like any other instance: snapshot, copy-db-snapshot "
-             "--kms-key-id, restore (rerun rdsaudit for the exact commands)", manual=True),
-    )
-    return Remediation(
-        "SQL Server Express does not support encryption at rest: the edition must change "
-        "before the instance can be encrypted; a snapshot copy alone cannot encrypt it.", steps)
+    # One pass where AWS allows it: the Express snapshot is copied with the key and the
+    # encrypted copy restored on an edition that supports encryption at rest (aws-facts §8.6
+    # item 10: Express itself never does).
+    rem = _reencrypt_instance(
+        r, ctx, customer_managed=False, engine="sqlserver-web",
+        instance_class=r.instance_class if r.instance_class and not r.instance_class.startswith(
+            ("db.t2.", "db.t3.micro", "db.t3.small")) else "db.m5.large",
+        why="SQL Server Express does not support encryption at rest: the plan changes the "
+            "edition and encrypts in one pass (the snapshot copy is encrypted, the copy is "
+            "restored as sqlserver-web). If RDS refuses the encrypted restore on the new "
+            "edition, restore the unencrypted snapshot as sqlserver-web first, then rerun "
+            "rdsaudit for that instance.")
+    if rem.blocked:
+        return rem
+    check = _manual("Confirm the edition (sqlserver-web, -se or -ee), its licence and the "
+                    "instance class (describe-orderable-db-instance-options "
+                    "SupportsStorageEncryption)", r)
+    return Remediation(rem.summary, (check, *rem.steps), related=rem.related)
 
+
+# -- clusters ----------------------------------------------------------------------------
 
 def _reencrypt_cluster(r: Resource, ctx: Context, *, customer_managed: bool,
-                       why: str) -> Remediation:
+                       why: str, own_account: bool = False) -> Remediation:
     region, name = r.region, r.id
-    key, note = _target_key(ctx, region, customer_managed=customer_managed)
+    try:
+        key, note = _key_for(r, ctx, region, customer_managed=customer_managed,
+                             own_account=own_account)
+    except _NoKey as no_key:
+        return no_key.remediation
     snap, new = f"{name}-pre-encryption", f"{name}-enc"
     engine = r.engine or "aurora-mysql"
-    restore = ["aws rds restore-db-cluster-from-snapshot --region", _q(region),
-               "--db-cluster-identifier", _q(new), "--snapshot-identifier", _q(snap),
-               "--engine", _q(engine), "--kms-key-id", _key(key)]
+    restore = ["--db-cluster-identifier", new, "--snapshot-identifier", snap,
+               "--engine", engine, "--kms-key-id", key]
+    if r.engine_version:
+        restore += ["--engine-version", r.engine_version]
     if r.instance_class:  # Multi-AZ DB clusters carry a cluster instance class
-        restore += ["--db-cluster-instance-class", _q(r.instance_class)]
+        restore += ["--db-cluster-instance-class", r.instance_class]
+    plan = carried(r, "RestoreDBClusterFromSnapshot", "ModifyDBCluster", cluster=True,
+                   extra=[_retention(r, ctx)])
     steps = [
-        Step(f"Snapshot cluster {name}",
-             _cmd("aws rds create-db-cluster-snapshot --region", _q(region),
-                  "--db-cluster-identifier", _q(name), "--db-cluster-snapshot-identifier",
-                  _q(snap))),
-        _wait("db-cluster-snapshot-available", "--db-cluster-snapshot-identifier", snap, region),
-        Step(f"Restore an encrypted cluster {new} from the snapshot with {key} (a cluster "
-             "snapshot cannot be copied with a new key; the restore encrypts it)",
-             _cmd(*restore)),
-        _wait("db-cluster-available", "--db-cluster-identifier", new, region),
+        _run(f"Snapshot cluster {name}", r,
+             _aws("rds", "create-db-cluster-snapshot", region, "--db-cluster-identifier", name,
+                  "--db-cluster-snapshot-identifier", snap)),
+        _wait("db-cluster-snapshot-available", "--db-cluster-snapshot-identifier", snap, r),
+        _run(f"Restore an encrypted cluster {new} from the snapshot with {key}, with {name}'s "
+             f"configuration ({plan.summary}); a cluster snapshot cannot be copied with a new "
+             "key, the restore encrypts it", r,
+             _aws("rds", "restore-db-cluster-from-snapshot", region, *restore, *plan.create)),
+        _wait("db-cluster-available", "--db-cluster-identifier", new, r),
     ]
-    for i, member in enumerate(ctx.members_of(r), start=1):
-        if r.instance_class:
-            break  # Multi-AZ DB clusters create their own instances
-        member_name = f"{new}-{i}"
-        steps += [
-            Step(f"Re-create member {member.id} as {member_name} (the restore creates the "
-                 "cluster only)",
-                 _cmd("aws rds create-db-instance --region", _q(region), "--db-instance-identifier",
-                      _q(member_name), "--db-cluster-identifier", _q(new), "--engine",
-                      _q(engine), "--db-instance-class",
-                      _q(member.instance_class or "db.r6g.large"))),
-            _wait("db-instance-available", "--db-instance-identifier", member_name, region),
-        ]
+    if plan.modify:
+        steps.append(_run(f"Set on {new} what the restore cannot ({plan.modify_summary})", r,
+                          _aws("rds", "modify-db-cluster", region, "--db-cluster-identifier",
+                               new, *plan.modify, "--apply-immediately")))
+        steps.append(_wait("db-cluster-available", "--db-cluster-identifier", new, r))
+    members = ctx.members_of(r)
+    if not r.instance_class:  # Multi-AZ DB clusters create their own instances
+        for i, member in enumerate(members, start=1):
+            member_name = f"{new}-{i}"
+            member_plan = carried(member, "CreateDBInstance", "ModifyDBInstance", member=True)
+            steps += [
+                _run(f"Re-create member {member.id} as {member_name} (the restore creates the "
+                     f"cluster only) with its class {member.instance_class or 'db.r6g.large'}",
+                     r, _aws("rds", "create-db-instance", region, "--db-instance-identifier",
+                             member_name, "--db-cluster-identifier", new, "--engine", engine,
+                             "--db-instance-class", member.instance_class or "db.r6g.large",
+                             *member_plan.create)),
+                _wait("db-instance-available", "--db-instance-identifier", member_name, r),
+            ]
+        if not members and r.members:
+            steps.append(_manual(f"Re-create the members {', '.join(r.members)} of {name} "
+                                 "(create-db-instance --db-cluster-identifier "
+                                 f"{new}): they were not in the scan", r))
+    steps += [_manual(text, r) for text in plan.manual]
     steps += [
-        Step(f"Cut applications over to the endpoints of {new} and verify", manual=True),
-        Step(f"After verification, delete the old cluster {name} and its instances",
-             _cmd("aws rds delete-db-cluster --region", _q(region), "--db-cluster-identifier",
-                  _q(name), "--final-db-snapshot-identifier", _q(f"{name}-final")),
-             manual=True),
+        _manual(f"Re-create any custom endpoints of {name} on {new} "
+                "(describe-db-cluster-endpoints, create-db-cluster-endpoint): they cannot be "
+                "carried by a restore", r),
+        _manual(f"Cut applications over to the endpoints of {new} and verify", r),
+        # An unencrypted cluster snapshot cannot be encrypted by copying (aws-facts §8.2):
+        # the encrypted cluster holds the data, so neither snapshot is kept.
+        _run(f"Delete the intermediate cluster snapshot {snap}", r,
+             _aws("rds", "delete-db-cluster-snapshot", region,
+                  "--db-cluster-snapshot-identifier", snap), destructive=True),
     ]
-    return Remediation(f"{why} {note}", tuple(steps))
+    member_ids = [m.id for m in members] or list(r.members)
+    for member_id in member_ids:
+        # Aurora refuses to delete a cluster that still has instances.
+        steps += [
+            _run(f"Delete the old member {member_id}", r,
+                 _aws("rds", "delete-db-instance", region, "--db-instance-identifier",
+                      member_id, "--skip-final-snapshot"), destructive=True),
+            _wait("db-instance-deleted", "--db-instance-identifier", member_id, r,
+                  destructive=True),
+        ]
+    if r.deletion_protection:
+        steps.append(_run(f"Turn off deletion protection on the old {name}", r, _aws(
+            "rds", "modify-db-cluster", region, "--db-cluster-identifier", name,
+            "--no-deletion-protection", "--apply-immediately"), destructive=True))
+    what = "unencrypted cluster" if not r.encrypted else "cluster (old key)"
+    steps += [
+        _run(f"Delete the old {what} {name} (its data now lives in {new}; an unencrypted "
+             "cluster snapshot could not be encrypted by copying)", r,
+             _aws("rds", "delete-db-cluster", region, "--db-cluster-identifier", name,
+                  "--skip-final-snapshot"), destructive=True),
+        _wait("db-cluster-deleted", "--db-cluster-identifier", name, r, destructive=True),
+    ]
+    return Remediation(f"{why} {note}", tuple(steps), related=tuple(member_ids))
 
+
+# -- snapshots ---------------------------------------------------------------------------
 
 def _copy_snapshot(r: Resource, ctx: Context, *, customer_managed: bool,
-                   why: str) -> Remediation:
+                   why: str, own_account: bool = False) -> Remediation:
     region = r.region
-    key, note = _target_key(ctx, region, customer_managed=customer_managed)
+    try:
+        key, note = _key_for(r, ctx, region, customer_managed=customer_managed,
+                             own_account=own_account)
+    except _NoKey as no_key:
+        return no_key.remediation
     if r.type is ResourceType.DB_CLUSTER_SNAPSHOT:
         temp = f"{_plain(r.id)}-enc-restore"
         new_snap = f"{_plain(r.id)}-encrypted"
         engine = r.engine or "aurora-mysql"
-        steps = (
-            Step(f"Restore a temporary encrypted cluster {temp} from {r.id} with {key} (copying "
-                 "an unencrypted cluster snapshot with a key is an error)",
-                 _cmd("aws rds restore-db-cluster-from-snapshot --region", _q(region),
-                      "--db-cluster-identifier", _q(temp), "--snapshot-identifier", _q(r.id),
-                      "--engine", _q(engine), "--kms-key-id", _key(key))),
-            _wait("db-cluster-available", "--db-cluster-identifier", temp, region),
-            Step(f"Snapshot the encrypted cluster as {new_snap}",
-                 _cmd("aws rds create-db-cluster-snapshot --region", _q(region),
-                      "--db-cluster-identifier", _q(temp), "--db-cluster-snapshot-identifier",
-                      _q(new_snap))),
-            _wait("db-cluster-snapshot-available", "--db-cluster-snapshot-identifier", new_snap,
-                  region),
-            Step(f"Delete the temporary cluster {temp}",
-                 _cmd("aws rds delete-db-cluster --region", _q(region), "--db-cluster-identifier",
-                      _q(temp), "--skip-final-snapshot"), manual=True),
-            Step(f"After verification, delete the old snapshot {r.id}",
-                 _cmd("aws rds delete-db-cluster-snapshot --region", _q(region),
-                      "--db-cluster-snapshot-identifier", _q(r.id)), manual=True),
-        )
-        return Remediation(f"{why} {note}", steps)
+        steps: list[Step] = [
+            _run(f"Restore a temporary encrypted cluster {temp} from {r.id} with {key} "
+                 "(copying an unencrypted cluster snapshot with a key is an error)", r,
+                 _aws("rds", "restore-db-cluster-from-snapshot", region,
+                      "--db-cluster-identifier", temp, "--snapshot-identifier", r.id,
+                      "--engine", engine, "--kms-key-id", key)),
+            _wait("db-cluster-available", "--db-cluster-identifier", temp, r),
+            _run(f"Snapshot the encrypted cluster as {new_snap}", r,
+                 _aws("rds", "create-db-cluster-snapshot", region, "--db-cluster-identifier",
+                      temp, "--db-cluster-snapshot-identifier", new_snap)),
+            _wait("db-cluster-snapshot-available", "--db-cluster-snapshot-identifier",
+                  new_snap, r),
+            _run(f"Delete the temporary cluster {temp} (it has no instances)", r,
+                 _aws("rds", "delete-db-cluster", region, "--db-cluster-identifier", temp,
+                      "--skip-final-snapshot")),
+            _wait("db-cluster-deleted", "--db-cluster-identifier", temp, r),
+        ]
+        if r.snapshot_type == "manual":
+            steps.append(_run(f"Delete the old snapshot {r.id} now that {new_snap} exists", r,
+                              _aws("rds", "delete-db-cluster-snapshot", region,
+                                   "--db-cluster-snapshot-identifier", r.id),
+                              destructive=True))
+        else:
+            steps.append(_expires(r))
+        return Remediation(f"{why} {note}", tuple(steps))
     new_snap = f"{_plain(r.id)}-encrypted"
-    steps_list = [
-        Step(f"Copy {r.id} to {new_snap}, encrypted with {key}",
-             _cmd("aws rds copy-db-snapshot --region", _q(region),
-                  "--source-db-snapshot-identifier", _q(r.id),
-                  "--target-db-snapshot-identifier", _q(new_snap), "--kms-key-id", _key(key),
+    steps = [
+        _run(f"Copy {r.id} to {new_snap}, encrypted with {key}", r,
+             _aws("rds", "copy-db-snapshot", region, "--source-db-snapshot-identifier", r.id,
+                  "--target-db-snapshot-identifier", new_snap, "--kms-key-id", key,
                   "--copy-tags")),
-        _wait("db-snapshot-available", "--db-snapshot-identifier", new_snap, region),
+        _wait("db-snapshot-available", "--db-snapshot-identifier", new_snap, r),
     ]
     if r.snapshot_type == "manual":
-        steps_list.append(Step(f"After verification, delete the unencrypted snapshot {r.id}",
-                               _cmd("aws rds delete-db-snapshot --region", _q(region),
-                                    "--db-snapshot-identifier", _q(r.id)), manual=True))
+        what = "unencrypted snapshot" if not r.encrypted else "snapshot (old key)"
+        steps.append(_run(f"Delete the {what} {r.id} now that {new_snap} exists", r,
+                          _aws("rds", "delete-db-snapshot", region,
+                               "--db-snapshot-identifier", r.id), destructive=True))
     else:
-        steps_list.append(Step(f"{r.snapshot_type} snapshots expire with their retention; "
-                               f"encrypt the source {r.source_id} so new ones are encrypted",
-                               manual=True))
-    return Remediation(f"{why} {note}", tuple(steps_list))
+        steps.append(_expires(r))
+    return Remediation(f"{why} {note}", tuple(steps))
+
+
+def _expires(r: Resource) -> Step:
+    return _manual(f"{r.snapshot_type} snapshots cannot be deleted by hand; they expire with "
+                   f"their retention (or go with {r.source_id} when it is deleted): encrypt "
+                   f"{r.source_id} so new ones are encrypted", r)
 
 
 def _plain(snapshot_id: str) -> str:
@@ -242,27 +454,50 @@ def _plain(snapshot_id: str) -> str:
     return snapshot_id.replace("rds:", "").replace(":", "-")
 
 
-def _reencrypt(r: Resource, ctx: Context, *, customer_managed: bool, why: str) -> Remediation:
+def _reencrypt(r: Resource, ctx: Context, *, customer_managed: bool, why: str,
+               own_account: bool = False) -> Remediation:
     if r.type is ResourceType.DB_INSTANCE:
-        return _reencrypt_instance(r, ctx, customer_managed=customer_managed, why=why)
+        source = ctx.replica_source(r)
+        if source is not None or r.replica_source:
+            return _replica_follows(r, ctx, source)
+        return _reencrypt_instance(r, ctx, customer_managed=customer_managed, why=why,
+                                   own_account=own_account)
     if r.type is ResourceType.DB_CLUSTER:
-        return _reencrypt_cluster(r, ctx, customer_managed=customer_managed, why=why)
+        return _reencrypt_cluster(r, ctx, customer_managed=customer_managed, why=why,
+                                  own_account=own_account)
     if r.type in (ResourceType.DB_SNAPSHOT, ResourceType.DB_CLUSTER_SNAPSHOT):
-        return _copy_snapshot(r, ctx, customer_managed=customer_managed, why=why)
+        return _copy_snapshot(r, ctx, customer_managed=customer_managed, why=why,
+                              own_account=own_account)
     return Remediation(f"{why} Automated backups follow their database: re-encrypt "
                        f"{r.source_id}; this backup expires with its retention period.")
+
+
+def _replica_follows(r: Resource, ctx: Context, source: Resource | None) -> Remediation:
+    if source is not None:
+        return Remediation(f"{r.id} is a read replica of {source.id}: encrypt the source; the "
+                           "replica is re-created from the encrypted source and this one "
+                           "deleted (see the source's finding).")
+    where = Arn.parse(r.replica_source or "")
+    region = where.region if where and where.region else "a region outside the scan"
+    return Remediation(
+        f"{r.id} is a read replica of {r.replica_source}, in {region}, outside the scan: "
+        "encrypt the source first, then re-create this replica from it.",
+        (_manual(f"Encrypt the source {r.replica_source} in {region} (scan that region with "
+                 "rdsaudit for its exact plan)", r),
+         _manual(f"Re-create {r.id} from the encrypted source (create-db-instance-read-replica "
+                 f"--source-db-instance-identifier <new source ARN> --source-region {region} "
+                 f"--kms-key-id <key of {r.region}>), cut readers over, then delete {r.id}",
+                 r)))
 
 
 # -- per rule ----------------------------------------------------------------------------
 
 def _instance_unencrypted(r: Resource, ctx: Context) -> Remediation:
+    source = ctx.replica_source(r)
+    if source is not None or r.replica_source:
+        return _replica_follows(r, ctx, source)
     if r.engine == "sqlserver-ex":
         return _sqlserver_express(r, ctx)
-    source = ctx.replica_source(r)
-    if source is not None:
-        return Remediation(f"{r.id} is a read replica of {source.id}: encrypt the source; the "
-                           "replica is re-created from the encrypted source (see the source's "
-                           "finding).")
     return _reencrypt_instance(r, ctx, customer_managed=False,
                                why="Encryption can only be chosen at creation: re-create the "
                                "instance from an encrypted snapshot copy.")
@@ -281,65 +516,88 @@ def _snapshot_unencrypted(r: Resource, ctx: Context) -> Remediation:
 
 
 def _backup_unencrypted(r: Resource, ctx: Context) -> Remediation:
-    steps = []
+    steps: list[Step] = []
     if r.status == "retained":
-        steps.append(Step(f"If the retained backup of deleted {r.source_id} is no longer "
-                          "needed, delete it (restore to a point in time first if it is)",
-                          _cmd("aws rds delete-db-instance-automated-backup --region", _q(r.region),
-                               "--db-instance-automated-backups-arn", _q(r.arn)), manual=True))
+        cluster = r.arn.split(":")[5:6] == ["cluster-auto-backup"] or (
+            r.resource_id or "").startswith("cluster-")
+        if cluster:
+            # Cluster automated backups have their own API, keyed by the cluster's resource id.
+            rid = r.resource_id or r.id
+            argv = _aws("rds", "delete-db-cluster-automated-backup", r.region,
+                        "--db-cluster-resource-id", rid)
+        else:
+            argv = _aws("rds", "delete-db-instance-automated-backup", r.region,
+                        "--db-instance-automated-backups-arn", r.arn)
+        steps.append(_manual(f"If the retained backup of deleted {r.source_id} is still "
+                             "needed, restore it to a point in time under a KMS key first",
+                             r))
+        steps.append(_run(f"Delete the retained unencrypted backup of deleted {r.source_id}", r,
+                          argv, destructive=True))
+        return Remediation(f"{r.source_id} was deleted and its automated backups are retained "
+                           "unencrypted: delete them once they are no longer needed.",
+                           tuple(steps), related=(r.resource_id,) if r.resource_id else ())
     return Remediation(f"Automated backups inherit the encryption of {r.source_id}: encrypt "
-                       "the database (see its finding); new backups are then encrypted.",
-                       tuple(steps))
+                       "the database (see its finding); new backups are then encrypted, and "
+                       "these go with the old database.")
 
 
 def _snapshot_public(r: Resource, ctx: Context) -> Remediation:
     if r.type is ResourceType.DB_CLUSTER_SNAPSHOT:
-        cmd = _cmd("aws rds modify-db-cluster-snapshot-attribute --region", _q(r.region),
-                   "--db-cluster-snapshot-identifier", _q(r.id),
-                   "--attribute-name restore --values-to-remove all")
+        argv = _aws("rds", "modify-db-cluster-snapshot-attribute", r.region,
+                    "--db-cluster-snapshot-identifier", r.id, "--attribute-name", "restore",
+                    "--values-to-remove", "all")
     else:
-        cmd = _cmd("aws rds modify-db-snapshot-attribute --region", _q(r.region),
-                   "--db-snapshot-identifier", _q(r.id),
-                   "--attribute-name restore --values-to-remove all")
+        argv = _aws("rds", "modify-db-snapshot-attribute", r.region, "--db-snapshot-identifier",
+                    r.id, "--attribute-name", "restore", "--values-to-remove", "all")
     return Remediation("Stop sharing the snapshot publicly, then encrypt it (see its "
                        "unencrypted-snapshot finding).",
-                       (Step(f"Remove public access from {r.id}", cmd),))
+                       (_run(f"Remove public access from {r.id}", r, argv),))
 
 
 def _restart(r: Resource) -> Step:
     if r.type is ResourceType.DB_CLUSTER:
-        return Step(f"Start {r.id} within the seven-day recoverable window",
-                    _cmd("aws rds start-db-cluster --region", _q(r.region),
-                         "--db-cluster-identifier", _q(r.id)))
-    return Step(f"Start {r.id} within the seven-day recoverable window",
-                _cmd("aws rds start-db-instance --region", _q(r.region),
-                     "--db-instance-identifier", _q(r.id)))
+        return _run(f"Start {r.id} within the seven-day recoverable window", r,
+                    _aws("rds", "start-db-cluster", r.region, "--db-cluster-identifier", r.id))
+    return _run(f"Start {r.id} within the seven-day recoverable window", r,
+                _aws("rds", "start-db-instance", r.region, "--db-instance-identifier", r.id))
 
 
-def _key_steps(key_arn: str, state: str | None) -> list[Step]:
+def _key_steps(key_arn: str, key: KmsKey | None) -> list[Step]:
+    state = key.key_state if key else None
     arn = Arn.parse(key_arn)
-    region = arn.region if arn else "us-east-1"
-    where = f" (run in account {arn.account}, which owns the key)" if arn else ""
-    enable = Step(f"Enable the key{where}",
-                  _cmd("aws kms enable-key --region", _q(region), "--key-id", _q(key_arn)))
-    if state == "PendingReplicaDeletion":
-        return [Step(f"Cancel the scheduled deletion of the multi-Region primary{where}, "
-                     "before its last replica is deleted and its waiting period ends; the key "
-                     "becomes Disabled", _cmd("aws kms cancel-key-deletion --region", _q(region),
-                                               "--key-id", _q(key_arn))), enable]
+    where = f" (in account {arn.account}, which owns the key)" if arn else ""
+    enable = _key_step(f"Enable the key{where}", key_arn, "enable-key")
     if state == "PendingDeletion":
-        return [Step(f"Cancel the scheduled deletion before its date{where}; the key becomes "
-                     "Disabled", _cmd("aws kms cancel-key-deletion --region", _q(region),
-                                      "--key-id", _q(key_arn))), enable]
+        return [_key_step(f"Cancel the scheduled deletion before its date{where}; the key "
+                          "becomes Disabled", key_arn, "cancel-key-deletion"), enable]
+    if state == "PendingReplicaDeletion":
+        days = key.pending_deletion_window_days if key else None
+        window = f"{days}-day " if days else ""
+        return [_key_step(f"Cancel the deletion of this multi-Region primary key{where}: it "
+                          "waits for its replica keys to be deleted, and its "
+                          f"{window}PendingDeletionWindowInDays countdown starts when the last "
+                          "replica is deleted; cancelled, the key becomes Disabled",
+                          key_arn, "cancel-key-deletion"), enable]
     if state == "Disabled":
         return [enable]
     if state == "PendingImport":
         return [Step(f"Import the key material again{where} (aws kms get-parameters-for-import, "
-                     "then import-key-material)", manual=True)]
+                     "then import-key-material)", (), StepKind.MANUAL,
+                     arn.account if arn else None, arn.region if arn else None)]
     if state == "Unavailable":
         return [Step(f"Reconnect the custom key store that holds the key{where} "
-                     "(aws kms connect-custom-key-store)", manual=True)]
-    return [Step(f"Bring the key back to Enabled{where}", manual=True)]
+                     "(aws kms connect-custom-key-store)", (), StepKind.MANUAL,
+                     arn.account if arn else None, arn.region if arn else None)]
+    return [Step(f"Bring the key back to Enabled{where}", (), StepKind.MANUAL,
+                 arn.account if arn else None, arn.region if arn else None)]
+
+
+def _restore_elsewhere(r: Resource, why: str) -> Step:
+    api = ("restore-db-cluster-to-point-in-time or restore-db-cluster-from-snapshot"
+           if r.type is ResourceType.DB_CLUSTER else
+           "restore-db-instance-to-point-in-time or restore-db-instance-from-db-snapshot")
+    return _manual(f"{why}: restore {r.id} from a backup or snapshot under a usable key "
+                   f"({api}), cut over, then delete {r.id}", r)
 
 
 def _key_unusable(r: Resource, ctx: Context) -> Remediation:
@@ -347,38 +605,47 @@ def _key_unusable(r: Resource, ctx: Context) -> Remediation:
     assert broken
     if len(broken) > 1 or broken[0][1].lookup is not KeyLookup.NOT_FOUND:
         steps = [step for _, k in broken for step in (
-            _key_steps(k.arn, k.key_state) if k.lookup is not KeyLookup.NOT_FOUND else
-            [Step(f"Key {k.arn} no longer exists: configure {r.id} to use another key for "
-                  "that function", manual=True)])]
+            _key_steps(k.arn, k) if k.lookup is not KeyLookup.NOT_FOUND else
+            [_manual(f"Key {k.arn} no longer exists: configure {r.id} to use another key for "
+                     "that function", r)])]
         if r.status == "inaccessible-encryption-credentials-recoverable":
             steps.append(_restart(r))
+        elif r.status == "inaccessible-encryption-credentials":
+            steps.append(_restore_elsewhere(r, "The database is in the terminal state"))
         names = ", ".join(f"{k.arn} ({role.value})" for role, k in broken)
         return Remediation(f"Make KMS key(s) {names} usable again before RDS loses access "
-                           "for good.", tuple(steps))
+                           "for good.", tuple(steps),
+                           related=tuple(k.arn for _, k in broken))
     key = broken[0][1]
     if key.lookup is KeyLookup.NOT_FOUND:
         return Remediation(
-            "The key no longer exists: data encrypted under it cannot be decrypted. Restore "
-            "from a backup or snapshot encrypted under another key.",
-            (Step(f"Find a snapshot of {r.id} under a usable key and restore it", manual=True),))
-    steps = _key_steps(key.arn, key.key_state)
+            "The key no longer exists: data encrypted under it cannot be decrypted, and there "
+            "is no key to enable. Restore from a backup or snapshot encrypted under another key.",
+            (_restore_elsewhere(r, "The key is gone"),))
+    steps = _key_steps(key.arn, key)
     if r.status == "inaccessible-encryption-credentials-recoverable":
         steps.append(_restart(r))
+    elif r.status == "inaccessible-encryption-credentials":
+        steps.append(_restore_elsewhere(r, "The database is in the terminal state"))
     return Remediation(f"Make KMS key {key.arn} usable again before RDS loses access for good.",
                        tuple(steps))
 
 
 def _credentials_inaccessible(r: Resource, ctx: Context) -> Remediation:
     view = ctx.key_of(r)
-    state = view.key.key_state if view.key else None
-    steps = _key_steps(view.arn, state) if view.arn else [
-        Step("Restore RDS's access to the KMS key (key state, key policy, grants)", manual=True)]
+    if view.key is not None and view.key.lookup is KeyLookup.NOT_FOUND:
+        return Remediation(
+            "The database lost access to a key that no longer exists: it cannot be recovered "
+            "with that key. Restore from a backup or snapshot encrypted under another key.",
+            (_restore_elsewhere(r, "The key is gone"),))
+    steps = _key_steps(view.arn, view.key) if view.arn else [
+        _manual("Restore RDS's access to the KMS key (key state, key policy, grants)", r)]
     if r.status == "inaccessible-encryption-credentials-recoverable":
         steps.append(_restart(r))
         return Remediation("Restore access to the key, then start the database within seven "
                            "days of losing access.", tuple(steps))
-    steps.append(Step(f"Restore {r.id} from its latest backup once the key is usable "
-                      "(restore-db-instance-to-point-in-time or from a snapshot)", manual=True))
+    steps.append(_restore_elsewhere(r, "The terminal state cannot be left by starting the "
+                                       "database, even once the key is usable again"))
     return Remediation("The database is in the terminal state: make the key usable, then "
                        "restore from a backup.", tuple(steps))
 
@@ -392,9 +659,8 @@ def _key_unverifiable(r: Resource, ctx: Context) -> Remediation:
     return Remediation(
         f"Allow the auditing role kms:DescribeKey and kms:GetKeyRotationStatus on {view.arn} "
         f"in the key policy (account {owner}), then rerun rdsaudit.",
-        (Step(f"Check the key and its policy from account {owner}",
-              _cmd("aws kms describe-key --region", _q(arn.region if arn else r.region),
-                   "--key-id", _q(view.arn))),))
+        (_key_step(f"Check the key and its policy from account {owner}", view.arn,
+                   "describe-key", kind=StepKind.CHECK),))
 
 
 def _material_expiring(r: Resource, ctx: Context) -> Remediation:
@@ -402,7 +668,9 @@ def _material_expiring(r: Resource, ctx: Context) -> Remediation:
                    if view.key is not None and view.key.origin == "EXTERNAL"})
     steps = tuple(Step(f"Re-import the same key material into {arn} with a later ValidTo, or "
                        "with --expiration-model KEY_MATERIAL_DOES_NOT_EXPIRE (aws kms "
-                       "get-parameters-for-import, then import-key-material)", manual=True)
+                       "get-parameters-for-import, then import-key-material)", (),
+                       StepKind.MANUAL, (Arn.parse(arn) or Arn("", "", "", r.account_id, "")
+                                         ).account, r.region)
                   for arn in keys)
     return Remediation("Re-import the key material before it expires: once it does, KMS "
                        "deletes it and every resource under the key loses access.", steps)
@@ -410,11 +678,14 @@ def _material_expiring(r: Resource, ctx: Context) -> Remediation:
 
 def _without_backups(r: Resource, ctx: Context) -> Remediation:
     days = max(7, ctx.policy.min_backup_retention_days)
+    op, flag = (("modify-db-cluster", "--db-cluster-identifier")
+                if r.type is ResourceType.DB_CLUSTER
+                else ("modify-db-instance", "--db-instance-identifier"))
     return Remediation(
         "Turn on automated backups: if the key is ever lost, a backup is the only way back.",
-        (Step(f"Keep {days} days of automated backups for {r.id}",
-              _cmd("aws rds modify-db-instance --region", _q(r.region), "--db-instance-identifier",
-                   _q(r.id), "--backup-retention-period", str(days), "--apply-immediately")),))
+        (_run(f"Keep {days} days of automated backups for {r.id}", r,
+              _aws("rds", op, r.region, flag, r.id, "--backup-retention-period", str(days),
+                   "--apply-immediately")),))
 
 
 def _replica_mismatch(r: Resource, ctx: Context) -> Remediation:
@@ -422,27 +693,33 @@ def _replica_mismatch(r: Resource, ctx: Context) -> Remediation:
     assert source is not None
     new = f"{r.id}-new"
     steps = _recreate_replica(r, source.id if source.region == r.region else source.arn,
-                              source.arn, source.region, ctx)
-    steps[0] = Step(steps[0].title.replace(f"{r.id} from the encrypted primary",
-                                           f"{r.id} as {new} from {source.id}"),
-                    steps[0].command.replace(_q(f"{r.id}-enc"), _q(new))
-                    if steps[0].command else None)
-    steps[1] = _wait("db-instance-available", "--db-instance-identifier", new, r.region)
-    steps += [Step(f"Point readers at {new}, then delete {r.id}",
-                   _cmd("aws rds delete-db-instance --region", _q(r.region),
-                        "--db-instance-identifier", _q(r.id), "--skip-final-snapshot"),
-                   manual=True)]
+                              source.arn, source.region, ctx, name=new)
+    steps += [_manual(f"Point readers at {new}", r), *_delete_replica(r)]
     return Remediation("A replica's encryption and key follow its source only when it is "
-                       "created: re-create it from the source.", tuple(steps))
+                       "created: re-create it from the source.", tuple(steps),
+                       related=(source.id, source.arn))
 
 
-def _rotation(key_arn: str) -> Remediation:
-    arn = Arn.parse(key_arn)
-    region = arn.region if arn else "us-east-1"
+def _rotation(key_arn: str, ctx: Context) -> Remediation:
+    key = ctx.keys.get(key_arn)
+    primary = key.primary_key_arn if key and key.primary_key_arn else key_arn
+    if primary != key_arn:
+        # Rotation of a multi-Region key is set on its primary, in the primary's region.
+        return Remediation(
+            f"{key_arn} is a multi-Region replica key: its rotation follows the primary key "
+            f"{primary}; turn on automatic yearly rotation there.",
+            (_key_step(f"Enable automatic rotation on the primary key {primary}", primary,
+                       "enable-key-rotation"),), related=(primary,))
     return Remediation("Turn on automatic yearly rotation of the key.",
-                       (Step("Enable automatic rotation",
-                             _cmd("aws kms enable-key-rotation --region", _q(region), "--key-id",
-                                  _q(key_arn))),))
+                       (_key_step("Enable automatic rotation", key_arn,
+                                  "enable-key-rotation"),))
+
+
+def _wrong_key(why: str, *, customer_managed: bool, own_account: bool = False) -> Planner:
+    def planner(r: Resource, ctx: Context) -> Remediation:
+        return _reencrypt(r, ctx, customer_managed=customer_managed, why=why,
+                          own_account=own_account)
+    return planner
 
 
 Planner = Callable[[Resource, Context], Remediation]
@@ -461,26 +738,53 @@ PLANNERS: dict[str, Planner] = {
     "key-material-expiring": _material_expiring,
     "replica-encryption-mismatch": _replica_mismatch,
     "replica-key-mismatch": _replica_mismatch,
-    "key-region-mismatch": lambda r, ctx: _reencrypt(
-        r, ctx, customer_managed=False,
-        why=f"Re-encrypt under a key of {r.region}: the key of a resource cannot change in "
-            "place."),
-    "aws-managed-key": lambda r, ctx: _reencrypt(
-        r, ctx, customer_managed=True,
-        why="Re-encrypt under a customer managed key: the key of a resource cannot change in "
-            "place."),
-    "aws-owned-key": lambda r, ctx: _reencrypt(
-        r, ctx, customer_managed=True,
-        why="Re-encrypt under a customer managed key (restore with --kms-key-id)."),
-    "cross-account-key": lambda r, ctx: _reencrypt(
-        r, ctx, customer_managed=True,
-        why="Re-encrypt under a key this account owns."),
+    "key-region-mismatch": _wrong_key(
+        "Re-encrypt under a key of the resource's region: the key of a resource cannot "
+        "change in place.", customer_managed=False),
+    "aws-managed-key": _wrong_key(
+        "Re-encrypt under a customer managed key: the key of a resource cannot change in "
+        "place.", customer_managed=True),
+    "aws-owned-key": _wrong_key(
+        "Re-encrypt under a customer managed key (restore with --kms-key-id).",
+        customer_managed=True),
+    "key-below-external-store": _wrong_key(
+        "Re-encrypt under a customer key in a custom key store (AWS CloudHSM or an external "
+        "key store); set target_keys to that key for this region.", customer_managed=True),
+    "cross-account-key": _wrong_key("Re-encrypt under a key this account owns.",
+                                    customer_managed=True, own_account=True),
 }
+
+
+def _audit_key_use(key_arn: str) -> Remediation:
+    """Manual steps: a trail needs a bucket (and often an organization-wide decision) that
+    rdsaudit cannot choose, so the commands are hints for a person, never runbook lines."""
+    arn = Arn.parse(key_arn)
+    region = arn.region if arn and arn.region else "us-east-1"
+    account = arn.account if arn else None
+
+    def hint(title: str, argv: tuple[str, ...]) -> Step:
+        return Step(title, argv, StepKind.MANUAL, account, region)
+
+    return Remediation(
+        "Log KMS management events, reads included, with a trail that covers the key's "
+        "region (a multi-region trail, or the organization trail; docs/aws-facts.md §11).",
+        (hint("Create a multi-region trail into a bucket of your choice (or fix the event "
+              "selectors of the existing trail)",
+              _aws("cloudtrail", "create-trail", region, "--name", "rdsaudit-kms",
+                   "--s3-bucket-name", "BUCKET", "--is-multi-region-trail")),
+         hint("Log all management events, including KMS read events (Decrypt)",
+              _aws("cloudtrail", "put-event-selectors", region, "--trail-name",
+                   "rdsaudit-kms", "--event-selectors",
+                   '[{"ReadWriteType":"All","IncludeManagementEvents":true}]')),
+         hint("Start logging", _aws("cloudtrail", "start-logging", region, "--name",
+                                    "rdsaudit-kms"))))
 
 
 def remediation_for(finding: Finding, ctx: Context) -> Remediation | None:
     if finding.rule_id == "key-rotation-disabled":
-        return _rotation(finding.resource.arn)
+        return _rotation(finding.resource.arn, ctx)
+    if finding.rule_id == "key-usage-not-audited":
+        return _audit_key_use(finding.resource.arn)
     planner = PLANNERS.get(finding.rule_id)
     resource = ctx.by_arn.get(finding.resource.arn)
     if planner is None or resource is None:

@@ -8,12 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rdsaudit.model import Severity
+from rdsaudit.model import KeyProtection, Severity
 from rdsaudit.waivers import WaiverProblem, WaiverRule, parse_waivers
 
 
 class ConfigProblem(ValueError):
     """A config file we cannot use; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class KeyProtectionRule:
+    """A `[[key_protection]]` entry: the minimum key protection for one account."""
+
+    account: str
+    minimum: KeyProtection
 
 
 @dataclass(frozen=True)
@@ -27,10 +35,32 @@ class Policy:
     # Region -> key ARN used as the encryption target in remediation plans.
     target_keys: Mapping[str, str] = field(default_factory=dict)
     waivers: tuple[WaiverRule, ...] = ()
+    # The key-protection ladder: the least a storage key must be (aws-owned < aws-managed <
+    # customer < customer-external-store); `require_customer_managed_key` means customer.
+    minimum_key_protection: KeyProtection = KeyProtection.AWS_OWNED
+    key_protection: tuple[KeyProtectionRule, ...] = ()
+
+    def minimum_for(self, account_id: str) -> KeyProtection:
+        """The minimum for an account: its `[[key_protection]]` entries if any match (the
+        strictest wins), else `minimum_key_protection`; `require_customer_managed_key`
+        never lets it fall below customer."""
+        matches = [e.minimum for e in self.key_protection if e.account == account_id]
+        minimum = max(matches) if matches else self.minimum_key_protection
+        if self.require_customer_managed_key:
+            minimum = max(minimum, KeyProtection.CUSTOMER)
+        return minimum
 
 
 _KNOWN = {"require_customer_managed_key", "min_backup_retention_days", "regions", "fail_on",
-          "target_keys", "waivers", "key_material_expiry_days"}
+          "target_keys", "waivers", "key_material_expiry_days", "minimum_key_protection",
+          "key_protection"}
+
+
+def _protection(value: Any, source: str, where: str) -> KeyProtection:
+    try:
+        return KeyProtection.parse(value if isinstance(value, str) else "?")
+    except ValueError as exc:
+        raise ConfigProblem(f"{source}: {where}: {exc}") from None
 
 
 def load_policy(path: Path) -> Policy:
@@ -63,6 +93,26 @@ def policy_from_mapping(raw: Mapping[str, Any], source: str) -> Policy:
             raise ConfigProblem(
                 f"{source}: min_backup_retention_days must be a whole number from 0 to 35")
         values["min_backup_retention_days"] = value
+    if "minimum_key_protection" in raw:
+        values["minimum_key_protection"] = _protection(raw["minimum_key_protection"], source,
+                                                       "minimum_key_protection")
+    if "key_protection" in raw:
+        entries = raw["key_protection"]
+        if not isinstance(entries, list):
+            raise ConfigProblem(f"{source}: key_protection must be a list of "
+                                "[[key_protection]] tables")
+        rules = []
+        for n, entry in enumerate(entries, 1):
+            where = f"key_protection entry {n}"
+            if not isinstance(entry, Mapping) or set(entry) != {"account", "minimum"}:
+                raise ConfigProblem(f"{source}: {where} must have exactly account and minimum")
+            account = entry["account"]
+            if not isinstance(account, str) or not (len(account) == 12 and account.isdigit()):
+                raise ConfigProblem(f"{source}: {where}: account must be a 12-digit AWS "
+                                    "account id in quotes")
+            rules.append(KeyProtectionRule(account, _protection(entry["minimum"], source,
+                                                                f"{where}: minimum")))
+        values["key_protection"] = tuple(rules)
     if "key_material_expiry_days" in raw:
         value = raw["key_material_expiry_days"]
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:

@@ -18,6 +18,7 @@ from rdsaudit.model import (
     ScanInfo,
     SkippedRegion,
     SnapshotShare,
+    Trail,
 )
 
 ACCOUNT = "111122223333"
@@ -102,10 +103,23 @@ def inventory(*resources: Resource, keys: tuple[KmsKey, ...] | None = None,
               aliases: tuple[KmsAlias, ...] = (), shares: tuple[SnapshotShare, ...] = (),
               errors: tuple[CollectionError, ...] = (),
               skipped: tuple[SkippedRegion, ...] = (),
-              regions: tuple[str, ...] = (REGION, "eu-west-1")) -> Inventory:
+              regions: tuple[str, ...] = (REGION, "eu-west-1"),
+              trails: tuple[Trail, ...] | None = None) -> Inventory:
     if keys is None:
         keys = (kms_key(KEY), kms_key(KEY2))
     return Inventory(
         scan=ScanInfo(started_at="2026-11-27T11:59:00Z", finished_at=FINISHED,
-                      accounts=(ACCOUNT,), regions=regions, skipped_regions=skipped),
-        resources=resources, keys=keys, aliases=aliases, shares=shares, errors=errors)
+                      accounts=(ACCOUNT,), regions=regions, skipped_regions=skipped,
+                      api_calls=(("cloudtrail:DescribeTrails", len(regions)),)
+                      if trails is not None else ()),
+        resources=resources, keys=keys, aliases=aliases, shares=shares, errors=errors,
+        trails=trails or ())
+
+
+def trail(name: str = "audit", home: str = REGION, *, multi_region: bool = False,
+          logging: bool | None = True, logs_kms: bool | None = True, note: str | None = None,
+          regions: tuple[str, ...] | None = None, organization: bool = False) -> Trail:
+    seen = regions if regions is not None else ((REGION, "eu-west-1") if multi_region
+                                                 else (home,))
+    return Trail(f"arn:aws:cloudtrail:{home}:{ACCOUNT}:trail/{name}", ACCOUNT, home, name,
+                 multi_region, organization, seen, logging, logs_kms, note)

@@ -57,7 +57,19 @@ def session(moto: None, paged: PagedAnswers, faults: FaultHook) -> boto3.Session
     paged.add("DescribeDBInstanceAutomatedBackups", "DBInstanceAutomatedBackups", [])
     paged.install(s)
     faults.install(s)
+    s.events.register("before-call.kms.GetKeyLastUsage", _no_last_usage)
     return s
+
+
+def _no_last_usage(params: object, **_: object) -> object:
+    """moto has no GetKeyLastUsage: answer as AWS does for a key not used since tracking
+    began (KeyLastUsage absent)."""
+    from datetime import UTC, datetime
+
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("https://stub", 200, {}, None), {
+        "TrackingStartDate": datetime(2025, 1, 1, tzinfo=UTC)}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,7 +14,7 @@ import pytest
 from rdsaudit.model import CollectionError, Inventory
 from rdsaudit.rules import RULES
 from rdsaudit.serialize import dump_inventory
-from tests.builders import ACCOUNT, backup, instance, inventory, snapshot
+from tests.builders import ACCOUNT, backup, instance, inventory, key_arn, kms_key, snapshot
 
 RDSAUDIT = str(Path(sys.executable).with_name("rdsaudit"))
 
@@ -49,7 +49,7 @@ def test_rules_lists_the_catalogue() -> None:
     assert proc.returncode == 0
     for rule_id in RULES:
         assert rule_id in proc.stdout
-    assert "high with require_customer_managed_key" in proc.stdout
+    assert "high with minimum_key_protection above aws-managed" in proc.stdout
 
 
 def test_iam_policy_is_read_only_json() -> None:
@@ -91,6 +91,13 @@ def test_several_formats_need_an_output_dir(tmp_path: Path) -> None:
     ("require_customer_managed_key = 'yes'", "require_customer_managed_key"),
     ("regions = 'us-east-1'", "regions"),
     ("target_keys = { us-east-1 = 'not-an-arn' }", "target_keys"),
+    ("minimum_key_protection = 'hsm'", "minimum_key_protection: unknown key protection"),
+    ("key_protection = 'customer'", "key_protection must be a list"),
+    ("[[key_protection]]\naccount = 111122223333\nminimum = 'customer'", "12-digit"),
+    ("[[key_protection]]\naccount = '111122223333'\nminimum = 'strong'",
+     "key_protection entry 1: minimum"),
+    ("[[key_protection]]\naccount = '111122223333'", "exactly account and minimum"),
+    ("key_material_expiry_days = 0", "key_material_expiry_days"),
 ])
 def test_bad_config_names_file_and_entry(tmp_path: Path, content: str, says: str) -> None:
     config = tmp_path / "rdsaudit.toml"
@@ -161,6 +168,20 @@ def test_policy_from_config_raises_severity(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("require_customer_managed_key = true\n")
     assert run("evaluate", path, "--fail-on", "high", "--config", config).returncode == 1
+
+
+def test_key_protection_ladder_from_config(tmp_path: Path) -> None:
+    managed = key_arn("55555555-2222-3333-4444-555555555555")
+    inv = inventory(instance("wiki", key=managed), keys=(kms_key(managed, key_manager="AWS"),))
+    path = save(tmp_path, inv)
+    config = tmp_path / "c.toml"
+    assert run("evaluate", path, "--fail-on", "high").returncode == 0
+    config.write_text("minimum_key_protection = 'aws-managed'\n")
+    assert run("evaluate", path, "--fail-on", "high", "--config", config).returncode == 0
+    config.write_text(f"[[key_protection]]\naccount = '{ACCOUNT}'\nminimum = 'customer'\n")
+    assert run("evaluate", path, "--fail-on", "high", "--config", config).returncode == 1
+    config.write_text("[[key_protection]]\naccount = '000000000000'\nminimum = 'customer'\n")
+    assert run("evaluate", path, "--fail-on", "high", "--config", config).returncode == 0
 
 
 def test_output_dir_writes_report_files(tmp_path: Path) -> None:

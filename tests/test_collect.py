@@ -338,8 +338,18 @@ def test_no_credentials_is_a_credentials_problem(aws_env: None,
 
 
 def test_unknown_region_is_refused(session: boto3.Session) -> None:
-    with pytest.raises(RegionProblem, match="us-middle-7"):
-        _scan(session, ["us-east-1", "us-middle-7"])
+    # Not shaped like an aws-partition region (botocore's regionRegex), nor a known one.
+    for bad in ("xx-fake-1", "cn-north-1", "us-east-1.evil.example", "us-east-\x1b-1"):
+        with pytest.raises(RegionProblem, match="unknown region"):
+            _scan(session, ["us-east-1", bad])
+
+
+def test_a_region_newer_than_botocore_is_accepted_when_the_partition_says_so(
+        session: boto3.Session) -> None:
+    from rdsaudit.collect import resolve_regions
+
+    assert resolve_regions(session, ["us-east-1", "us-middle-7"], "aws") == [
+        "us-east-1", "us-middle-7"]
 
 
 def test_default_regions_are_the_enabled_ones(session: boto3.Session) -> None:

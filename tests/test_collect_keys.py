@@ -14,7 +14,7 @@ from rdsaudit.collect import ScanRequest, scan
 from rdsaudit.evaluate import evaluate
 from rdsaudit.model import Inventory, KeyLookup, RotationLookup, Severity
 from rdsaudit.policy import Policy
-from tests.aws_hooks import KeyAnswers
+from tests.aws_hooks import KeyAnswers, PagedAnswers
 
 ACCOUNT = "123456789012"  # moto's account
 MRK = "mrk-1234abcd12ab34cd56ef1234567890ab"
@@ -173,3 +173,94 @@ def test_unknown_enum_values_are_unverifiable_never_healthy(
     # The field that is unknown never yields a pass of the rule that reads it.
     rule = {"KeyState": "key-unusable", "KeyManager": "aws-managed-key"}[field]
     assert rule not in mine, mine.get(rule)
+
+
+def _db_shape(name: str, **fields: Any) -> dict[str, Any]:
+    """A DBInstance as DescribeDBInstances returns it (the fields rdsaudit reads)."""
+    base: dict[str, Any] = {
+        "DBInstanceIdentifier": name, "DBInstanceArn":
+        f"arn:aws:rds:us-east-1:{ACCOUNT}:db:{name}", "Engine": "postgres",
+        "DBInstanceStatus": "available", "DBInstanceClass": "db.m6g.large",
+        "StorageEncrypted": True, "StorageEncryptionType": "sse-kms", "KmsKeyId": _arn(1),
+        "DbiResourceId": f"db-{name.upper()}ABCDEFGHIJKLMNOP", "BackupRetentionPeriod": 7}
+    base.update(fields)
+    return base
+
+
+def test_every_key_role_is_looked_up_once_and_judged(session: boto3.Session,
+                                                     keys: KeyAnswers,
+                                                     paged: PagedAnswers) -> None:
+    storage, insights, secret, stream = _arn(1), _arn(4), _arn(5), _arn(6)
+    keys.metadata[storage] = _meta(storage)
+    keys.metadata[insights] = _meta(insights, KeyState="Disabled", Enabled=False)
+    keys.metadata[secret] = _meta(secret, KeyState="PendingDeletion", Enabled=False,
+                                  DeletionDate=datetime.now(UTC) + timedelta(days=6))
+    keys.metadata[stream] = _meta(stream)
+    paged.add("DescribeDBInstances", "DBInstances", [
+        _db_shape("pi", PerformanceInsightsEnabled=True, PerformanceInsightsKMSKeyId=insights,
+                  PerformanceInsightsRetentionPeriod=7),
+        _db_shape("secret", MasterUserSecret={
+            "SecretArn": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds!db-1-AbC",
+            "SecretStatus": "active", "KmsKeyId": secret}),
+        _db_shape("stream", ActivityStreamStatus="started", ActivityStreamMode="async",
+                  ActivityStreamKmsKeyId=stream, ActivityStreamKinesisStreamName="aws-rds-das-1"),
+        # PI off: a key AWS still names is no dependency; a stopped stream neither.
+        _db_shape("off", PerformanceInsightsEnabled=False, PerformanceInsightsKMSKeyId=insights,
+                  ActivityStreamStatus="stopped", ActivityStreamKmsKeyId=secret),
+    ], region="us-east-1", page_size=100)
+    inv = _scan(session)
+    by_id = {r.id: r for r in inv.resources if r.type.value == "db-instance"}
+    assert by_id["pi"].performance_insights_kms_key_id == insights
+    assert by_id["secret"].master_user_secret_kms_key_id == secret
+    assert by_id["stream"].activity_stream_kms_key_id == stream
+    assert by_id["pi"].resource_id == "db-PIABCDEFGHIJKLMNOP"
+    off = by_id["off"]
+    assert off.performance_insights_kms_key_id is None and off.activity_stream_kms_key_id is None
+    described = [k for op, _, k in keys.calls if op == "DescribeKey"]
+    assert sorted(described) == sorted({storage, insights, secret, stream})  # once each
+    unusable = _findings(inv, "key-unusable")
+    assert unusable["pi"].status.value == "fail" and unusable["pi"].severity is Severity.HIGH
+    assert "Performance Insights" in unusable["pi"].message
+    assert unusable["secret"].severity is Severity.HIGH and "6 day(s) left" in (
+        unusable["secret"].message)
+    assert unusable["stream"].status.value == "pass" and unusable["off"].status.value == "pass"
+    result = evaluate(inv, Policy())
+    assert set(dict(result.key_users)[insights]) == {by_id["pi"].arn}
+
+
+def test_sse_rds_cluster_snapshot_shared_with_all_is_asked_and_fails(
+        session: boto3.Session, paged: PagedAnswers, keys: KeyAnswers) -> None:
+    arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster-snapshot:owned-manual"
+    paged.add("DescribeDBClusterSnapshots", "DBClusterSnapshots", [{
+        "DBClusterSnapshotIdentifier": "owned-manual", "DBClusterSnapshotArn": arn,
+        "DBClusterIdentifier": "owned", "SnapshotType": "manual", "Status": "available",
+        "Engine": "aurora-postgresql", "StorageEncrypted": False,
+        "StorageEncryptionType": "sse-rds"}], region="us-east-1")
+    session.events.register_first(
+        "before-call.rds.DescribeDBClusterSnapshotAttributes", _shared_with_all)
+    inv = _scan(session)
+    calls = dict(inv.scan.api_calls)
+    assert calls["rds:DescribeDBClusterSnapshotAttributes"] == 1
+    public = _findings(inv, "snapshot-public")["owned-manual"]
+    assert public.status.value == "fail" and public.severity is Severity.CRITICAL
+
+
+def _shared_with_all(**_: Any) -> Any:
+    from botocore.awsrequest import AWSResponse
+
+    return AWSResponse("https://stub", 200, {}, None), {"DBClusterSnapshotAttributesResult": {
+        "DBClusterSnapshotIdentifier": "owned-manual", "DBClusterSnapshotAttributes": [
+            {"AttributeName": "restore", "AttributeValues": ["all"]}]}}
+
+
+def test_automated_backup_without_its_arn_keeps_a_non_colliding_identity(
+        session: boto3.Session, paged: PagedAnswers) -> None:
+    db_arn = f"arn:aws:rds:us-east-1:{ACCOUNT}:db:gone"
+    paged.add("DescribeDBInstanceAutomatedBackups", "DBInstanceAutomatedBackups", [{
+        "DBInstanceIdentifier": "gone", "DBInstanceArn": db_arn, "DbiResourceId": "db-GONE1",
+        "Encrypted": False, "Status": "retained", "Region": "us-east-1"}], region="us-east-1")
+    inv = _scan(session)
+    [backup] = [r for r in inv.resources if r.type.value == "db-automated-backup"]
+    assert backup.arn == f"arn:aws:rds:us-east-1:{ACCOUNT}:auto-backup:db-GONE1"
+    assert backup.arn != db_arn and backup.id == "db-GONE1"
+    assert not inv.errors

@@ -93,9 +93,11 @@ def test_estate_trips_every_rule_and_has_healthy_resources(
         "treasury-hsm-db",
         "treasury-xks-db",
         "treasury-eu-db",
+        "erp-oracle-db",
+        "treasury-replicated-db",
     } <= healthy
     in_scope = [r for r in estate.resources if not r.excluded and r.cluster_id is None]
-    assert 40 <= len(in_scope) <= 80
+    assert 40 <= len(in_scope) <= 120
     assert {r.region for r in in_scope} == set(DEMO_REGIONS)
     for resource in in_scope:
         assert {"owner", "environment", "team"} <= {k for k, _ in resource.tags}, resource.id
@@ -138,6 +140,9 @@ def test_expected_failures_are_consistent(demo: tuple[FakeAWS, DemoEstate]) -> N
         ("key-unusable", "treasury-legacy-db"),
         ("key-unverifiable", "treasury-lab-db"),
         ("key-rotation-disabled", estate.key("global-primary").key_id),
+        ("key-unusable", "treasury-insights-db"),
+        ("key-unusable", "treasury-secret-db"),
+        ("key-usage-not-audited", estate.key("eu-orders").key_id),
     ]:
         assert pair in fails, pair
     assert not [p for p in fails if p[1] in {"orders-db", "billing-aurora", "docs-docdb"}]

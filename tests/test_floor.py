@@ -45,7 +45,8 @@ PER_REGION_LISTINGS = Counter(spec.action for spec in LISTINGS)
 
 
 def _empty_floor(regions: int = 2) -> dict[str, int]:
-    floor = {"sts:GetCallerIdentity": 1, "kms:ListAliases": regions}
+    floor = {"sts:GetCallerIdentity": 1, "kms:ListAliases": regions,
+             "cloudtrail:DescribeTrails": regions}
     for action, rows in PER_REGION_LISTINGS.items():
         floor[action] = rows * regions
     return floor
@@ -134,6 +135,22 @@ def test_multi_region_primary_is_described_once_and_rotation_asked_of_it_only() 
     assert api_floor(both)["kms:DescribeKey"] == 3
     # Replica page -> DescribeKey(replica) -> DescribeKey(primary) -> rotation(primary).
     assert critical_chain(inv) == 1 + 1 + 3
+
+
+def test_new_calls_cost_one_per_region_group_trail_or_key_never_per_resource() -> None:
+    from rdsaudit.model import Trail
+    oracle = [instance(f"erp{i}", engine="oracle-ee", option_group="erp-tde") for i in range(5)]
+    default = instance("erp-default", engine="oracle-ee", option_group="default:oracle-ee-19")
+    trails = (Trail(f"arn:aws:cloudtrail:{REGION}:{ACCOUNT}:trail/t", ACCOUNT, REGION, "t",
+                    True, False, (REGION, OTHER), True, True),)
+    inv = replace(inventory(*oracle, default, instance("pi", performance_insights_kms_key_id=KEY2)),
+                  trails=trails)
+    floor = api_floor(inv)
+    assert floor["rds:DescribeOptionGroups"] == 1  # one distinct non-default group
+    assert floor["cloudtrail:DescribeTrails"] == 2  # per region
+    assert floor["cloudtrail:GetTrailStatus"] == floor["cloudtrail:GetEventSelectors"] == 1
+    assert floor["kms:DescribeKey"] == 2  # storage KEY and the PI key KEY2, once each
+    assert floor["kms:GetKeyLastUsage"] == 2  # the account's own customer keys
 
 
 def test_rotation_is_not_asked_of_keys_that_cannot_rotate() -> None:

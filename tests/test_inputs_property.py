@@ -33,7 +33,8 @@ json_values = st.recursive(
 toml_scalars = (st.booleans() | st.integers(-100, 100) | st.text(max_size=40)
                 | st.lists(st.text(max_size=20), max_size=3))
 CONFIG_KEYS = ["require_customer_managed_key", "min_backup_retention_days", "regions",
-               "fail_on", "target_keys", "colour"]
+               "fail_on", "target_keys", "colour", "minimum_key_protection",
+               "key_protection", "key_material_expiry_days"]
 
 
 def run_main(*args: str) -> tuple[int, str]:

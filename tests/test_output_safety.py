@@ -398,22 +398,47 @@ def test_runbook_quotes_hostile_identifiers(out: Path, doc: dict[str, Any],
     assert commands
     preamble = {"set -euo pipefail"}
     for line in _shell_lines(script):
-        assert line in commands or line in preamble or line.startswith(': "${TARGET_KEY_ARN'), (
-            line)
+        assert (line.strip() in commands or line in preamble
+                or line.startswith(': "${TARGET_KEY_ARN') or _runbook_frame(line)), line
     for p in wanted:
         assert any(p in shlex.split(c) for c in commands), p
 
 
 def test_runbook_quotes_a_hostile_region(out: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
-    report.write_text((out / "rdsaudit-report.json").read_text("utf-8"), encoding="utf-8")
+    doc = json.loads((out / "rdsaudit-report.json").read_text("utf-8"))
+    # That resource's account is hostile too: a runbook whose account check could not hold
+    # is refused with one line (exit 2).
+    report.write_text(json.dumps(doc), encoding="utf-8")
+    refused = run("plan", report, "--resource", "elsewhere")
+    assert refused.returncode == 2 and "not 12 digits" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    for f in doc["findings"]:
+        if f["resource"]["account_id"] == HOSTILE_ACCOUNT:
+            f["resource"]["account_id"] = "111122223333"
+            for step in (f["remediation"] or {}).get("steps", []):
+                step.pop("account", None)
+    report.write_text(json.dumps(doc), encoding="utf-8")
     proc = run("plan", report, "--resource", "elsewhere")
     assert proc.returncode == 0, proc.stderr
-    commands = list(_shell_lines(proc.stdout))[1:]
+    commands = [line for line in _shell_lines(proc.stdout) if line.startswith("aws ")]
     assert commands
     for command in commands:
         words = shlex.split(command)
         assert words[words.index("--region") + 1] == HOSTILE_REGION, command
+
+
+def _runbook_frame(line: str) -> bool:
+    """The runbook's own lines (account check, clean-up guard): fixed text, or a printf of
+    one quoted argument."""
+    frame = {'actual_account="$(aws sts get-caller-identity --query Account --output text)"',
+             'if [ "$actual_account" != "$expected_account" ]; then', "exit 1", "fi", "else",
+             'if [ "${RDSAUDIT_CONFIRM_DELETE:-}" = 1 ]; then'}
+    line = line.strip()
+    if line in frame or re.fullmatch(r"expected_account=\d{12}", line):
+        return True
+    words = shlex.split(line)
+    return len(words) == 4 and words[:2] == ["printf", "%s\\n"] and words[3] == ">&2"
 
 
 def _shell_lines(script: str) -> Iterator[str]:

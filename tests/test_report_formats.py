@@ -184,6 +184,17 @@ def _sarif_pairs(text: str, status: str) -> Pairs:
             for r in results if bool(r.get("suppressions")) == (status == "waived")}
 
 
+def _asff_pairs(text: str, status: str) -> Pairs:
+    return {(f["GeneratorId"], f["Resources"][0]["Id"]) for f in json.loads(text)
+            if (f["Workflow"]["Status"] == "SUPPRESSED") == (status == "waived")}
+
+
+def _ocsf_pairs(text: str, status: str) -> Pairs:
+    wanted = {"fail": "New", "waived": "Suppressed"}[status]
+    return {(e["compliance"]["control"], e["resources"][0]["uid"]) for e in json.loads(text)
+            if e["status"] == wanted}
+
+
 def _table_pairs(text: str, status: str) -> Pairs:
     """The terminal table: under "Failures (n)" / "Waived (n)", a row per finding (severity,
     rule, region, resource), its message lines, and its ARN as the last indented line."""
@@ -221,6 +232,8 @@ EXTRACT: dict[str, Callable[[Any, str], Pairs]] = {
     "csv": _csv_pairs,
     "junit": _junit_pairs,
     "sarif": _sarif_pairs,
+    "asff": _asff_pairs,
+    "ocsf": _ocsf_pairs,
     "table": _table_pairs,
     "xlsx": _xlsx_pairs,
 }
@@ -247,7 +260,7 @@ def test_formats_have_distinct_extensions_and_names() -> None:
     assert all(fmt.name == name for name, fmt in FORMATS.items())
     assert {n: f.extension for n, f in FORMATS.items()} == {
         "json": "json", "html": "html", "csv": "csv", "junit": "xml", "sarif": "sarif",
-        "table": "txt", "xlsx": "xlsx"}
+        "asff": "asff.json", "ocsf": "ocsf.json", "table": "txt", "xlsx": "xlsx"}
 
 
 def test_every_format_renders_a_scan_with_no_findings() -> None:

@@ -12,6 +12,7 @@ from rdsaudit.model import (
     EncryptionType,
     Inventory,
     KeyLookup,
+    KeyProtection,
     KmsAlias,
     KmsKey,
     Resource,
@@ -19,13 +20,14 @@ from rdsaudit.model import (
     Severity,
     SnapshotShare,
 )
-from rdsaudit.policy import Policy
+from rdsaudit.policy import KeyProtectionRule, Policy
 from rdsaudit.rules import RULES
 from tests.builders import (
     ACCOUNT,
     KEY,
     KEY2,
     OTHER_ACCOUNT,
+    REGION,
     backup,
     cluster,
     cluster_snapshot,
@@ -34,6 +36,7 @@ from tests.builders import (
     key_arn,
     kms_key,
     snapshot,
+    trail,
 )
 
 
@@ -82,6 +85,9 @@ pi_user = instance("piuser", performance_insights_kms_key_id=KEY2)
 pi_plain = instance("piplain", encrypted=False, performance_insights_kms_key_id=KEY2)
 secret_user = instance("secret", master_user_secret_kms_key_id=KEY2)
 stream_user = cluster("stream", activity_stream_kms_key_id=KEY2)
+
+
+XSTORE = Policy(minimum_key_protection=KeyProtection.CUSTOMER_EXTERNAL_STORE)
 
 
 def _imported(valid_to: str | None, model: str = "KEY_MATERIAL_EXPIRES",
@@ -302,6 +308,23 @@ CASES: dict[str, list[Case]] = {
         Case("raised by policy", inventory(instance("am", key=AWS_KEY), keys=(
             kms_key(AWS_KEY, key_manager="AWS"),)), instance("am").arn, "fail", Severity.HIGH,
             policy=Policy(require_customer_managed_key=True)),
+        Case("ladder: customer required", inventory(instance("am", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, key_manager="AWS"),)), instance("am").arn, "fail", Severity.HIGH,
+            says="below the required key protection customer",
+            policy=Policy(minimum_key_protection=KeyProtection.CUSTOMER)),
+        Case("ladder: aws-managed is the minimum, still low", inventory(instance(
+            "am", key=AWS_KEY), keys=(kms_key(AWS_KEY, key_manager="AWS"),)),
+            instance("am").arn, "fail", Severity.LOW,
+            policy=Policy(minimum_key_protection=KeyProtection.AWS_MANAGED)),
+        Case("ladder: account override, strictest wins", inventory(instance(
+            "am", key=AWS_KEY), keys=(kms_key(AWS_KEY, key_manager="AWS"),)),
+            instance("am").arn, "fail", Severity.HIGH, policy=Policy(key_protection=(
+                KeyProtectionRule(ACCOUNT, KeyProtection.AWS_OWNED),
+                KeyProtectionRule(ACCOUNT, KeyProtection.CUSTOMER)))),
+        Case("ladder: another account's override does not apply", inventory(instance(
+            "am", key=AWS_KEY), keys=(kms_key(AWS_KEY, key_manager="AWS"),)),
+            instance("am").arn, "fail", Severity.LOW, policy=Policy(key_protection=(
+                KeyProtectionRule(OTHER_ACCOUNT, KeyProtection.CUSTOMER),))),
         Case("known from alias when DescribeKey denied", inventory(
             instance("am2", key=AWS_KEY), keys=(kms_key(AWS_KEY, lookup=KeyLookup.ACCESS_DENIED,
                                                          key_manager=None, key_state=None),),
@@ -316,7 +339,29 @@ CASES: dict[str, list[Case]] = {
         Case("sse-rds cluster", inventory(sse_rds), sse_rds.arn, "fail", Severity.LOW),
         Case("sse-rds raised", inventory(sse_rds), sse_rds.arn, "fail", Severity.HIGH,
              policy=Policy(require_customer_managed_key=True)),
+        Case("ladder: aws-managed minimum raises aws-owned", inventory(sse_rds), sse_rds.arn,
+             "fail", Severity.HIGH,
+             policy=Policy(minimum_key_protection=KeyProtection.AWS_MANAGED)),
         Case("unencrypted not applicable", inventory(plain), plain.arn, None),
+    ],
+    "key-below-external-store": [
+        Case("external store required, plain customer key", inventory(enc), enc.arn, "fail",
+             Severity.HIGH, says="custom key store", policy=XSTORE),
+        Case("imported material counts as customer", inventory(enc, keys=(kms_key(
+            origin="EXTERNAL"),)), enc.arn, "fail", policy=XSTORE),
+        Case("CloudHSM key passes", inventory(enc, keys=(kms_key(origin="AWS_CLOUDHSM"),)),
+             enc.arn, "pass", policy=XSTORE),
+        Case("external key store passes", inventory(enc, keys=(kms_key(
+            origin="EXTERNAL_KEY_STORE"),)), enc.arn, "pass", policy=XSTORE),
+        Case("not required: silent", inventory(enc), enc.arn, None),
+        Case("aws managed key: its own rule", inventory(instance("am", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, key_manager="AWS"),)), instance("am").arn, None, policy=XSTORE),
+        Case("key not described: silent", inventory(enc, keys=(kms_key(
+            lookup=KeyLookup.ACCESS_DENIED, key_state=None, key_manager=None),)), enc.arn,
+             None, policy=XSTORE),
+        Case("required for this account only", inventory(enc), enc.arn, "fail",
+             policy=Policy(key_protection=(KeyProtectionRule(
+                 ACCOUNT, KeyProtection.CUSTOMER_EXTERNAL_STORE),))),
     ],
     "key-rotation-disabled": [
         Case("rotating", inventory(enc), KEY, "pass"),
@@ -344,6 +389,31 @@ CASES: dict[str, list[Case]] = {
             mr_user, keys=(mr_primary, mr_replica)), EU_REPLICA, None),
         Case("pending replica deletion: no signal", inventory(enc, keys=(kms_key(
             key_state="PendingReplicaDeletion", rotation_enabled=False),)), KEY, None),
+    ],
+    "key-usage-not-audited": [
+        Case("trail in the key's region", inventory(enc, trails=(trail(),)), KEY, "pass",
+             says="audit"),
+        Case("multi-region trail homed elsewhere", inventory(enc, trails=(trail(
+            "org", home="eu-west-1", multi_region=True, organization=True),)), KEY, "pass"),
+        Case("no trail at all", inventory(enc, trails=()), KEY, "fail", Severity.MEDIUM,
+             says="no trail covers the region"),
+        Case("trail not logging", inventory(enc, trails=(trail(logging=False),)), KEY, "fail",
+             says="not logging"),
+        Case("WriteOnly selectors", inventory(enc, trails=(trail(
+            logs_kms=False, note="only WriteOnly management events are logged"),)), KEY,
+             "fail", says="WriteOnly"),
+        Case("kms excluded", inventory(enc, trails=(trail(
+            logs_kms=False, note="kms.amazonaws.com is excluded"),)), KEY, "fail"),
+        Case("single-region trail of another region", inventory(enc, trails=(trail(
+            "eu", home="eu-west-1"),)), KEY, "fail"),
+        Case("status unknown: silent", inventory(enc, trails=(trail(logging=None),)), KEY,
+             None),
+        Case("trails not listed (old inventory): silent", inventory(enc), KEY, None),
+        Case("DescribeTrails failed there: silent", inventory(enc, trails=(), errors=(
+            CollectionError(ACCOUNT, REGION, "cloudtrail", "DescribeTrails", "AccessDenied",
+                            "no"),)), KEY, None),
+        Case("AWS managed key not judged", inventory(instance("am", key=AWS_KEY), keys=(
+            kms_key(AWS_KEY, key_manager="AWS"),), trails=()), AWS_KEY, None),
     ],
     "cross-account-key": [
         Case("own account", inventory(enc), enc.arn, "pass"),

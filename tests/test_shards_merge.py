@@ -247,3 +247,49 @@ def test_shard_assignment_is_stable_and_spreads() -> None:
     assert shard_of("123456789012", 7) == shard_of("123456789012", 7)
     assert parse_shard("auto/4", {"AWS_BATCH_JOB_ARRAY_INDEX": "0"}) == Shard(1, 4)
     assert parse_shard("auto/4", {"JOB_COMPLETION_INDEX": "3"}) == Shard(4, 4)
+
+
+def test_security_hub_findings_land_in_each_members_own_hub(org: Org, tmp_path: Path) -> None:
+    proc = run(org.fake, "scan", "--organization", "--role-name", ROLE, "--regions",
+               "us-east-1", "--security-hub", "--output-dir", tmp_path, "--no-history")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((tmp_path / "rdsaudit-report.json").read_text())
+    failing = {f["resource"]["account_id"] for f in doc["findings"] if f["status"] == "fail"}
+    assert {org.plain, org.borrower} <= failing
+
+    def hub_of(account: str) -> set[str]:
+        sts = boto3.client("sts", region_name="us-east-1", endpoint_url=org.fake.endpoint_url,
+                           aws_access_key_id="x", aws_secret_access_key="x")
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{ROLE}",
+                                RoleSessionName="check")["Credentials"]
+        hub = boto3.client("securityhub", region_name="us-east-1",
+                           endpoint_url=org.fake.endpoint_url,
+                           aws_access_key_id=creds["AccessKeyId"],
+                           aws_secret_access_key=creds["SecretAccessKey"],
+                           aws_session_token=creds["SessionToken"])
+        return {f["AwsAccountId"] for f in hub.get_findings()["Findings"]}
+
+    assert hub_of(org.plain) == {org.plain}
+    assert hub_of(org.borrower) == {org.borrower}
+    assert hub_of(org.owner) == set()  # compliant: nothing imported
+
+
+def test_same_arguments_for_every_worker_and_merge_by_shard_count(org: Org,
+                                                                  tmp_path: Path) -> None:
+    """What array engines do: identical arguments, the index from the environment; the
+    output names its shard through {shard}; `merge --shards N RUN` finds the parts."""
+    for zero_based in range(SHARDS):
+        proc = run(org.fake, "scan", "--organization", "--role-name", ROLE, "--regions",
+                   "us-east-1", "--shard", f"auto/{SHARDS}", "--output-dir",
+                   str(tmp_path / "run" / "shard-{shard}"), "--no-history", "--exit-zero",
+                   AWS_BATCH_JOB_ARRAY_INDEX=str(zero_based))
+        assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        f"shard-{i}" for i in range(1, SHARDS + 1)]
+    proc = run(org.fake, "merge", "--shards", str(SHARDS), tmp_path / "run", "--output-dir",
+               tmp_path / "merged")
+    assert proc.returncode == 1, proc.stderr
+    merged = json.loads((tmp_path / "merged" / "rdsaudit-report.json").read_text())
+    assert [e["operation"] for e in merged["errors"]] == ["AssumeRole"]
+    assert "--shards 4, but the parts come from 3" in one_line_error(
+        run(org.fake, "merge", "--shards", "4", tmp_path / "run"))

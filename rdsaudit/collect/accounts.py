@@ -3,17 +3,30 @@ AWS Organization through an assumed read-only role."""
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
-from rdsaudit.collect.aws import AWS_FAILURES, CallCounter, Failure, describe_failure, retry_config
+from rdsaudit.collect.aws import (
+    AWS_FAILURES,
+    CallCounter,
+    Failure,
+    MalformedAnswer,
+    PageBound,
+    describe_failure,
+    page_of,
+    read_answer,
+    retry_config,
+)
 from rdsaudit.redact import remember_credentials
 from rdsaudit.shard import Shard
 
 ROLE_SESSION_NAME = "rdsaudit"
+_ACCOUNT_ID = re.compile(r"\d{12}")
 # What the scanning (management or delegated-administrator) account also needs for
 # --organization / --accounts; member accounts need only the read-only scan policy.
 MULTI_ACCOUNT_ACTIONS = ("organizations:ListAccounts", "sts:AssumeRole")
@@ -55,23 +68,47 @@ def _client(session: boto3.Session, service: str, region: str, endpoint_url: str
 
 
 def organization_accounts(session: boto3.Session, region: str, endpoint_url: str | None,
-                          counter: CallCounter) -> list[str]:
+                          counter: CallCounter) -> tuple[list[str], Failure | None]:
     """Active member accounts (suspended and closing ones skipped), from the management or a
-    delegated administrator account."""
+    delegated administrator account, and why the listing ended early (a runaway listing or
+    a failure after the first page; the accounts listed until then are scanned)."""
+    org = _client(session, "organizations", region, endpoint_url, counter)
+    bound = PageBound("ListAccounts", region)
+    ids: list[str] = []
     try:
-        org = _client(session, "organizations", region, endpoint_url, counter)
-        ids: list[str] = []
-        for page in org.get_paginator("list_accounts").paginate():
-            for account in page.get("Accounts") or ():
-                state = account.get("State") or account.get("Status")
-                if state == "ACTIVE" and isinstance(account.get("Id"), str):
-                    ids.append(account["Id"])
+        while True:
+            page, following = page_of(functools.partial(read_answer, org.list_accounts,
+                                                        "ListAccounts"),
+                                      "organizations", "ListAccounts", bound)
+            ids += _active_ids(page)
+            if following is None:
+                break
     except AWS_FAILURES as exc:
         failure = describe_failure(exc)
-        raise AccountsProblem(
-            f"cannot list the Organization's accounts (run from the management or a "
-            f"delegated administrator account): {failure.code}: {failure.message}") from None
-    return sorted(ids)
+        if bound.pages == 0:
+            raise AccountsProblem(
+                f"cannot list the Organization's accounts (run from the management or a "
+                f"delegated administrator account): {failure.code}: {failure.message}"
+            ) from None
+        return sorted(set(ids)), failure
+    runaway = describe_failure(bound.runaway) if bound.runaway is not None else None
+    return sorted(set(ids)), runaway
+
+
+def _active_ids(page: Mapping[str, Any]) -> list[str]:
+    accounts = page.get("Accounts")
+    if not isinstance(accounts, list):
+        raise MalformedAnswer("the ListAccounts answer has no Accounts list")
+    ids = []
+    for account in accounts:
+        if not isinstance(account, Mapping):
+            continue
+        state = account.get("State") or account.get("Status")
+        account_id = account.get("Id")
+        if state == "ACTIVE" and isinstance(account_id, str) and _ACCOUNT_ID.fullmatch(
+                account_id):
+            ids.append(account_id)
+    return ids
 
 
 def assume(session: boto3.Session, request: AccountsRequest, account_id: str, partition: str,
@@ -104,3 +141,28 @@ def assume(session: boto3.Session, request: AccountsRequest, account_id: str, pa
 
 def unique(ids: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(ids))
+
+
+class AccountSessions:
+    """A session in each scanned account, made when first asked for and kept: the opt-in
+    writes (Security Hub) are made from each finding's own account."""
+
+    def __init__(self, session: boto3.Session, request: AccountsRequest, caller: str,
+                 partition: str, region: str, endpoint_url: str | None) -> None:
+        self._session, self._request, self._caller = session, request, caller
+        self._partition, self._region, self._endpoint_url = partition, region, endpoint_url
+        self._made: dict[str, boto3.Session | Failure] = {}
+        self.counter = CallCounter()
+
+    def __call__(self, account_id: str) -> boto3.Session | Failure:
+        if account_id == self._caller:
+            return self._session
+        if not self._request.multi:
+            return Failure("NotScanned", f"account {account_id} is not the caller's and no "
+                           "role was given to assume")
+        made = self._made.get(account_id)
+        if made is None:
+            made = self._made[account_id] = assume(
+                self._session, self._request, account_id, self._partition, self._region,
+                self._endpoint_url, self.counter)
+        return made

@@ -27,16 +27,29 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    PaginationError,
     ReadTimeoutError,
 )
-from botocore.parsers import ResponseParserError
+from botocore.parsers import (
+    PROTOCOL_PARSERS,
+    BaseXMLResponseParser,
+    ResponseParserError,
+    ResponseParserFactory,
+    _text_content,
+)
 from botocore.retries import standard
 
 from rdsaudit import __version__
+from rdsaudit.collect.deadline import Deadline, DeadlineExceeded
 from rdsaudit.redact import redact
 
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+# The only writes rdsaudit may make, each under its own flag (DESIGN.md, "opt-in writes").
+# A client allows one only when built with it in `allowed_writes`, i.e. when its flag is on.
+OPT_IN_WRITES = {
+    "--security-hub": frozenset({"BatchImportFindings"}),
+    "--output-dir s3://": frozenset({"PutObject"}),
+    "--notify sns:": frozenset({"Publish"}),
+}
 
 # A region the account has not enabled answers with one of these (aws-facts §6).
 REGION_DISABLED_CODES = frozenset(
@@ -47,9 +60,18 @@ ACCESS_DENIED_CODES = frozenset(
 )
 
 
+class MalformedAnswer(Exception):
+    """An answer botocore parsed into something that is not the modelled structure."""
+
+
+class RunawayListing(Exception):
+    """A listing that would not end: a marker seen before (a cycle) or too many pages."""
+
+
 # What an AWS call can raise that is AWS's (or the network's) doing, not ours. botocore's
 # parser error is not a BotoCoreError, so it is listed on its own.
-AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError)
+AWS_FAILURES = (ClientError, BotoCoreError, ResponseParserError, MalformedAnswer,
+                RunawayListing, DeadlineExceeded)
 
 
 class MutatingCallRefused(RuntimeError):
@@ -82,6 +104,12 @@ def describe_failure(exc: Exception) -> Failure:
         return Failure("Timeout", _one_line(str(exc)))
     if isinstance(exc, EndpointConnectionError):
         return Failure("EndpointConnectionError", _one_line(str(exc)))
+    if isinstance(exc, DeadlineExceeded):
+        return Failure("DeadlineExceeded", str(exc))
+    if isinstance(exc, RunawayListing):
+        return Failure("RunawayPagination", str(exc))
+    if isinstance(exc, MalformedAnswer):
+        return Failure("MalformedResponse", str(exc))
     if isinstance(exc, ResponseParserError):
         # botocore's text embeds the raw body, which may hold credentials (a truncated
         # AssumeRole answer does): say what went wrong, never what was received.
@@ -253,8 +281,10 @@ class PatientRetry:
     def __init__(self, limiter: Callable[[str], RateLimiter], max_attempts: int,
                  patience: float = 60.0, clock: Callable[[], float] = time.monotonic,
                  rand: Callable[[], float] = random.random,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 deadline: Deadline | None = None) -> None:
         self.limiter = limiter  # operation name -> its limiter
+        self.deadline = deadline or Deadline(None)
         self._sleep = sleep
         self.max_attempts = max(1, max_attempts)
         self.patience = patience
@@ -303,7 +333,7 @@ class PatientRetry:
             attempt_number=attempts, operation_model=operation, parsed_response=parsed,
             http_response=http, caught_exception=caught_exception,
             request_context=request_dict["context"])
-        if not _RETRYABLE.is_retryable(ctx):
+        if not _RETRYABLE.is_retryable(ctx) or self.deadline.expired:
             return False
         throttled = _THROTTLING.is_throttling_error_from_context(ctx)
         if throttled:
@@ -373,13 +403,73 @@ def parse_timestamp(value: Any) -> datetime:
     return result
 
 
-def use_fast_timestamps(session: boto3.Session) -> None:
-    """Parse the session's responses with `parse_timestamp` (same values, less CPU)."""
+def lenient_timestamp(value: Any) -> Any:
+    """`parse_timestamp`, or the value as text when it is not a time (`not-a-date`, 1e20):
+    the record holding it is then malformed, instead of the whole page failing."""
+    try:
+        return parse_timestamp(value)
+    except (ValueError, TypeError, OverflowError, OSError):
+        return str(value)
+
+
+def _lenient(parser: type) -> type:
+    """A botocore XML parser that keeps a number or boolean it cannot read as its text.
+
+    botocore raises ValueError for `<BackupRetentionPeriod>seven</…>` (the whole call
+    fails, exit 4 before) and reads any boolean but `true` as False; kept as text, the value
+    reaches the record's own type checks (`collect.specs`), which refuse that one record.
+    """
+
+    class Lenient(parser):  # type: ignore[misc]
+        @_text_content  # type: ignore[untyped-decorator]
+        def _handle_integer(self, shape: Any, text: str) -> Any:
+            try:
+                return int(text)
+            except ValueError:
+                return text
+
+        @_text_content  # type: ignore[untyped-decorator]
+        def _handle_float(self, shape: Any, text: str) -> Any:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+
+        @_text_content  # type: ignore[untyped-decorator]
+        def _handle_boolean(self, shape: Any, text: str) -> Any:
+            return {"true": True, "false": False}.get(text, text)
+
+        _handle_long = _handle_integer
+        _handle_double = _handle_float
+
+    Lenient.__name__ = f"Lenient{parser.__name__}"
+    return Lenient
+
+
+_LENIENT_PARSERS = {name: _lenient(cls) for name, cls in PROTOCOL_PARSERS.items()
+                    if issubclass(cls, BaseXMLResponseParser)}
+
+
+class LenientParserFactory(ResponseParserFactory):  # type: ignore[misc]
+    """botocore's parser factory, with `lenient_timestamp` and lenient XML scalars."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_parser_defaults(timestamp_parser=lenient_timestamp)
+
+    def create_parser(self, protocol_name: str) -> Any:
+        parser = _LENIENT_PARSERS.get(protocol_name) or PROTOCOL_PARSERS[protocol_name]
+        return parser(**self._defaults)
+
+
+def use_lenient_parsers(session: boto3.Session) -> None:
+    """Parse the session's answers with `LenientParserFactory`: the same values for a
+    well-formed answer (and less CPU: `parse_timestamp`), text where one is wrong."""
     core = getattr(session, "_session", None)
     if core is None:
         return
-    factory = core.get_component("response_parser_factory")
-    factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+    if not isinstance(core.get_component("response_parser_factory"), LenientParserFactory):
+        core.register_component("response_parser_factory", LenientParserFactory())
 
 
 class AwsClients:
@@ -401,9 +491,13 @@ class AwsClients:
         counter: CallCounter | None = None,
         read_timeout: float = 30,
         throttle_patience: float = 60.0,
+        allowed_writes: frozenset[str] = frozenset(),
+        deadline: Deadline | None = None,
     ) -> None:
         self.session = session
-        use_fast_timestamps(session)
+        self.allowed_writes = allowed_writes
+        use_lenient_parsers(session)
+        self.deadline = deadline or Deadline(None)
         self.endpoint_url = endpoint_url
         self.counter = counter or CallCounter()
         self.max_attempts = max_attempts
@@ -423,7 +517,8 @@ class AwsClients:
                 client = self.session.client(service, **kwargs)
                 self.counter.attach(client)
                 PatientRetry(functools.partial(self.limiter, service, region),
-                             self.max_attempts, self.throttle_patience).attach(client)
+                             self.max_attempts, self.throttle_patience,
+                             deadline=self.deadline).attach(client)
                 self._clients[(service, region)] = client
             return client
 
@@ -436,37 +531,115 @@ class AwsClients:
                 found = self.limiters[key] = RateLimiter()
             return found
 
+    def has_operation(self, service: str, operation: str) -> bool:
+        """Whether this botocore knows the operation (newer APIs are skipped, not broken)."""
+        return operation in _operation_names(service)
+
     def call(self, service: str, region: str, operation: str, method: str,
              **params: Any) -> Mapping[str, Any]:
-        _refuse_mutation(operation)
-        result: Mapping[str, Any] = getattr(self.client(service, region), method)(**params)
-        return result
+        if operation not in self.allowed_writes:
+            _refuse_mutation(operation)
+        self.deadline.check(operation)
+        client = self.client(service, region)
+        # The guard reads the API the method really calls, not the name it was given.
+        api = client.meta.method_to_api_mapping.get(method, method)
+        if api not in self.allowed_writes:
+            _refuse_mutation(api)
+        return read_answer(getattr(client, method), operation, **params)
+
 
     def page(self, service: str, region: str, operation: str, method: str,
-             marker: str | None = None, **params: Any) -> tuple[Mapping[str, Any], str | None]:
-        """One page of a paginated listing and the marker of the next page (None: last).
+             bound: PageBound, **params: Any) -> tuple[Mapping[str, Any], str | None]:
+        """The next page of a paginated listing and the marker of the one after (None: last).
 
         Pages are fetched one call at a time, so the scanner can ask for page n+1 the moment
-        page n has answered and read page n's items while page n+1 is in flight.
+        page n has answered and read page n's items while page n+1 is in flight. `bound`
+        holds the listing's position and ends it (`runaway`) when the endpoint loops.
         """
-        _refuse_mutation(operation)
-        tokens = _paging(service, operation)
-        if marker is not None:
-            params[tokens.input] = marker
-        answer = self.call(service, region, operation, method, **params)
-        following = answer.get(tokens.output)
-        if tokens.more is not None and not answer.get(tokens.more):
+        return page_of(functools.partial(self.call, service, region, operation, method),
+                       service, operation, bound, **params)
+
+
+def read_answer(method: Callable[..., Any], operation: str, **params: Any) -> Mapping[str, Any]:
+    """Call `method`; an answer botocore cannot turn into the modelled structure (a value of
+    the wrong type, a JSON list for an object) is a `MalformedAnswer`, never a crash."""
+    try:
+        result = method(**params)
+    except AWS_FAILURES:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError,
+            UnicodeError, RecursionError) as exc:
+        raise MalformedAnswer(f"the {operation} answer is not of the expected shape "
+                              f"({type(exc).__name__})") from None
+    if not isinstance(result, Mapping):
+        raise MalformedAnswer(f"the {operation} answer is not a structure")
+    return result
+
+
+def page_of(call: Callable[..., Mapping[str, Any]], service: str, operation: str,
+            bound: PageBound, **params: Any) -> tuple[Mapping[str, Any], str | None]:
+    """One page through `call(**params)`, with the marker `bound` holds; the only paging
+    loop step in rdsaudit (RDS, KMS and Organizations listings all go through it)."""
+    _refuse_mutation(operation)
+    tokens = _paging(service, operation)
+    if bound.marker is not None:
+        params[tokens.input] = bound.marker
+    answer = call(**params)
+    following = answer.get(tokens.output)
+    if tokens.more is not None and not answer.get(tokens.more):
+        following = None
+    if not isinstance(following, str) or not following:
+        following = None
+    return answer, bound.advance(following)
+
+
+# The most pages any listing may take. Every quota that bounds what a listing returns is
+# adjustable, so the cap sits far above what AWS grants: RDS pages hold up to 100 items
+# (MaxRecords 20..100, aws-facts §2), so 2,000 pages are 200,000 instances, clusters or
+# snapshots in one region (default quotas: 40 instances, 40 clusters, 100 manual snapshots
+# per region; automated snapshots are one a day for at most 35 days per instance); KMS
+# ListAliases pages hold up to 100 aliases (aws-facts §5): 200,000 aliases, twice the
+# 100,000 customer managed keys a region holds by default; Organizations ListAccounts pages
+# hold up to 20 accounts: 40,000 accounts. No quota justifies more than 2,000 pages.
+MAX_PAGES = 2_000
+
+
+class PageBound:
+    """Where one paginated listing is, and the proof that it ends.
+
+    Every marker the listing was given is remembered: a repeat is a cycle of any length
+    (the same marker again, or two alternating), and more than `cap` pages (markers that
+    keep increasing) is a broken or hostile endpoint. Either ends the listing (the page in
+    hand is still read) and sets `runaway`, which the caller records as an error naming the
+    operation and region.
+    """
+
+    def __init__(self, operation: str, region: str, cap: int = MAX_PAGES) -> None:
+        self.operation = operation
+        self.region = region
+        self.cap = cap
+        self.marker: str | None = None
+        self.pages = 0
+        self.runaway: RunawayListing | None = None
+        self._seen: set[str] = set()
+
+    def advance(self, following: str | None) -> str | None:
+        """Count a page; the marker to follow, or None when the listing ends here."""
+        self.pages += 1
+        if following is not None and following in self._seen:
+            self.runaway = RunawayListing(
+                f"{self.operation} in {self.region}: the next-page marker repeats after "
+                f"{self.pages} page(s); listing stopped")
+        elif following is not None and self.pages >= self.cap:
+            self.runaway = RunawayListing(
+                f"{self.operation} in {self.region}: more than {self.cap} pages; listing "
+                "stopped")
+        if self.runaway is not None:
             following = None
-        if not isinstance(following, str) or not following:
-            return answer, None
-        if following == marker:
-            # What botocore's paginator refuses too: the same marker again would loop forever.
-            raise PaginationError(message=f"{operation} returned the marker it was given")
-        return answer, following
-
-
-# A listing of more pages than this is a broken endpoint, not an estate (10 million items).
-_MAX_PAGES = 100_000
+        elif following is not None:
+            self._seen.add(following)
+        self.marker = following
+        return following
 
 
 @dataclass(frozen=True)
@@ -490,6 +663,11 @@ def _paginator_model(service: str) -> Any:
     # One botocore session for all: its loader caches what it reads from botocore's data
     # (a session per look-up re-scans the data directories, ~50 ms each).
     return _botocore_session().get_paginator_model(service)
+
+
+@functools.cache
+def _operation_names(service: str) -> frozenset[str]:
+    return frozenset(_botocore_session().get_service_model(service).operation_names)
 
 
 @functools.cache

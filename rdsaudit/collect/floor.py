@@ -11,12 +11,19 @@ saved inventory alike. What the floor counts, per scanned region (enabled region
 and once per account or key:
 
 * `sts:GetCallerIdentity` 1, `ec2:DescribeRegions` 1 when regions are discovered;
-* `kms:DescribeKey` once per distinct key the resources name (resolved to its ARN), and
+* `kms:DescribeKey` once per distinct key the resources name in any key role (storage,
+  Performance Insights, master user secret, activity stream; resolved to its ARN), and
   once per multi-Region primary key of such a key that no resource names itself;
 * `kms:GetKeyRotationStatus` once per distinct described key that `needs_rotation_call`
   (customer managed, not imported / custom key store / multi-Region replica);
 * one `Describe*SnapshotAttributes` call per manual (cluster) snapshot that
-  `needs_share_call` (every one that is not KMS-encrypted).
+  `needs_share_call` (every one that is not KMS-encrypted);
+* `kms:GetKeyLastUsage` once per described customer managed key of the account that uses
+  it (`needs_last_usage_call`);
+* `rds:DescribeOptionGroups` once per distinct non-default option group of an Oracle or
+  SQL Server instance (`option_group_to_describe`: TDE);
+* `cloudtrail:DescribeTrails` once per scanned region, and `cloudtrail:GetTrailStatus` and
+  `cloudtrail:GetEventSelectors` once per distinct trail an account lists.
 
 Items a listing returns but rdsaudit leaves out (DocumentDB, Neptune) are not in an
 inventory, so a floor computed from one undercounts pages when there are many of them.
@@ -27,6 +34,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from rdsaudit.arns import Arn
 from rdsaudit.collect.scan import ALIAS_PAGE
@@ -35,12 +43,14 @@ from rdsaudit.collect.specs import (
     PAGE_SIZE,
     SNAPSHOT_SHARE_CALLS,
     ListingSpec,
+    needs_last_usage_call,
     needs_rotation_call,
     needs_share_call,
+    option_group_to_describe,
     primary_to_look_up,
 )
-from rdsaudit.keyref import resolve_key
-from rdsaudit.model import EncryptionType, Inventory, Resource
+from rdsaudit.keyref import key_dependencies, resolve_key
+from rdsaudit.model import Inventory, Resource
 
 # Listing order, where known: (region, index in LISTINGS) -> item ARNs in the order AWS
 # returned them. Without it the critical path is the best case over every possible order.
@@ -96,17 +106,17 @@ def listing_items(inventory: Inventory) -> dict[tuple[str, int], int]:
             for region in scanned_regions(inventory) for i in range(len(LISTINGS))}
 
 
-def key_of(resource: Resource, aliases: Mapping[str, Mapping[str, Mapping[str, str | None]]],
-           regions: Iterable[str]) -> str | None:
-    """The key ARN the scan looks up for this resource, or None (no look-up)."""
-    if not resource.encrypted or resource.encryption_type is EncryptionType.SSE_RDS:
-        return None
-    if resource.kms_key_id is None:
-        return None
-    ref = resolve_key(resource.kms_key_id, resource.region, resource.account_id,
-                      {r: a for r, a in aliases.get(resource.account_id, {}).items()
-                       if r in regions})
-    return ref.arn
+def keys_of(resource: Resource, aliases: Mapping[str, Mapping[str, Mapping[str, str | None]]],
+            regions: Iterable[str]) -> list[tuple[str, str]]:
+    """(KmsKeyId as named, key ARN) of each key the scan looks up for this resource, in
+    every key role (see `key_dependencies`)."""
+    listed = {r: a for r, a in aliases.get(resource.account_id, {}).items() if r in regions}
+    out = []
+    for _, key_id in key_dependencies(resource):
+        ref = resolve_key(key_id, resource.region, resource.account_id, listed)
+        if ref.arn is not None:
+            out.append((key_id, ref.arn))
+    return out
 
 
 def _aliases(inventory: Inventory) -> dict[str, dict[str, dict[str, str | None]]]:
@@ -125,9 +135,9 @@ def keys_looked_up(inventory: Inventory) -> dict[str, list[Resource]]:
     regions = scanned_regions(inventory)
     out: dict[str, list[Resource]] = defaultdict(list)
     for resource in inventory.resources:
-        arn = key_of(resource, aliases, regions)
-        if arn is not None:
-            out[arn].append(resource)
+        for _, arn in keys_of(resource, aliases, regions):
+            if resource not in out[arn][-1:]:
+                out[arn].append(resource)
     return out
 
 
@@ -174,7 +184,41 @@ def api_floor(inventory: Inventory, discovered_regions: bool = False,
     for resource in inventory.resources:
         if needs_share_call(resource):
             floor[f"rds:{SNAPSHOT_SHARE_CALLS[resource.type][0]}"] += 1
+    groups = {(r.account_id, r.region, g) for r in inventory.resources
+              if (g := option_group_to_describe(r)) is not None}
+    if groups:
+        floor["rds:DescribeOptionGroups"] += len(groups)
+    last_used = last_usage_keys(inventory, keys, described)
+    if last_used:
+        floor["kms:GetKeyLastUsage"] += len(last_used)
+    regions = scanned_regions(inventory)
+    floor["cloudtrail:DescribeTrails"] += len(regions)
+    trails = {(t.account_id, t.arn) for t in inventory.trails}
+    if trails:
+        floor["cloudtrail:GetTrailStatus"] += len(trails)
+        floor["cloudtrail:GetEventSelectors"] += len(trails)
     return dict(sorted(floor.items()))
+
+
+def last_usage_keys(inventory: Inventory, named: Mapping[str, list[Resource]],
+                    described: Iterable[str]) -> set[str]:
+    """The described keys GetKeyLastUsage is asked of (the scanner's own predicate)."""
+    by_arn = {k.arn: k for k in inventory.keys}
+    return {arn for arn in described if arn in by_arn and any(
+        needs_last_usage_call(by_arn[arn], a) for a in _accounts_using(arn, named, by_arn))}
+
+
+def _accounts_using(arn: str, named: Mapping[str, list[Resource]],
+                    by_arn: Mapping[str, Any]) -> set[str]:
+    """Accounts whose scan describes this key: those of its users, or for a multi-Region
+    primary no resource names, those of its replicas' users."""
+    users = {r.account_id for r in named.get(arn, ())}
+    if not users:
+        for other, resources in named.items():
+            key = by_arn.get(other)
+            if key is not None and key.primary_key_arn == arn:
+                users |= {r.account_id for r in resources}
+    return users
 
 
 def critical_chain(inventory: Inventory, discovered_regions: bool = False,
@@ -199,7 +243,10 @@ def critical_chain(inventory: Inventory, discovered_regions: bool = False,
     alias_page = min(ALIAS_PAGE, page_cap) if page_cap is not None else ALIAS_PAGE
     alias_pages = {r: pages(alias_counts[r], alias_page) for r in regions}
     named_keys = keys_looked_up(inventory)
-    rotating = rotation_keys(inventory, set(named_keys) | primaries(inventory, named_keys))
+    all_described = set(named_keys) | primaries(inventory, named_keys)
+    rotating = rotation_keys(inventory, all_described)
+    # A key's DescribeKey is followed by its rotation status and its last use, in parallel.
+    rotating |= last_usage_keys(inventory, named_keys, all_described)
     by_key = {k.arn: k for k in inventory.keys}
     by_arn = {r.arn: r for r in inventory.resources}
     rows: dict[tuple[str, int], list[Resource]] = defaultdict(list)
@@ -209,19 +256,19 @@ def critical_chain(inventory: Inventory, discovered_regions: bool = False,
             rows[(resource.region, row)].append(resource)
 
     def key_after(resource: Resource, page: int) -> None:
-        """Note when the look-up of this resource's key can start, at the earliest."""
-        arn = key_of(resource, aliases, regions)
-        if arn is None:
-            return
-        start = page
-        named = resource.kms_key_id or ""
-        ref = Arn.parse(named)
-        if named.startswith("alias/") or (ref is not None and ref.resource.startswith("alias/")):
-            alias_region = ref.region if ref is not None else resource.region
-            start = max(start, alias_pages.get(alias_region, 1))
-        first_seen[arn] = min(first_seen.get(arn, start), start)
+        """Note when the look-up of this resource's keys can start, at the earliest."""
+        for named, arn in keys_of(resource, aliases, regions):
+            start = page
+            ref = Arn.parse(named)
+            if named.startswith("alias/") or (ref is not None
+                                              and ref.resource.startswith("alias/")):
+                alias_region = ref.region if ref is not None else resource.region
+                start = max(start, alias_pages.get(alias_region, 1))
+            first_seen[arn] = min(first_seen.get(arn, start), start)
 
     longest = max(alias_pages.values(), default=0)
+    if inventory.trails:
+        longest = max(longest, 2)  # DescribeTrails, then a trail's status and selectors
     first_seen: dict[str, int] = {}  # key -> earliest call number its look-up can follow
     for (region, row), n in listing_items(inventory).items():
         size = page_size(LISTINGS[row], page_cap)

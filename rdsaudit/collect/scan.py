@@ -26,28 +26,47 @@ from datetime import datetime
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.collect.aws import AWS_FAILURES, AwsClients, Failure, describe_failure
+from rdsaudit.collect.aws import (
+    AWS_FAILURES,
+    AwsClients,
+    Failure,
+    PageBound,
+    describe_failure,
+)
+from rdsaudit.collect.deadline import Deadline
 from rdsaudit.collect.specs import (
     LISTINGS,
+    OPTION_GROUP_CALL,
     SNAPSHOT_SHARE_CALLS,
+    TRAIL_CALLS,
     ListingSpec,
     MalformedRecord,
+    needs_last_usage_call,
     needs_rotation_call,
     needs_share_call,
+    option_group_to_describe,
     primary_to_look_up,
 )
-from rdsaudit.keyref import CUSTOM_KEY_STORE_ORIGINS, resolve_key, rotation_not_applicable
+from rdsaudit.collect.trails import kms_reads_logged
+from rdsaudit.keyref import (
+    CUSTOM_KEY_STORE_ORIGINS,
+    key_dependencies,
+    resolve_key,
+    rotation_not_applicable,
+)
 from rdsaudit.model import (
     CollectionError,
-    EncryptionType,
     KeyLookup,
     KmsAlias,
     KmsKey,
+    OptionGroup,
     Resource,
     RotationLookup,
     SkippedRegion,
     SnapshotShare,
+    Trail,
 )
+from rdsaudit.text import identifier_problem, shown, valid_text
 from rdsaudit.timestamps import iso_utc
 
 ProgressFn = Callable[["Progress"], None]
@@ -73,6 +92,8 @@ class AccountScan:
     shares: tuple[SnapshotShare, ...]
     errors: tuple[CollectionError, ...]
     skipped: tuple[SkippedRegion, ...]
+    trails: tuple[Trail, ...] = ()
+    option_groups: tuple[OptionGroup, ...] = ()
 
 
 class _Malformed(ValueError):
@@ -82,7 +103,7 @@ class _Malformed(ValueError):
 # What runs first when more work is ready than lanes allow: the critical path. Listing
 # pages are chains (page n+1 needs page n's marker) and reveal everything else; a key's
 # DescribeKey may have a GetKeyRotationStatus behind it; snapshot attributes end nothing.
-LISTING, KEY, ROTATION, SHARE = 0, 1, 2, 3
+LISTING, KEY, ROTATION, SHARE, DETAIL = 0, 1, 2, 3, 4
 
 # Calls in flight at most per service and region, within the scan's `workers` in all: AWS
 # throttles per account, region and service (aws-facts §7). A listing holds one RDS lane for
@@ -95,7 +116,6 @@ ALIAS_PAGE = 100  # the largest ListAliases page (Limit 1..100)
 
 Lane = tuple[str, str]  # (service, region)
 LOCAL: Lane = ("local", "")  # work that makes no call: reading a page
-MAX_PAGES = 100_000  # more is a broken endpoint, not an estate (10 million items)
 
 
 class _Scheduler:
@@ -115,23 +135,39 @@ class _Scheduler:
         self._pending = 0  # queued + running
         self._seq = itertools.count()
         self._stop: BaseException | None = None
+        self._active: dict[int, tuple[Lane, Callable[..., None], tuple[Any, ...]]] = {}
+        self.stopped = False  # the deadline passed: nothing more is started
 
-    def submit(self, priority: int, lane: Lane, fn: Callable[..., None], *args: Any) -> None:
+    def submit(self, priority: int, lane: Lane, fn: Callable[..., None], *args: Any) -> bool:
+        """Queue a task; False once the scheduler has stopped (it will never run)."""
         with self._cond:
+            if self.stopped:
+                return False
             heapq.heappush(self._queues.setdefault(lane, []),
                            (priority, next(self._seq), fn, args))
             self._pending += 1
             self._cond.notify()
+        return True
 
-    def run(self) -> None:
+    def run(self, deadline: Deadline) -> list[tuple[Lane, Callable[..., None], tuple[Any, ...]]]:
+        """Run until no task is left, or the deadline passes: then the tasks never started
+        and those still running (perhaps stuck in a call) are returned, and the worker
+        threads are left behind (daemons, never joined: `rdsaudit.collect.deadline`)."""
         threads = [threading.Thread(target=self._work, name=f"rdsaudit-{i}", daemon=True)
                    for i in range(self._workers)]
         for thread in threads:
             thread.start()
         try:
             with self._cond:
-                while self._pending and self._stop is None:
-                    self._cond.wait(0.5)
+                while self._pending and self._stop is None and not deadline.expired:
+                    self._cond.wait(min(0.5, max(0.01, deadline.remaining())))
+                if self._pending and self._stop is None:
+                    self.stopped = True
+                    self._cond.notify_all()
+                    queued = [(lane, fn, args) for lane, queue in self._queues.items()
+                              for _, _, fn, args in queue]
+                    self._queues.clear()
+                    return queued + list(self._active.values())
         except BaseException as exc:
             # Ctrl-C: drop queued work instead of finishing the whole scan first.
             with self._cond:
@@ -144,6 +180,7 @@ class _Scheduler:
             raise crash
         for thread in threads:
             thread.join()
+        return []
 
     def _take(self) -> tuple[Lane, Callable[..., None], tuple[Any, ...]] | None:
         best: Lane | None = None
@@ -162,7 +199,7 @@ class _Scheduler:
         while True:
             with self._cond:
                 while True:
-                    if self._stop is not None or not self._pending:
+                    if self._stop is not None or not self._pending or self.stopped:
                         self._cond.notify_all()
                         return
                     task = self._take()
@@ -170,6 +207,9 @@ class _Scheduler:
                         break
                     self._cond.wait()
             lane, fn, args = task
+            token = next(self._seq)
+            with self._cond:
+                self._active[token] = task
             try:
                 fn(*args)
             except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises
@@ -177,6 +217,7 @@ class _Scheduler:
                     self._stop = self._stop or exc
             finally:
                 with self._cond:
+                    self._active.pop(token, None)
                     self._running[lane] -= 1
                     self._pending -= 1
                     self._cond.notify_all()
@@ -192,7 +233,9 @@ class AccountScanner:
         workers: int = 16,
         per_service: Mapping[str, int] | None = None,
         progress: ProgressFn | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
+        self.deadline = deadline or Deadline(None)
         self.clients = clients
         self.account_id = account_id
         self.regions = tuple(regions)
@@ -209,7 +252,10 @@ class AccountScanner:
         self._shares: list[SnapshotShare] = []
         self._errors: list[CollectionError] = []
         self._skipped: dict[str, SkippedRegion] = {}
-        self._open_listings = {r: len(LISTINGS) + 1 for r in self.regions}
+        self._trails: dict[str, Trail] = {}
+        self._option_groups: dict[tuple[str, str], OptionGroup | None] = {}
+        # Per region: every row of LISTINGS, ListAliases and DescribeTrails.
+        self._open_listings = {r: len(LISTINGS) + 2 for r in self.regions}
         self._scheduler: _Scheduler | None = None
 
     # -- orchestration -------------------------------------------------------------------
@@ -217,24 +263,101 @@ class AccountScanner:
     def run(self) -> AccountScan:
         self._scheduler = _Scheduler(self.workers, self.lanes)
         for region in self.regions:
-            self._submit(LISTING, ("kms", region), self._list_aliases, region, None, {})
+            self._submit(LISTING, ("kms", region), self._list_aliases, region,
+                         PageBound("ListAliases", region), {})
+            self._submit(LISTING, ("cloudtrail", region), self._list_trails, region)
             for spec in LISTINGS:
-                self._submit(LISTING, (spec.service, region), self._list, region, spec, None)
-        self._scheduler.run()
-        return AccountScan(
-            account_id=self.account_id,
-            regions=self.regions,
-            resources=tuple(sorted(self._resources.values(), key=lambda r: r.arn)),
-            keys=tuple(sorted(self._keys.values(), key=lambda k: k.arn)),
-            aliases=tuple(sorted(self._alias_records, key=lambda a: (a.region, a.name))),
-            shares=tuple(sorted(self._shares, key=lambda s: s.snapshot_arn)),
-            errors=tuple(self._errors),
-            skipped=tuple(self._skipped[r] for r in sorted(self._skipped)),
-        )
+                self._submit(LISTING, (spec.service, region), self._list, region, spec)
+        for _lane, fn, args in self._scheduler.run(self.deadline):
+            self._unread(fn, args)
+        self._unscanned_replications()
+        with self._lock:
+            # Under the lock: a worker stuck past the deadline may still answer later.
+            return AccountScan(
+                account_id=self.account_id,
+                regions=self.regions,
+                resources=tuple(sorted(self._resources.values(), key=lambda r: r.arn)),
+                keys=tuple(sorted(self._keys.values(), key=lambda k: k.arn)),
+                aliases=tuple(sorted(self._alias_records, key=lambda a: (a.region, a.name))),
+                shares=tuple(sorted(self._shares, key=lambda s: s.snapshot_arn)),
+                errors=tuple(self._errors),
+                skipped=tuple(self._skipped[r] for r in sorted(self._skipped)),
+                trails=tuple(sorted(self._trails.values(), key=lambda t: t.arn)),
+                option_groups=tuple(sorted((g for g in self._option_groups.values() if g),
+                                           key=lambda g: (g.region, g.name))),
+            )
+
+    def _unscanned_replications(self) -> None:
+        """A backup replicated into a region this scan did not cover is not audited: say
+        so, with the region to add. (Discovered regions are every enabled region, so there
+        the destination is scanned unless the account has not enabled it.)"""
+        seen: set[str] = set()
+        for resource in sorted(self._resources.values(), key=lambda r: r.arn):
+            for arn in resource.backup_replications:
+                parsed = Arn.parse(arn)
+                if parsed is None or arn in seen or parsed.region in self.regions:
+                    continue
+                seen.add(arn)
+                self._errors.append(CollectionError(
+                    self.account_id, parsed.region, "rds",
+                    "DescribeDBInstanceAutomatedBackups", "RegionNotScanned",
+                    f"automated backups of {resource.id} ({resource.region}) are replicated "
+                    f"to {parsed.region}, which this scan did not cover: their encryption is "
+                    f"not audited; add {parsed.region} to --regions (or the config's regions)",
+                    arn))
 
     def _submit(self, priority: int, lane: Lane, fn: Callable[..., None], *args: Any) -> None:
         assert self._scheduler is not None
-        self._scheduler.submit(priority, lane, fn, *args)
+        if not self._scheduler.submit(priority, lane, fn, *args):
+            self._unread(fn, args)
+
+    def _unread(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """Record work the deadline left undone as the error it is (what was not read)."""
+        name = getattr(fn, "__name__", "")
+        if name == "_take_page":  # a page already read: its items are in hand, take them
+            region, spec, page = args
+            fn(region, spec, page)
+            return
+        message = f"not read before the --timeout deadline ({self.deadline.seconds:g} s)"
+        if name == "_list":
+            region, spec = args
+            self._record_error(region, spec.service, spec.operation,
+                               Failure("DeadlineExceeded", message))
+        elif name == "_list_aliases":
+            self._record_error(args[0], "kms", "ListAliases",
+                               Failure("DeadlineExceeded", message))
+        elif name == "_describe_key":
+            arn, region, _account = args
+            self._record_error(region, "kms", "DescribeKey",
+                               Failure("DeadlineExceeded", message), arn)
+        elif name == "_rotation":
+            key = args[0]
+            self._record_error(key.region, "kms", "GetKeyRotationStatus",
+                               Failure("DeadlineExceeded", message), key.arn)
+            with self._lock:
+                held = self._keys.get(key.arn, key)
+                self._keys[key.arn] = replace(held, rotation=RotationLookup.ERROR,
+                                              note=f"rotation status unknown: {message}")
+        elif name == "_describe_share":
+            snapshot = args[0]
+            operation = SNAPSHOT_SHARE_CALLS[snapshot.type][0]
+            self._record_error(snapshot.region, "rds", operation,
+                               Failure("DeadlineExceeded", message), snapshot.arn)
+        elif name == "_list_trails":
+            self._record_error(args[0], "cloudtrail", "DescribeTrails",
+                               Failure("DeadlineExceeded", message))
+        elif name in ("_trail_status", "_trail_selectors"):
+            arn, home = args
+            operation = TRAIL_CALLS["status" if name == "_trail_status" else "selectors"][0]
+            self._record_error(home, "cloudtrail", operation,
+                               Failure("DeadlineExceeded", message), arn)
+        elif name == "_describe_option_group":
+            region, group = args
+            self._record_error(region, "rds", OPTION_GROUP_CALL[0],
+                               Failure("DeadlineExceeded", message), group)
+        elif name == "_last_usage":
+            # Shown, never judged: the key only says its last use is unknown.
+            self._update_key(args[0], last_usage_note=f"last use unknown: {message}")
 
     def _region_finished(self, region: str) -> None:
         with self._lock:
@@ -253,10 +376,11 @@ class AccountScanner:
         with self._lock:
             return region in self._skipped
 
-    def _fail(self, region: str, service: str, operation: str, failure: Failure) -> None:
+    def _fail(self, region: str, service: str, operation: str, failure: Failure,
+              resource: str | None = None) -> None:
         """Record a failure: a disabled region once as skipped, anything else as an error."""
         with self._lock:
-            if failure.region_disabled and service in ("rds", "kms", "ec2"):
+            if failure.region_disabled and service in ("rds", "kms", "ec2", "cloudtrail"):
                 if region in self.regions and region not in self._skipped:
                     self._skipped[region] = SkippedRegion(
                         self.account_id, region, failure.code, failure.message
@@ -266,32 +390,32 @@ class AccountScanner:
                     return
             self._errors.append(
                 CollectionError(
-                    self.account_id, region, service, operation, failure.code, failure.message
+                    self.account_id, region, service, operation, failure.code,
+                    failure.message, resource,
                 )
             )
 
     # -- listings ------------------------------------------------------------------------
 
-    def _list(self, region: str, spec: ListingSpec, marker: str | None) -> None:
+    def _list(self, region: str, spec: ListingSpec) -> None:
         """A listing's pages, one after another in this thread (the chain never waits for a
-        free worker); each page but the last is read by another task meanwhile."""
-        for _ in range(MAX_PAGES):
-            if self._skipping(region):
-                break
+        free worker); each page but the last is read by another task meanwhile. The
+        listing's `PageBound` ends it when the endpoint loops."""
+        bound = PageBound(spec.operation, region)
+        while not self._skipping(region):
             try:
                 page, following = self.clients.page(spec.service, region, spec.operation,
-                                                    spec.method, marker, **spec.params)
+                                                    spec.method, bound, **spec.params)
             except AWS_FAILURES as exc:
                 self._fail(region, spec.service, spec.operation, describe_failure(exc))
                 break
             if following is None:
                 self._take_page(region, spec, page)
+                if bound.runaway is not None:
+                    self._fail(region, spec.service, spec.operation,
+                               describe_failure(bound.runaway))
                 break
             self._submit(LISTING, LOCAL, self._take_page, region, spec, page)
-            marker = following
-        else:
-            self._fail(region, spec.service, spec.operation,
-                       Failure("MalformedResponse", f"more than {MAX_PAGES} pages"))
         self._region_finished(region)
 
     def _take_page(self, region: str, spec: ListingSpec, page: Mapping[str, Any]) -> None:
@@ -308,7 +432,7 @@ class AccountScanner:
             except MalformedRecord as bad:
                 where = f" ({bad.resource_id})" if bad.resource_id else ""
                 self._fail(region, spec.service, spec.operation,
-                           Failure("MalformedResponse", f"{bad}{where}"))
+                           Failure("MalformedResponse", f"{bad}{where}"), bad.resource_id)
                 continue
             if resource is None:
                 continue
@@ -321,8 +445,39 @@ class AccountScanner:
     def _follow_up(self, resource: Resource) -> None:
         if needs_share_call(resource):
             self._submit(SHARE, ("rds", resource.region), self._describe_share, resource)
-        if resource.encrypted and resource.encryption_type is not EncryptionType.SSE_RDS:
-            self._want_key(resource)
+        self._want_key(resource)
+        group = option_group_to_describe(resource)
+        if group is not None:
+            with self._lock:
+                asked = (resource.region, group) in self._option_groups
+                self._option_groups.setdefault((resource.region, group), None)
+            if not asked:
+                self._submit(DETAIL, ("rds", resource.region), self._describe_option_group,
+                             resource.region, group)
+
+    def _describe_option_group(self, region: str, name: str) -> None:
+        """TDE is an option of the instance's option group (DescribeOptionGroups, once per
+        distinct group in use): shown beside the storage key, never judged."""
+        operation, method, param = OPTION_GROUP_CALL
+        if self._skipping(region):
+            return
+        try:
+            answer = self.clients.call("rds", region, operation, method, **{param: name})
+        except AWS_FAILURES as exc:
+            self._record_error(region, "rds", operation, describe_failure(exc), name)
+            return
+        groups = answer.get("OptionGroupsList")
+        found = [g for g in groups if isinstance(g, Mapping)
+                 and g.get("OptionGroupName") == name] if isinstance(groups, list) else []
+        if not found:
+            self._record_error(region, "rds", operation, Failure(
+                "MalformedResponse", f"no option group {name} in the answer"), name)
+            return
+        options = tuple(sorted(str(o.get("OptionName")) for o in found[0].get("Options") or ()
+                               if isinstance(o, Mapping) and o.get("OptionName")))
+        with self._lock:
+            self._option_groups[(region, name)] = OptionGroup(
+                name, region, self.account_id, _str(found[0].get("EngineName")), options)
 
     def _describe_share(self, snapshot: Resource) -> None:
         operation, method, id_param, result_key, list_key = SNAPSHOT_SHARE_CALLS[snapshot.type]
@@ -333,23 +488,38 @@ class AccountScanner:
                 "rds", snapshot.region, operation, method, **{id_param: snapshot.id}
             )
         except AWS_FAILURES as exc:
-            self._fail(snapshot.region, "rds", operation, describe_failure(exc))
+            self._fail(snapshot.region, "rds", operation, describe_failure(exc), snapshot.arn)
             return
         attributes = (answer.get(result_key) or {}).get(list_key)
         if not isinstance(attributes, list):
             self._fail(snapshot.region, "rds", operation,
-                       Failure("MalformedResponse", f"no {list_key} for {snapshot.id}"))
+                       Failure("MalformedResponse", f"no {list_key} for {snapshot.id}"),
+                       snapshot.arn)
             return
         restore: list[str] = []
+        if not any(isinstance(a, Mapping) and a.get("AttributeName") == "restore"
+                   for a in attributes):
+            # AWS always lists `restore`; without it, public or not is unknown, not "no".
+            self._fail(snapshot.region, "rds", operation,
+                       Failure("MalformedResponse", "the answer has no restore attribute"),
+                       snapshot.arn)
+            return
         for attribute in attributes:
             if isinstance(attribute, Mapping) and attribute.get("AttributeName") == "restore":
-                restore.extend(str(v) for v in attribute.get("AttributeValues") or ())
+                values = attribute.get("AttributeValues") or []
+                if not isinstance(values, list) or not all(
+                        isinstance(v, str) and identifier_problem(v) is None for v in values):
+                    self._fail(snapshot.region, "rds", operation,
+                               Failure("MalformedResponse", "restore attribute values are not "
+                                       "account ids"), snapshot.arn)
+                    return
+                restore.extend(values)
         with self._lock:
             self._shares.append(SnapshotShare(snapshot.arn, tuple(restore)))
 
     # -- KMS -----------------------------------------------------------------------------
 
-    def _list_aliases(self, region: str, marker: str | None,
+    def _list_aliases(self, region: str, bound: PageBound,
                       listed: dict[str, str | None]) -> None:
         """One page of ListAliases; keys named by alias wait for the last page."""
         if self._skipping(region):
@@ -357,7 +527,7 @@ class AccountScanner:
             return
         try:
             page, following = self.clients.page("kms", region, "ListAliases", "list_aliases",
-                                                marker, Limit=ALIAS_PAGE)
+                                                bound, Limit=ALIAS_PAGE)
             entries = page.get("Aliases")
             if not isinstance(entries, list):
                 raise _Malformed("ListAliases answer has no Aliases list")
@@ -370,15 +540,24 @@ class AccountScanner:
             self._region_finished(region)
             return
         if following is not None:
-            self._submit(LISTING, ("kms", region), self._list_aliases, region, following,
-                         listed)
+            self._submit(LISTING, ("kms", region), self._list_aliases, region, bound, listed)
         for entry in entries:
             name = entry.get("AliasName") if isinstance(entry, Mapping) else None
-            if isinstance(name, str):
-                target = entry.get("TargetKeyId")
-                listed[name] = target if isinstance(target, str) else None
+            target = entry.get("TargetKeyId") if isinstance(entry, Mapping) else None
+            problem = (None if isinstance(name, str) and identifier_problem(name) is None
+                       and (target is None or (isinstance(target, str)
+                            and identifier_problem(target) is None))
+                       else "an alias whose AliasName or TargetKeyId is not a sound name")
+            if problem is not None:
+                self._fail(region, "kms", "ListAliases", Failure("MalformedResponse", problem),
+                           shown(name) if isinstance(name, str) else None)
+                continue
+            assert isinstance(name, str)
+            listed[name] = target
         if following is not None:
             return
+        if bound.runaway is not None:
+            self._fail(region, "kms", "ListAliases", describe_failure(bound.runaway))
         records = [KmsAlias(name, region, self.account_id, target)
                    for name, target in listed.items()]
         with self._lock:
@@ -390,17 +569,19 @@ class AccountScanner:
             self._want_key(resource)
 
     def _want_key(self, resource: Resource) -> None:
-        """Start the look-up of a resource's key unless it is already started."""
-        if resource.kms_key_id is None:
-            return  # encrypted, but AWS named no key: evaluate reports it unverifiable
-        with self._lock:
-            ref = resolve_key(resource.kms_key_id, resource.region, resource.account_id,
-                              self._aliases)
-            if ref.arn is None:
-                if ref.alias is not None and ref.alias[0] in self.regions:
-                    self._waiting_for_aliases.setdefault(ref.alias[0], []).append(resource)
-                return
-        self._look_up(ref.arn)
+        """Start the look-up of each key the resource depends on (storage, Performance
+        Insights, master user secret, activity stream) unless it is already started. An
+        encrypted resource with no KmsKeyId has nothing to look up: evaluate reports it
+        unverifiable."""
+        for _, key_id in key_dependencies(resource):
+            with self._lock:
+                ref = resolve_key(key_id, resource.region, resource.account_id, self._aliases)
+                if ref.arn is None:
+                    if ref.alias is not None and ref.alias[0] in self.regions:
+                        self._waiting_for_aliases.setdefault(ref.alias[0], []).append(
+                            resource)
+                    continue
+            self._look_up(ref.arn)
 
     def _look_up(self, key_arn: str) -> None:
         """Start DescribeKey for a key ARN unless it is already started: once per key."""
@@ -429,19 +610,21 @@ class AccountScanner:
                 lookup = KeyLookup.ACCESS_DENIED if failure.access_denied else KeyLookup.ERROR
                 key = KmsKey(arn, region, account, lookup,
                              note=f"{failure.code}: {failure.message}")
-                self._record_error(region, "kms", "DescribeKey", failure)
+                self._record_error(region, "kms", "DescribeKey", failure, arn)
             with self._lock:
                 self._keys[arn] = key
             return
         meta = answer.get("KeyMetadata")
-        if not isinstance(meta, Mapping) or not isinstance(meta.get("KeyState"), str):
-            failure = Failure("MalformedResponse", f"DescribeKey {arn}: no KeyMetadata.KeyState")
-            self._record_error(region, "kms", "DescribeKey", failure)
+        problem = key_metadata_problem(meta)
+        if problem is not None or not isinstance(meta, Mapping):
+            failure = Failure("MalformedResponse", f"DescribeKey {arn}: {problem}")
+            self._record_error(region, "kms", "DescribeKey", failure, arn)
             with self._lock:
                 self._keys[arn] = KmsKey(arn, region, account, KeyLookup.ERROR,
                                          note=failure.message)
             return
         deletion = meta.get("DeletionDate")
+        description = meta.get("Description")
         valid_to = meta.get("ValidTo")
         primary, replicas = _multi_region(meta.get("MultiRegionConfiguration"))
         origin = _str(meta.get("Origin"))
@@ -454,7 +637,7 @@ class AccountScanner:
             key_state=meta["KeyState"],
             key_manager=_str(meta.get("KeyManager")),
             origin=origin,
-            description=meta.get("Description") or None,
+            description=valid_text(description) if description else None,
             deletion_date=_iso(deletion) if deletion is not None else None,
             multi_region=meta.get("MultiRegion") if isinstance(meta.get("MultiRegion"),
                                                                 bool) else None,
@@ -474,6 +657,9 @@ class AccountScanner:
             self._keys[arn] = key
         if needs_rotation_call(key):
             self._submit(ROTATION, ("kms", key.region), self._rotation, key)
+        if needs_last_usage_call(key, self.account_id) and self.clients.has_operation(
+                "kms", "GetKeyLastUsage"):
+            self._submit(DETAIL, ("kms", key.region), self._last_usage, key.arn, key.region)
         primary_arn = primary_to_look_up(key)
         if primary_arn is not None:
             self._look_up(primary_arn)
@@ -492,22 +678,146 @@ class AccountScanner:
                           else RotationLookup.ERROR)
                 updated = replace(key, rotation=lookup,
                                   note=f"rotation status unknown: {failure.code}")
-                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure)
+                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure,
+                                   key.arn)
         else:
             enabled = answer.get("KeyRotationEnabled")
             if isinstance(enabled, bool):
                 updated = replace(key, rotation=RotationLookup.OK, rotation_enabled=enabled)
             else:
                 failure = Failure("MalformedResponse", "no KeyRotationEnabled in answer")
-                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure)
+                self._record_error(key.region, "kms", "GetKeyRotationStatus", failure,
+                                   key.arn)
                 updated = replace(key, rotation=RotationLookup.ERROR, note=failure.message)
         with self._lock:
             self._keys[key.arn] = updated
 
-    def _record_error(self, region: str, service: str, operation: str, failure: Failure) -> None:
+    # -- key last use and CloudTrail coverage -------------------------------------------
+
+    def _last_usage(self, arn: str, region: str) -> None:
+        """kms:GetKeyLastUsage: shown with the key, never judged. Any failure (an
+        AccessDenied where the permission was not granted) leaves the last use unknown and
+        says why on the key; it is not a failure of the key or of the scan."""
+        try:
+            answer = self.clients.call("kms", region, "GetKeyLastUsage", "get_key_last_usage",
+                                       KeyId=arn)
+        except AWS_FAILURES as exc:
+            failure = describe_failure(exc)
+            self._update_key(arn, last_usage_note=f"last use unknown: {failure.code}: "
+                                                  f"{failure.message}")
+            return
+        usage = answer.get("KeyLastUsage")
+        if not isinstance(usage, Mapping) or not usage:
+            tracking = answer.get("TrackingStartDate")
+            since = f" since {_iso(tracking)}" if tracking is not None else ""
+            self._update_key(arn, last_usage_note=f"no cryptographic use recorded{since}")
+            return
+        when = usage.get("Timestamp")
+        self._update_key(arn, last_used_at=_iso(when) if when is not None else None,
+                         last_used_operation=_str(usage.get("Operation")),
+                         last_used_event_id=_str(usage.get("CloudTrailEventId")))
+
+    def _update_key(self, arn: str, **changes: Any) -> None:
+        with self._lock:
+            self._keys[arn] = replace(self._keys[arn], **changes)
+
+    def _list_trails(self, region: str) -> None:
+        """DescribeTrails (shadow trails included: multi-region and organization trails
+        show in every region they cover); each trail new to the scan gets its status and
+        event selectors, once, in its home region."""
+        if self._skipping(region):
+            self._region_finished(region)
+            return
+        try:
+            answer = self.clients.call("cloudtrail", region, "DescribeTrails",
+                                       "describe_trails", includeShadowTrails=True)
+            listed = answer.get("trailList")
+            if not isinstance(listed, list):
+                raise _Malformed("DescribeTrails answer has no trailList")
+        except (*AWS_FAILURES, _Malformed) as exc:
+            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
+                       else describe_failure(exc))
+            self._fail(region, "cloudtrail", "DescribeTrails", failure)
+            self._region_finished(region)
+            return
+        for entry in listed:
+            arn = _str(entry.get("TrailARN")) if isinstance(entry, Mapping) else None
+            if arn is None:
+                continue
+            home = _str(entry.get("HomeRegion")) or region
+            with self._lock:
+                held = self._trails.get(arn)
+                if held is not None:
+                    self._trails[arn] = replace(held, regions=(*held.regions, region))
+                    continue
+                self._trails[arn] = Trail(
+                    arn=arn, account_id=self.account_id, home_region=home,
+                    name=_str(entry.get("Name")) or arn.rsplit("/", 1)[-1],
+                    multi_region=entry.get("IsMultiRegionTrail") is True,
+                    organization=entry.get("IsOrganizationTrail") is True,
+                    regions=(region,))
+            self._submit(DETAIL, ("cloudtrail", home), self._trail_status, arn, home)
+            self._submit(DETAIL, ("cloudtrail", home), self._trail_selectors, arn, home)
+        self._region_finished(region)
+
+    def _trail_status(self, arn: str, home: str) -> None:
+        operation, method, param = TRAIL_CALLS["status"]
+        try:
+            answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
+        except AWS_FAILURES as exc:
+            self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
+            return
+        logging = answer.get("IsLogging")
+        with self._lock:
+            self._trails[arn] = replace(self._trails[arn], logging=logging if isinstance(
+                logging, bool) else None)
+
+    def _trail_selectors(self, arn: str, home: str) -> None:
+        operation, method, param = TRAIL_CALLS["selectors"]
+        try:
+            answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
+        except AWS_FAILURES as exc:
+            self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
+            return
+        logged, why = kms_reads_logged(answer)
+        with self._lock:
+            self._trails[arn] = replace(self._trails[arn], logs_kms=logged, note=why)
+
+    def _record_error(self, region: str, service: str, operation: str, failure: Failure,
+                      resource: str | None = None) -> None:
         with self._lock:
             self._errors.append(CollectionError(self.account_id, region, service, operation,
-                                                failure.code, failure.message))
+                                                failure.code, failure.message, resource))
+
+
+# DescribeKey fields a rule or report reads, by the type they must have.
+_KEY_TEXT = ("KeyState", "KeyManager", "Origin", "KeySpec", "KeyUsage", "ExpirationModel",
+             "CustomKeyStoreId", "MultiRegionKeyType")
+
+
+def key_metadata_problem(meta: Any) -> str | None:
+    """What makes a DescribeKey `KeyMetadata` unusable, or None."""
+    if not isinstance(meta, Mapping):
+        return "the answer has no KeyMetadata structure"
+    if not isinstance(meta.get("KeyState"), str):
+        return "no KeyMetadata.KeyState"
+    for name in _KEY_TEXT:
+        value = meta.get(name)
+        if value is not None and (not isinstance(value, str)
+                                  or identifier_problem(value) is not None):
+            return f"KeyMetadata.{name} is not a sound name"
+    for name in ("DeletionDate", "ValidTo", "CreationDate"):
+        if meta.get(name) is not None and not isinstance(meta[name], datetime):
+            return f"KeyMetadata.{name} is not a date"
+    for name in ("MultiRegion", "Enabled"):
+        if meta.get(name) is not None and not isinstance(meta[name], bool):
+            return f"KeyMetadata.{name} is not true or false"
+    if meta.get("Description") is not None and not isinstance(meta["Description"], str):
+        return "KeyMetadata.Description is not text"
+    window = meta.get("PendingDeletionWindowInDays")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
+        return "KeyMetadata.PendingDeletionWindowInDays is not a whole number"
+    return None
 
 
 def _iso(value: Any) -> str:

@@ -93,6 +93,8 @@ class RemediationEntry(TypedDict):
     # Steps are the plan's data (issue 9 owns the Step record); every step has a `title`
     # and a `command` text (None for a manual step).
     steps: list[dict[str, Any]]
+    related: list[str]  # resources the steps act on besides the finding's own
+    blocked: str | None  # why there are no commands (no key the policy accepts)
 
 
 class WaiverEntry(TypedDict):
@@ -126,6 +128,11 @@ class ErrorEntry(TypedDict):
     resource: str | None  # what the failed call was about; None for a whole listing
 
 
+class KeyDependentEntry(TypedDict):
+    arn: str  # the dependent resource
+    role: str  # storage | performance-insights | master-user-secret | activity-stream
+
+
 class KeyEntry(TypedDict):
     """A KMS key in use: the model's KmsKey fields plus what the report adds."""
 
@@ -143,6 +150,7 @@ class KeyEntry(TypedDict):
     aliases: list[str]
     deadline: str | None
     dependents: list[str]  # ARNs of the judged resources that use it
+    roles: list[KeyDependentEntry]  # each dependent with the role it uses the key in
 
 
 class Action(TypedDict):

@@ -83,7 +83,11 @@ class _FindingWriter:
         remediation: RemediationEntry | None = None
         if f.remediation is not None:
             remediation = {"summary": f.remediation.summary,
-                           "steps": [to_data(s) for s in f.remediation.steps]}
+                           "steps": [to_data(s) for s in f.remediation.steps],
+                           # What the steps may act on beside the finding's own resource
+                           # (replicas, members, a primary key): `plan` holds steps to it.
+                           "related": list(f.remediation.related),
+                           "blocked": f.remediation.blocked}
         waiver: WaiverEntry | None = None
         if f.waiver is not None:
             waiver = {"reason": f.waiver.reason, "owner": f.waiver.owner,
@@ -250,6 +254,7 @@ def _key_roles(r: Resource, ctx: Context) -> list[KeyRoleEntry]:
 
 def _keys(result: Result, ctx: Context) -> list[KeyEntry]:
     users = dict(result.key_users)
+    roles = dict(result.key_roles)
     aliases: dict[tuple[str, str, str], list[str]] = {}
     for a in ctx.inventory.aliases:
         if a.target_key_id:
@@ -262,6 +267,8 @@ def _keys(result: Result, ctx: Context) -> list[KeyEntry]:
                                                k.arn.rsplit("/", 1)[-1]), ()))
         entry["deadline"] = key_deadline(k)
         entry["dependents"] = list(users.get(k.arn, ()))
+        # The role each dependent uses the key in (storage, performance-insights, ...).
+        entry["roles"] = [{"arn": arn, "role": role} for arn, role in roles.get(k.arn, ())]
         entries.append(entry)
     return entries
 

@@ -475,7 +475,8 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "deletion_date": k.get("deletion_date"),
             "days_left": days_left,
             "multi_region": k.get("multi_region"),
-            "note": k.get("note"),
+            "note": "; ".join(n for n in (k.get("note"), _last_use(k), _roles_text(k)) if n)
+                    or None,
             "resources": list(k.get("dependents") or []),
         })
     owned = sorted({str(_resource(f).get("arn")) for f in findings
@@ -497,6 +498,29 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
     for i, row in enumerate(rows):
         row["anchor"] = f"key-{i + 1}"
     return rows
+
+
+def _last_use(key: Mapping[str, Any]) -> str | None:
+    """kms:GetKeyLastUsage, where it was allowed: the last cryptographic use."""
+    if key.get("last_used_at"):
+        event = (f", CloudTrail event {key['last_used_event_id']}"
+                 if key.get("last_used_event_id") else "")
+        return (f"last used {key['last_used_at']} ({key.get('last_used_operation') or '?'}"
+                f"{event})")
+    return key.get("last_usage_note") or None
+
+
+def _roles_text(key: Mapping[str, Any]) -> str | None:
+    """The roles other than storage that resources depend on the key in."""
+    others: dict[str, int] = {}
+    for dependent in key.get("roles") or ():
+        role = dependent.get("role")
+        if role and role != "storage":
+            others[role] = others.get(role, 0) + 1
+    if not others:
+        return None
+    return "also used as: " + ", ".join(f"{role} key of {n} resource(s)"
+                                        for role, n in sorted(others.items()))
 
 
 def _rotation_text(key: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from rdsaudit.keyref import is_replica_key, rotation_not_applicable
 from rdsaudit.model import (
     EncryptionType,
     KeyLookup,
+    KeyProtection,
     KeyRole,
     KmsKey,
     Resource,
@@ -84,6 +85,9 @@ def instance_unencrypted(subject: Subject, ctx: Context) -> Verdict | None:
     if not ctx.judged(r):
         return None
     verdict = _unencrypted(r, f"({r.engine or 'unknown engine'})")
+    tde = ctx.tde(r)
+    if verdict is not None and tde is not None:
+        verdict = Verdict(verdict.status, f"{verdict.message}; {tde}", verdict.severity)
     if verdict is None or verdict.status.value == "pass":
         return verdict
     extra = ""
@@ -422,10 +426,12 @@ def key_region_mismatch(subject: Subject, ctx: Context) -> Verdict | None:
 
 @rule("aws-managed-key", title="Encrypted with the AWS managed key (aws/rds)",
       severity=Severity.LOW, applies_to="every encrypted resource", subjects=ENCRYPTED_TYPES,
-      raised_by="require_customer_managed_key")
+      raised_by="minimum_key_protection above aws-managed")
 def aws_managed_key(subject: Subject, ctx: Context) -> Verdict | None:
     """The key is AWS managed (`KeyManager` AWS, alias `aws/rds`): its policy cannot be
-    changed, snapshots under it cannot be shared, and access cannot be revoked per team."""
+    changed, snapshots under it cannot be shared, and access cannot be revoked per team. A
+    verdict of the key-protection ladder: high below the account's
+    `minimum_key_protection`, low otherwise (the gap to a customer key stays visible)."""
     r = _as_resource(subject)
     if not (ctx.judged(r) and ctx.kms_encrypted(r)):
         return None
@@ -435,27 +441,66 @@ def aws_managed_key(subject: Subject, ctx: Context) -> Verdict | None:
     if not view.aws_managed:
         return passed(f"KMS key {view.arn} is customer managed")
     names = f" ({', '.join(view.aliases)})" if view.aliases else ""
-    return failed(f"{_label(r)} is encrypted with the AWS managed key {view.arn}{names}",
-                  _raised(ctx))
+    return failed(f"{_label(r)} is encrypted with the AWS managed key {view.arn}{names}"
+                  f"{_ladder_text(r, ctx, KeyProtection.AWS_MANAGED)}",
+                  _below(r, ctx, KeyProtection.AWS_MANAGED))
 
 
 @rule("aws-owned-key", title="Encrypted with an AWS owned key (SSE-RDS)",
       severity=Severity.LOW, applies_to="every encrypted resource", subjects=ENCRYPTED_TYPES,
-      raised_by="require_customer_managed_key")
+      raised_by="minimum_key_protection above aws-owned")
 def aws_owned_key(subject: Subject, ctx: Context) -> Verdict | None:
     """`StorageEncryptionType` is `sse-rds`: the key is owned by AWS, outside the account;
-    it cannot be described, audited in CloudTrail, or controlled."""
+    it cannot be described, audited in CloudTrail, or controlled. A verdict of the
+    key-protection ladder: high below the account's `minimum_key_protection`, low
+    otherwise."""
     r = _as_resource(subject)
     if not ctx.judged(r) or not r.encrypted or r.encryption_type is None:
         return None
     if r.encryption_type is EncryptionType.SSE_RDS:
         return failed(f"{_label(r)} is encrypted with an AWS owned key (SSE-RDS), which the "
-                      "account cannot see or control", _raised(ctx))
+                      "account cannot see or control"
+                      f"{_ladder_text(r, ctx, KeyProtection.AWS_OWNED)}",
+                      _below(r, ctx, KeyProtection.AWS_OWNED))
     return passed(f"{_label(r)} is encrypted with a KMS key in an AWS account")
 
 
-def _raised(ctx: Context) -> Severity | None:
-    return Severity.HIGH if ctx.policy.require_customer_managed_key else None
+@rule("key-below-external-store", title="Customer key is not in a custom key store",
+      severity=Severity.HIGH, applies_to="every resource encrypted with a customer managed "
+      "key, where minimum_key_protection is customer-external-store",
+      subjects=ENCRYPTED_TYPES)
+def key_below_external_store(subject: Subject, ctx: Context) -> Verdict | None:
+    """The account's `minimum_key_protection` is `customer-external-store` and the storage
+    key is customer managed but not in a custom key store (`Origin` AWS_CLOUDHSM or
+    EXTERNAL_KEY_STORE); imported material (EXTERNAL) counts as a plain customer key. AWS
+    managed and AWS owned keys fail their own rules."""
+    r = _as_resource(subject)
+    if not ctx.judged(r) or ctx.policy.minimum_for(r.account_id) < (
+            KeyProtection.CUSTOMER_EXTERNAL_STORE):
+        return None
+    rung = ctx.protection(r)
+    if rung is None or rung < KeyProtection.CUSTOMER:
+        return None
+    key = ctx.key_of(r).key
+    if rung is KeyProtection.CUSTOMER_EXTERNAL_STORE:
+        return passed(f"KMS key {ctx.key_of(r).arn} is in a custom key store "
+                      f"({key.origin if key else '?'})")
+    if key is None or key.lookup is not KeyLookup.OK:
+        return None  # the origin is not known: key-unverifiable says so
+    return failed(f"{_label(r)} is encrypted with customer key {key.arn} (Origin "
+                  f"{key.origin}), but account {r.account_id} requires a key in a custom key "
+                  "store (AWS_CLOUDHSM or EXTERNAL_KEY_STORE)")
+
+
+def _below(r: Resource, ctx: Context, rung: KeyProtection) -> Severity | None:
+    return Severity.HIGH if rung < ctx.policy.minimum_for(r.account_id) else None
+
+
+def _ladder_text(r: Resource, ctx: Context, rung: KeyProtection) -> str:
+    minimum = ctx.policy.minimum_for(r.account_id)
+    if rung < minimum:
+        return f"; below the required key protection {minimum.label}"
+    return ""
 
 
 @rule("key-rotation-disabled", title="Customer managed key does not rotate",
@@ -488,6 +533,39 @@ def key_rotation_disabled(subject: Subject, ctx: Context) -> Verdict | None:
         return passed(f"KMS key {key.arn} rotates automatically{replicas}")
     return failed(f"KMS key {key.arn} does not rotate automatically{replicas} "
                   f"({len(users)} RDS resource(s) use it: {names}{more})")
+
+
+@rule("key-usage-not-audited", title="Use of the KMS key is not audited in CloudTrail",
+      severity=Severity.MEDIUM, applies_to="kms-key that is customer managed and used by RDS",
+      subjects=(T.KMS_KEY,))
+def key_usage_not_audited(subject: Subject, ctx: Context) -> Verdict | None:
+    """No trail that is logging covers the key's region (a multi-region or organization
+    trail, or one homed there) with event selectors that record KMS read management events:
+    RDS's Decrypt and GenerateDataKey calls on the key leave no audit trail. A selector that
+    excludes `kms.amazonaws.com`, or logs only WriteOnly events, does not count."""
+    assert isinstance(subject, KmsKey)
+    key = subject
+    if key.lookup is not KeyLookup.OK or key.key_manager != "CUSTOMER":
+        return None
+    if key.arn not in ctx.keys_in_use:
+        return None
+    seen = ctx.trails_seen.get((key.account_id, key.region))
+    if seen is None:
+        return None  # trails not listed there (another account's key, or an error)
+    covering = [t for t in seen if t.multi_region or t.home_region == key.region]
+    good = [t for t in covering if t.logging is True and t.logs_kms is True]
+    if good:
+        names = ", ".join(sorted(t.name for t in good))
+        return passed(f"KMS key {key.arn}: use in {key.region} is logged by trail(s) {names}")
+    if any(t.logging is None or t.logs_kms is None for t in covering):
+        return None  # a trail's status or selectors could not be read: recorded as errors
+    why = "; ".join(
+        f"trail {t.name}: " + ("not logging" if t.logging is False else (t.note or "?"))
+        for t in sorted(covering, key=lambda t: t.name)) or "no trail covers the region"
+    users = len(ctx.keys_in_use.get(key.arn, ()))
+    return failed(f"KMS key {key.arn} ({users} RDS resource(s) use it): no active CloudTrail "
+                  f"trail logs KMS read events in {key.region} of account {key.account_id}, so "
+                  f"RDS's use of the key is not audited ({why})")
 
 
 @rule("cross-account-key", title="KMS key belongs to another account",

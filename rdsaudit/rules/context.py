@@ -8,17 +8,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from rdsaudit.arns import Arn
-from rdsaudit.keyref import key_dependencies, resolve_key
+from rdsaudit.keyref import TDE_ENGINES, TDE_OPTIONS, key_dependencies, resolve_key
 from rdsaudit.model import (
     EncryptionType,
     Inventory,
     KeyLookup,
+    KeyProtection,
     KeyRole,
     KeySummary,
     KmsKey,
     Resource,
     ResourceType,
     SnapshotShare,
+    Trail,
 )
 from rdsaudit.policy import Policy
 from rdsaudit.timestamps import parse_time
@@ -46,6 +48,8 @@ class Context:
         }
         self.keys = {k.arn: k for k in inventory.keys}
         self.shares: dict[str, SnapshotShare] = {s.snapshot_arn: s for s in inventory.shares}
+        self.option_groups = {(g.account_id, g.region, g.name): g
+                              for g in inventory.option_groups}
         self._aliases: dict[str, dict[str, dict[str, str | None]]] = defaultdict(dict)
         listed_regions: dict[str, set[str]] = defaultdict(set)
         alias_names: dict[tuple[str, str, str], list[str]] = defaultdict(list)
@@ -104,6 +108,19 @@ class Context:
             if primary and primary != arn and primary not in self.judged_keys:
                 self.judged_keys.append(primary)
         self.judged_keys.sort()
+        # CloudTrail: (account, region) -> the trails its DescribeTrails listed; regions whose
+        # DescribeTrails failed or was not made are absent (coverage unknown).
+        self.trails_seen: dict[tuple[str, str], list[Trail]] = {}
+        failed_trails = {(e.account_id, e.region) for e in inventory.errors
+                         if e.operation == "DescribeTrails"}
+        if inventory.trails or _listed_trails(inventory):
+            for account in inventory.scan.accounts:
+                for region in inventory.scan.regions:
+                    if (account, region) not in failed_trails | skipped:
+                        self.trails_seen[(account, region)] = []
+        for trail in inventory.trails:
+            for region in trail.regions:
+                self.trails_seen.setdefault((trail.account_id, region), []).append(trail)
 
     # -- scope --------------------------------------------------------------------------
 
@@ -143,9 +160,18 @@ class Context:
             views: list[tuple[KeyRole, KeyView]] = []
             if self.kms_encrypted(r):
                 views.append((KeyRole.STORAGE, self.key_of(r)))
-            for role, key_id in key_dependencies(r):
-                if role is not KeyRole.STORAGE:
-                    views.append((role, self._view_id(r, key_id)))
+            # Aurora members carry their own Performance Insights settings; judged at the
+            # cluster like everything else, their keys count as the cluster's.
+            sources = [r, *(self.members_of(r) if r.type is ResourceType.DB_CLUSTER else ())]
+            seen: set[tuple[KeyRole, str | None]] = set()
+            for source in sources:
+                for role, key_id in key_dependencies(source):
+                    if role is KeyRole.STORAGE:
+                        continue
+                    view = self._view_id(source, key_id)
+                    if (role, view.arn or key_id) not in seen:
+                        seen.add((role, view.arn or key_id))
+                        views.append((role, view))
             cached = self._role_views[r.arn] = tuple(views)
         return cached
 
@@ -187,6 +213,42 @@ class Context:
         elif any(n.startswith("alias/aws/") for n in names):
             aws_managed = True
         return KeyView(ref.arn, key, None, aws_managed, names)
+
+    def tde(self, r: Resource) -> str | None:
+        """Whether TDE is on for an Oracle / SQL Server instance, as text shown beside its
+        storage key; None when it is not known (or not such an instance)."""
+        if (r.type is not ResourceType.DB_INSTANCE
+                or not (r.engine or "").startswith(TDE_ENGINES)):
+            return None
+        group = self.option_groups.get((r.account_id, r.region, r.option_group or ""))
+        on = sorted(set(group.options) & TDE_OPTIONS) if group is not None else []
+        credential = f", TDE credential {r.tde_credential_arn}" if r.tde_credential_arn else ""
+        if on or r.tde_credential_arn:
+            where = (f"option group {r.option_group}, option {', '.join(on)}" if on
+                     else "TdeCredentialArn")
+            return (f"TDE is on ({where}{credential}); TDE keys are managed separately from "
+                    "the KMS storage key, and TDE does not replace storage encryption at rest")
+        if group is not None:
+            return f"TDE is off (option group {r.option_group} has no TDE option)"
+        return None
+
+    def protection(self, r: Resource) -> KeyProtection | None:
+        """Where the storage key of an encrypted resource stands on the key-protection
+        ladder; None when unencrypted or not known (the key could not be described)."""
+        if not r.encrypted:
+            return None
+        if r.encryption_type is EncryptionType.SSE_RDS:
+            return KeyProtection.AWS_OWNED
+        view = self.key_of(r)
+        if view.aws_managed is None:
+            return None
+        if view.aws_managed:
+            return KeyProtection.AWS_MANAGED
+        key = view.key
+        if key is not None and key.lookup is KeyLookup.OK and key.origin in (
+                "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"):
+            return KeyProtection.CUSTOMER_EXTERNAL_STORE
+        return KeyProtection.CUSTOMER
 
     def key_summary(self, r: Resource) -> KeySummary | None:
         if not r.encrypted:
@@ -232,3 +294,9 @@ class Context:
 
     def members_of(self, cluster: Resource) -> list[Resource]:
         return self._members.get((cluster.account_id, cluster.region, cluster.id), [])
+
+
+def _listed_trails(inventory: Inventory) -> bool:
+    """Whether the scan that made the inventory listed trails at all (inventories saved by
+    rdsaudit before CloudTrail coverage have neither trails nor DescribeTrails calls)."""
+    return any(name == "cloudtrail:DescribeTrails" for name, _ in inventory.scan.api_calls)

@@ -30,7 +30,13 @@ PW = {"MasterUsername": "admin", "MasterUserPassword": "correct-horse-9"}
 
 PAGINATED = sorted({(s.service, s.operation) for s in LISTINGS} | {("kms", "ListAliases")})
 OTHERS = [("rds", "DescribeDBSnapshotAttributes"), ("rds", "DescribeDBClusterSnapshotAttributes"),
-          ("kms", "DescribeKey"), ("kms", "GetKeyRotationStatus"), ("ec2", "DescribeRegions")]
+          ("kms", "DescribeKey"), ("kms", "GetKeyRotationStatus"), ("ec2", "DescribeRegions"),
+          ("kms", "GetKeyLastUsage"), ("rds", "DescribeOptionGroups"),
+          ("cloudtrail", "DescribeTrails"), ("cloudtrail", "GetTrailStatus"),
+          ("cloudtrail", "GetEventSelectors")]
+# GetKeyLastUsage is shown, never judged: refused, it leaves the key's last use unknown
+# (said on the key) without making the scan incomplete.
+NOT_AN_ERROR = {("kms", "GetKeyLastUsage", "access-denied")}
 
 FAULTS = {
     "throttled": dict(kind="error", code="Throttling", status=400, message="Rate exceeded"),
@@ -42,7 +48,21 @@ FAULTS = {
     "malformed": dict(kind="malformed"),
     "second-page": dict(kind="error", code="AccessDenied", status=403, page=2,
                         message="denied on page 2"),
+    # Hostile answers (issue 12). drip/hang are ended by the scan's deadline.
+    # A byte every 0.5 s: never the 1 s read timeout, so only the deadline ends it.
+    "drip": dict(kind="drip", delay=0.5),
+    "hang": dict(kind="hang"),
+    "cycle-marker": dict(kind="cycle-marker"),
+    "wrong-type": dict(kind="wrong-type"),
+    "surrogate": dict(kind="surrogate"),
+    "escape": dict(kind="escape"),
 }
+DEADLINE_KINDS = {"drip", "hang"}
+# Only listings have markers; GetKeyRotationStatus answers hold no text to taint.
+ONLY_PAGINATED = {"second-page", "cycle-marker"}
+NO_TEXT = {("kms", "GetKeyRotationStatus")}
+JSON_SERVICES = {"kms"}
+DEADLINE = 8.0  # seconds, for the drip and hang cases (the rest of the scan must fit)
 
 
 def _kms_shape(service: str, fault: dict[str, object]) -> dict[str, object]:
@@ -54,7 +74,16 @@ def _kms_shape(service: str, fault: dict[str, object]) -> dict[str, object]:
 
 
 CASES = [(svc, op, name) for svc, op in PAGINATED + OTHERS for name in FAULTS
-         if name != "second-page" or (svc, op) in PAGINATED]
+         if (name not in ONLY_PAGINATED or (svc, op) in PAGINATED)
+         and not (name in ("surrogate", "escape") and (svc, op) in NO_TEXT)]
+
+
+def _spec(service: str, name: str) -> dict[str, object]:
+    spec = _kms_shape(service, dict(FAULTS[name]))
+    if name == "wrong-type":
+        # An XML answer without its …Result element; a JSON answer that is a list.
+        spec["mode"] = "list" if service in JSON_SERVICES else "no-result"
+    return spec
 
 
 @dataclass
@@ -89,16 +118,35 @@ def _seed() -> dict[str, str]:
         # attributes are asked for.
         rds.create_db_instance(DBInstanceIdentifier=f"legacy-{region}", Engine="mysql",
                                DBInstanceClass="db.t3.micro", **PW)
+        # Oracle with TDE in an option group of its own (DescribeOptionGroups).
+        rds.create_option_group(OptionGroupName=f"tde-{region}", EngineName="oracle-ee",
+                                MajorEngineVersion="19", OptionGroupDescription="TDE")
+        rds.modify_option_group(OptionGroupName=f"tde-{region}", ApplyImmediately=True,
+                                OptionsToInclude=[{"OptionName": "TDE"}])
+        rds.create_db_instance(DBInstanceIdentifier=f"erp-{region}", Engine="oracle-ee",
+                               EngineVersion="19.0.0.0.ru-2024-01.rur-2024-01.r1",
+                               DBInstanceClass="db.m5.large", StorageEncrypted=True,
+                               KmsKeyId=meta["Arn"], OptionGroupName=f"tde-{region}",
+                               LicenseModel="bring-your-own-license", **PW)
+        # A trail logging every management event in each region (key use audited).
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=f"trail-{region}")
+        trail = boto3.client("cloudtrail", region_name=region)
+        trail.create_trail(Name=f"audit-{region}", S3BucketName=f"trail-{region}")
+        trail.put_event_selectors(TrailName=f"audit-{region}", EventSelectors=[
+            {"ReadWriteType": "All", "IncludeManagementEvents": True}])
+        trail.start_logging(Name=f"audit-{region}")
         rds.create_db_snapshot(DBInstanceIdentifier=f"legacy-{region}",
                                DBSnapshotIdentifier=f"legacy-snap-{region}")
     return keys
 
 
-def _scan(fake: FakeAWS, regions: list[str] | None = REGIONS) -> Inventory:
+def _scan(fake: FakeAWS, regions: list[str] | None = REGIONS,
+          timeout: float = 3600) -> Inventory:
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                             region_name="us-east-1")
     return scan(session, ScanRequest(regions=regions, endpoint_url=fake.endpoint_url,
-                                     max_attempts=2, read_timeout=1, workers=8))
+                                     max_attempts=2, read_timeout=1, workers=8,
+                                     timeout=timeout))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +198,8 @@ def _facts(result: Result) -> set[tuple[str, str, str]]:
 def test_fault(served: Served, service: str, operation: str, fault_name: str) -> None:
     fake = served.fake
     fake.clear_faults()
-    spec = _kms_shape(service, dict(FAULTS[fault_name]))
+    spec = _spec(service, fault_name)
+    deadline_case = fault_name in DEADLINE_KINDS
     match = served.keys[FAULT_REGION] if operation == "DescribeKey" else None
     fake.inject_fault(Fault(service=service, action=operation, region=FAULT_REGION, match=match,
                          **spec))  # type: ignore[arg-type]
@@ -161,16 +210,30 @@ def test_fault(served: Served, service: str, operation: str, fault_name: str) ->
             fake.clear_faults()
             fake.inject_fault(Fault(service=service, action=operation, region="us-east-1",
                                  **spec))  # type: ignore[arg-type]
-        inventory = _scan(fake, regions)
+        inventory = _scan(fake, regions, DEADLINE if deadline_case else 3600)
     finally:
         fake.clear_faults()
     result = evaluate(inventory, POLICY)
     base = served.baseline
 
+    if (service, operation, fault_name) in NOT_AN_ERROR:
+        key = next(k for k in inventory.keys if k.arn == served.keys[FAULT_REGION])
+        assert "AccessDenied" in (key.last_usage_note or "") and not inventory.errors
+        assert _facts(result) == _facts(base)
+        return
     # The error names the operation and the region.
     where = "us-east-1" if operation == "DescribeRegions" else FAULT_REGION
     assert any(e.operation == operation and e.region == where and e.service == service
                for e in inventory.errors), inventory.errors
+    if deadline_case:
+        # Whatever the deadline cut short is an error; what was read stays true.
+        # A hung call may hit the read timeout first (1 s here); a dripping one never does.
+        codes = {e.code for e in inventory.errors if e.operation == operation}
+        assert "DeadlineExceeded" in codes or (fault_name == "hang" and "Timeout" in codes)
+        passes = {f for f in _facts(result) if f[2] == "pass"}
+        assert passes <= _facts(base)
+        assert gate(result, POLICY.fail_on) is ExitCode.INCOMPLETE
+        return
     # Nothing we could not read is reported as passing: no pass that the baseline lacks.
     passes = {f for f in _facts(result) if f[2] == "pass"}
     assert passes <= _facts(base)

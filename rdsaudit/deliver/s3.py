@@ -1,0 +1,102 @@
+"""Reports to and from Amazon S3: `--output-dir s3://…`, and s3:// inputs.
+
+Writing: every file is first written whole to a local staging directory (the same atomic
+writes as a local --output-dir), then each is uploaded with one PutObject, so an object is
+never half-written and a failed upload loses nothing: the staging directory is kept and
+named. Server-side encryption is the bucket's default unless `--s3-kms-key` names a key
+(SSE-KMS; the caller then needs kms:GenerateDataKey on it).
+Reading: GetObject into a private temporary file, then the ordinary local reader.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from rdsaudit.collect.aws import AWS_FAILURES, OPT_IN_WRITES, AwsClients, describe_failure
+from rdsaudit.model import CollectionError
+
+SCHEME = "s3://"
+CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8",
+                 ".csv": "text/csv; charset=utf-8", ".xml": "application/xml",
+                 ".sarif": "application/sarif+json"}
+
+
+class S3Problem(ValueError):
+    """An s3:// location that cannot be used or read (exit 2)."""
+
+
+def is_s3(text: str | os.PathLike[str] | None) -> bool:
+    return isinstance(text, str) and text.startswith(SCHEME)
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str  # an object key, or a prefix ending in "/" (or empty)
+
+    def __str__(self) -> str:
+        return f"{SCHEME}{self.bucket}/{self.key}"
+
+    def child(self, name: str) -> S3Location:
+        prefix = self.key if not self.key or self.key.endswith("/") else self.key + "/"
+        return S3Location(self.bucket, prefix + name)
+
+
+def parse_s3(text: str) -> S3Location:
+    bucket, _, key = text[len(SCHEME):].partition("/")
+    if not bucket or not (3 <= len(bucket) <= 63) or not all(
+            c.islower() or c.isdigit() or c in ".-" for c in bucket):
+        raise S3Problem(f"{text}: not an s3://BUCKET/KEY location")
+    return S3Location(bucket, key)
+
+
+def _clients(session: boto3.Session, writes: bool = False) -> tuple[AwsClients, str]:
+    region = session.region_name or "us-east-1"
+    allowed = OPT_IN_WRITES["--output-dir s3://"] if writes else frozenset()
+    return AwsClients(session, max_attempts=5, allowed_writes=allowed), region
+
+
+def download(session: boto3.Session, location: S3Location, into: Path) -> Path | None:
+    """The object's bytes in a local file under `into`; None if there is no such object."""
+    clients, region = _clients(session)
+    try:
+        answer = clients.call("s3", region, "GetObject", "get_object",
+                              Bucket=location.bucket, Key=location.key)
+        data = answer["Body"].read()
+    except AWS_FAILURES as exc:
+        failure = describe_failure(exc)
+        if failure.code in ("NoSuchKey", "404"):
+            return None
+        raise S3Problem(f"{location}: cannot read: {failure.code}: {failure.message}") from None
+    name = location.key.rsplit("/", 1)[-1] or "object"
+    path = Path(tempfile.mkdtemp(prefix="rdsaudit-s3-", dir=into)) / name
+    path.write_bytes(data)
+    return path
+
+
+def upload(session: boto3.Session, location: S3Location, files: Sequence[Path],
+           kms_key: str | None) -> list[CollectionError]:
+    """PutObject each file under the prefix; what failed, as report errors."""
+    clients, region = _clients(session, writes=True)
+    errors: list[CollectionError] = []
+    for path in files:
+        target = location.child(path.name)
+        params: dict[str, Any] = {
+            "Bucket": target.bucket, "Key": target.key, "Body": path.read_bytes(),
+            "ContentType": CONTENT_TYPES.get(path.suffix, "application/octet-stream")}
+        if kms_key:
+            params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key)
+        try:
+            clients.call("s3", region, "PutObject", "put_object", **params)
+        except AWS_FAILURES as exc:
+            failure = describe_failure(exc)
+            errors.append(CollectionError("", region, "s3", "PutObject", failure.code,
+                                          failure.message, str(target)))
+    return errors
