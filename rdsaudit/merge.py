@@ -138,4 +138,6 @@ def merge_inventories(parts: Sequence[Part], not_found: Sequence[str] = (),
         aliases=tuple(dict.fromkeys(a for inv in invs for a in inv.aliases)),
         shares=tuple(dict.fromkeys(s for inv in invs for s in inv.shares)),
         errors=tuple(missing) + tuple(errors),
+        trails=tuple(dict.fromkeys(t for inv in invs for t in inv.trails)),
+        option_groups=tuple(dict.fromkeys(g for inv in invs for g in inv.option_groups)),
     )

@@ -57,7 +57,23 @@ def _db(account: str, name: str, key_arn: str | None) -> None:
         **extra, **PW)
 
 
+def _audited(account: str) -> None:
+    """A trail logging every management event, so the account's key use is audited
+    (key-usage-not-audited passes): the estate stays compliant."""
+    name = f"audit-{account}"
+    s3 = _in_account(account, "s3")
+    if name in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:  # type: ignore[attr-defined]
+        return
+    s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    trail = _in_account(account, "cloudtrail")
+    trail.create_trail(Name=name, S3BucketName=name, IsMultiRegionTrail=True)  # type: ignore[attr-defined]
+    trail.put_event_selectors(TrailName=name, EventSelectors=[  # type: ignore[attr-defined]
+        {"ReadWriteType": "All", "IncludeManagementEvents": True}])
+    trail.start_logging(Name=name)  # type: ignore[attr-defined]
+
+
 def _key(account: str) -> str:
+    _audited(account)
     kms = _in_account(account, "kms")
     key = kms.create_key()["KeyMetadata"]
     kms.enable_key_rotation(KeyId=key["KeyId"])
@@ -180,13 +196,13 @@ def test_missing_shard_alone_is_exit_3(org: Org, tmp_path: Path) -> None:
     listed = tmp_path / "accounts.txt"
     listed.write_text(f"{org.owner}\n")  # its estate is compliant
     index = shard_of(org.owner, SHARDS)
-    # --fail-on high: no trail in the emulator makes key-usage-not-audited (medium) fail.
     proc = run(org.fake, "scan", "--accounts-file", listed, "--role-name", ROLE, "--regions",
                "us-east-1", "--shard", f"{index}/{SHARDS}", "--output-dir", tmp_path / "s",
-               "--no-history", "--fail-on", "high")
-    assert proc.returncode == 0, proc.stderr
-    proc = run(org.fake, "merge", tmp_path / "s", "--output-dir", tmp_path / "m",
-               "--fail-on", "high")
+               "--no-history")
+    assert proc.returncode == 0, [f["message"] for f in json.loads(
+        (tmp_path / "s" / "rdsaudit-report.json").read_text())["findings"]
+        if f["status"] == "fail"]
+    proc = run(org.fake, "merge", tmp_path / "s", "--output-dir", tmp_path / "m")
     assert proc.returncode == 3, proc.stderr
     merged = json.loads((tmp_path / "m" / "rdsaudit-report.json").read_text())
     assert sorted(e["message"].split(" is missing")[0] for e in merged["errors"]) == [
@@ -273,7 +289,7 @@ def test_security_hub_findings_land_in_each_members_own_hub(org: Org, tmp_path: 
 
     assert hub_of(org.plain) == {org.plain}
     assert hub_of(org.borrower) == {org.borrower}
-    assert hub_of(org.owner) <= {org.owner}
+    assert hub_of(org.owner) == set()  # compliant: nothing imported
 
 
 def test_same_arguments_for_every_worker_and_merge_by_shard_count(org: Org,
@@ -292,6 +308,6 @@ def test_same_arguments_for_every_worker_and_merge_by_shard_count(org: Org,
                tmp_path / "merged")
     assert proc.returncode == 1, proc.stderr
     merged = json.loads((tmp_path / "merged" / "rdsaudit-report.json").read_text())
-    assert "AssumeRole" in [e["operation"] for e in merged["errors"]]
+    assert [e["operation"] for e in merged["errors"]] == ["AssumeRole"]
     assert "--shards 4, but the parts come from 3" in one_line_error(
         run(org.fake, "merge", "--shards", "4", tmp_path / "run"))

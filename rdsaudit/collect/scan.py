@@ -695,9 +695,9 @@ class AccountScanner:
     # -- key last use and CloudTrail coverage -------------------------------------------
 
     def _last_usage(self, arn: str, region: str) -> None:
-        """kms:GetKeyLastUsage: shown with the key, never judged. Any failure (an
-        AccessDenied where the permission was not granted) leaves the last use unknown and
-        says why on the key; it is not a failure of the key or of the scan."""
+        """kms:GetKeyLastUsage: shown with the key, never judged. A failure leaves the last
+        use unknown and says why on the key; an AccessDenied (the permission not granted)
+        is only that, other failures are also collection errors, like any other call."""
         try:
             answer = self.clients.call("kms", region, "GetKeyLastUsage", "get_key_last_usage",
                                        KeyId=arn)
@@ -705,8 +705,16 @@ class AccountScanner:
             failure = describe_failure(exc)
             self._update_key(arn, last_usage_note=f"last use unknown: {failure.code}: "
                                                   f"{failure.message}")
+            if not failure.access_denied:
+                self._record_error(region, "kms", "GetKeyLastUsage", failure, arn)
             return
         usage = answer.get("KeyLastUsage")
+        if usage is None and answer.get("TrackingStartDate") is None:
+            failure = Failure("MalformedResponse", "GetKeyLastUsage answered neither "
+                              "KeyLastUsage nor TrackingStartDate")
+            self._update_key(arn, last_usage_note=f"last use unknown: {failure.message}")
+            self._record_error(region, "kms", "GetKeyLastUsage", failure, arn)
+            return
         if not isinstance(usage, Mapping) or not usage:
             tracking = answer.get("TrackingStartDate")
             since = f" since {_iso(tracking)}" if tracking is not None else ""
@@ -768,6 +776,10 @@ class AccountScanner:
             self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
             return
         logging = answer.get("IsLogging")
+        if not isinstance(logging, bool):
+            self._record_error(home, "cloudtrail", operation, Failure(
+                "MalformedResponse", f"GetTrailStatus {arn}: no IsLogging"), arn)
+            return
         with self._lock:
             self._trails[arn] = replace(self._trails[arn], logging=logging if isinstance(
                 logging, bool) else None)
@@ -778,6 +790,11 @@ class AccountScanner:
             answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
         except AWS_FAILURES as exc:
             self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
+            return
+        if not isinstance(answer.get("EventSelectors"), list) and not isinstance(
+                answer.get("AdvancedEventSelectors"), list):
+            self._record_error(home, "cloudtrail", operation, Failure(
+                "MalformedResponse", f"GetEventSelectors {arn}: no event selectors"), arn)
             return
         logged, why = kms_reads_logged(answer)
         with self._lock:
