@@ -47,7 +47,9 @@ def errors(doc: dict[str, Any]) -> set[tuple[str, str, str, str]]:
 
 
 def arns(doc: dict[str, Any]) -> set[str]:
-    return {f["resource"]["arn"] for f in doc["findings"]}
+    """Every judged resource: contract v2 lists them in resources[] (findings hold failures
+    and waivers only, so a healthy resource appears nowhere else)."""
+    return {r["arn"] for r in doc["resources"]}
 
 
 # -- every loop bounded -----------------------------------------------------------------------
