@@ -652,7 +652,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     except BotoCoreError as exc:
         raise InputProblem(f"cannot set up AWS session: {exc}") from None
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
-                   s3_kms_key=s3_kms_key, session=session)
+                   s3_kms_key=s3_kms_key, session=session, evidence=evidence,
+                   no_color=no_color)
     out = replace(out, source=(profile, role_name or role_arn,
                                endpoint_url or os.environ.get("AWS_ENDPOINT_URL")))
     if shard is not None and save_inventory is None and out.output_dir is not None:

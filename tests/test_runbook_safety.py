@@ -137,7 +137,6 @@ def test_hostile_report_fields_stay_in_comments(tmp_path: Path) -> None:
     report, doc = _report(tmp_path, instance("db1", encrypted=False))
     bad = HOSTILE[0]
     doc["scan"]["finished_at"] = bad
-    doc["scan"]["accounts"] = [bad]
     for f in doc["findings"]:
         f["message"] = bad
         f["title"] = bad
@@ -153,6 +152,15 @@ def test_hostile_report_fields_stay_in_comments(tmp_path: Path) -> None:
     assert len(calls) > 1
     for line in proc.stdout.splitlines():
         assert SENTINEL not in line or line.lstrip().startswith(("#", "printf '%s\\n' '"))
+
+
+def test_hostile_scan_accounts_are_refused(tmp_path: Path) -> None:
+    """An account list is identifiers, not free text: a report whose scan.accounts holds a
+    control character is refused in one line (exit 2), never quoted into a runbook."""
+    report, doc = _report(tmp_path, instance("db1", encrypted=False))
+    doc["scan"]["accounts"] = [HOSTILE[0]]
+    report.write_text(json.dumps(doc))
+    assert "scan.accounts is not a list of names" in one_line_error(run("plan", report))
 
 
 def test_hostile_account_id_is_refused(tmp_path: Path) -> None:
