@@ -356,8 +356,14 @@ class AccountScanner:
             self._record_error(region, "rds", OPTION_GROUP_CALL[0],
                                Failure("DeadlineExceeded", message), group)
         elif name == "_last_usage":
-            # Shown, never judged: the key only says its last use is unknown.
-            self._update_key(args[0], last_usage_note=f"last use unknown: {message}")
+            # Shown, never judged, but not read: like any failure of the call but an
+            # AccessDenied (see _last_usage), an error as well as a note on the key. A
+            # dripping answer the deadline ends is the same unread call as a hung one that
+            # the read timeout ends (an error); only a refused permission is not.
+            arn, region = args
+            self._update_key(arn, last_usage_note=f"last use unknown: {message}")
+            self._record_error(region, "kms", "GetKeyLastUsage",
+                               Failure("DeadlineExceeded", message), arn)
 
     def _region_finished(self, region: str) -> None:
         with self._lock:
@@ -665,32 +671,36 @@ class AccountScanner:
             self._look_up(primary_arn)
 
     def _rotation(self, key: KmsKey) -> None:
+        changes: dict[str, Any]
         try:
             answer = self.clients.call("kms", key.region, "GetKeyRotationStatus",
                                        "get_key_rotation_status", KeyId=key.arn)
         except AWS_FAILURES as exc:
             failure = describe_failure(exc)
             if failure.code == "UnsupportedOperationException":
-                updated = replace(key, rotation=RotationLookup.NOT_APPLICABLE,
-                                  note=f"rotation not applicable: {failure.message}")
+                changes = dict(rotation=RotationLookup.NOT_APPLICABLE,
+                               note=f"rotation not applicable: {failure.message}")
             else:
                 lookup = (RotationLookup.ACCESS_DENIED if failure.access_denied
                           else RotationLookup.ERROR)
-                updated = replace(key, rotation=lookup,
-                                  note=f"rotation status unknown: {failure.code}")
+                changes = dict(rotation=lookup,
+                               note=f"rotation status unknown: {failure.code}")
                 self._record_error(key.region, "kms", "GetKeyRotationStatus", failure,
                                    key.arn)
         else:
             enabled = answer.get("KeyRotationEnabled")
             if isinstance(enabled, bool):
-                updated = replace(key, rotation=RotationLookup.OK, rotation_enabled=enabled)
+                changes = dict(rotation=RotationLookup.OK, rotation_enabled=enabled)
             else:
                 failure = Failure("MalformedResponse", "no KeyRotationEnabled in answer")
                 self._record_error(key.region, "kms", "GetKeyRotationStatus", failure,
                                    key.arn)
-                updated = replace(key, rotation=RotationLookup.ERROR, note=failure.message)
+                changes = dict(rotation=RotationLookup.ERROR, note=failure.message)
+        # Onto the key as held now: _last_usage may have updated it meanwhile (its note
+        # would be lost if `key`, as submitted, were written back).
         with self._lock:
-            self._keys[key.arn] = updated
+            held = self._keys.get(key.arn, key)
+            self._keys[key.arn] = replace(held, **changes)
 
     # -- key last use and CloudTrail coverage -------------------------------------------
 
@@ -707,6 +717,12 @@ class AccountScanner:
                                                   f"{failure.message}")
             if not failure.access_denied:
                 self._record_error(region, "kms", "GetKeyLastUsage", failure, arn)
+            return
+        problem = text_problem(answer)
+        if problem is not None:
+            failure = Failure("MalformedResponse", f"GetKeyLastUsage {arn}: {problem}")
+            self._update_key(arn, last_usage_note=f"last use unknown: {failure.message}")
+            self._record_error(region, "kms", "GetKeyLastUsage", failure, arn)
             return
         usage = answer.get("KeyLastUsage")
         if usage is None and answer.get("TrackingStartDate") is None:
@@ -752,6 +768,13 @@ class AccountScanner:
             arn = _str(entry.get("TrailARN")) if isinstance(entry, Mapping) else None
             if arn is None:
                 continue
+            problem = trail_entry_problem(entry)
+            if problem is not None:
+                # Its ARN and home region would be used for the next calls: never used.
+                self._fail(region, "cloudtrail", "DescribeTrails", Failure(
+                    "MalformedResponse", f"DescribeTrails ({shown(arn)}): {problem}"),
+                    shown(arn))
+                continue
             home = _str(entry.get("HomeRegion")) or region
             with self._lock:
                 held = self._trails.get(arn)
@@ -775,6 +798,11 @@ class AccountScanner:
         except AWS_FAILURES as exc:
             self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
             return
+        problem = text_problem(answer, free=_TRAIL_STATUS_FREE_TEXT)
+        if problem is not None:
+            self._record_error(home, "cloudtrail", operation, Failure(
+                "MalformedResponse", f"GetTrailStatus {arn}: {problem}"), arn)
+            return
         logging = answer.get("IsLogging")
         if not isinstance(logging, bool):
             self._record_error(home, "cloudtrail", operation, Failure(
@@ -795,6 +823,11 @@ class AccountScanner:
                 answer.get("AdvancedEventSelectors"), list):
             self._record_error(home, "cloudtrail", operation, Failure(
                 "MalformedResponse", f"GetEventSelectors {arn}: no event selectors"), arn)
+            return
+        problem = text_problem(answer, free=_SELECTOR_FREE_TEXT)
+        if problem is not None:
+            self._record_error(home, "cloudtrail", operation, Failure(
+                "MalformedResponse", f"GetEventSelectors {arn}: {problem}"), arn)
             return
         logged, why = kms_reads_logged(answer)
         with self._lock:
@@ -834,6 +867,50 @@ def key_metadata_problem(meta: Any) -> str | None:
     window = meta.get("PendingDeletionWindowInDays")
     if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
         return "KeyMetadata.PendingDeletionWindowInDays is not a whole number"
+    return None
+
+
+# Free text (error messages, a selector's own name) in the answers below; every other
+# string there is a machine value (ARN, region, key id, timestamp, enum, event source) and is
+# held to identifier_problem.
+_TRAIL_STATUS_FREE_TEXT = frozenset({"LatestDeliveryError", "LatestNotificationError",
+                                     "LatestDigestDeliveryError",
+                                     "LatestCloudWatchLogsDeliveryError"})
+_SELECTOR_FREE_TEXT = frozenset({"Name"})
+
+
+def text_problem(value: Any, free: frozenset[str] = frozenset(),
+                 where: str = "the answer") -> str | None:
+    """The first string of an answer (walked through structures and lists) that cannot be
+    an identifier, as "<where> <problem>", or None. Strings under a key in `free` are free
+    text and not checked."""
+    if isinstance(value, str):
+        problem = identifier_problem(value)
+        return f"{where} {problem}" if problem is not None else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in free:
+                continue
+            problem = text_problem(item, free, f"{key}" if where == "the answer"
+                                   else f"{where}.{key}")
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = text_problem(item, free, where)
+            if problem is not None:
+                return problem
+    return None
+
+
+def trail_entry_problem(entry: Mapping[str, Any]) -> str | None:
+    """What makes a DescribeTrails entry unusable (its TrailARN, Name and HomeRegion are
+    used as the ARN and region of later calls and shown as identifiers), or None."""
+    for name in ("TrailARN", "Name", "HomeRegion"):
+        value = entry.get(name)
+        if value is not None and (not isinstance(value, str)
+                                  or identifier_problem(value) is not None):
+            return f"{name} is not a sound name"
     return None
 
 

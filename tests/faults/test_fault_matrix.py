@@ -36,6 +36,8 @@ OTHERS = [("rds", "DescribeDBSnapshotAttributes"), ("rds", "DescribeDBClusterSna
           ("cloudtrail", "GetEventSelectors")]
 # GetKeyLastUsage is shown, never judged: refused, it leaves the key's last use unknown
 # (said on the key) without making the scan incomplete.
+# Every other failure of it, a deadline cut included (drip: like hang, an unread call), is a
+# collection error as for any call.
 NOT_AN_ERROR = {("kms", "GetKeyLastUsage", "access-denied")}
 
 FAULTS = {
@@ -217,9 +219,16 @@ def test_fault(served: Served, service: str, operation: str, fault_name: str) ->
     base = served.baseline
 
     if (service, operation, fault_name) in NOT_AN_ERROR:
+        # By design not a collection error: the refusal is said on the key, and only there.
         key = next(k for k in inventory.keys if k.arn == served.keys[FAULT_REGION])
-        assert "AccessDenied" in (key.last_usage_note or "") and not inventory.errors
+        note = key.last_usage_note or ""
+        assert note.startswith("last use unknown: ") and "AccessDenied" in note, note
+        assert key.last_used_at is None, key
+        assert not inventory.errors, inventory.errors
+        other = next(k for k in inventory.keys if k.arn != served.keys[FAULT_REGION])
+        assert "AccessDenied" not in (other.last_usage_note or ""), other
         assert _facts(result) == _facts(base)
+        assert gate(result, POLICY.fail_on) is ExitCode.COMPLIANT
         return
     # The error names the operation and the region.
     where = "us-east-1" if operation == "DescribeRegions" else FAULT_REGION
