@@ -10,6 +10,8 @@ the finding's own resource or on one the plan itself created. Everything else is
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,12 +68,17 @@ _RDS: dict[str, Operation] = {
     "delete-db-cluster-automated-backup": Operation(("--db-cluster-resource-id",)),
     "start-db-instance": Operation(("--db-instance-identifier",)),
     "start-db-cluster": Operation(("--db-cluster-identifier",)),
-    "create-blue-green-deployment": Operation(
-        (), (), ("--source",), required_subject=False),
+    # Blue/Green (rdsaudit.bluegreen): the deployment is named by the plan; its identifier
+    # (bgd-…) exists only at run time, so later steps name it by BLUE_GREEN_ID placeholder.
+    "create-blue-green-deployment": Operation(("--source",),
+                                              ("--blue-green-deployment-name",)),
     "describe-blue-green-deployments": Operation(required_subject=False),
-    "switchover-blue-green-deployment": Operation(required_subject=False),
-    "delete-blue-green-deployment": Operation(required_subject=False),
+    "switchover-blue-green-deployment": Operation(("--blue-green-deployment-identifier",)),
+    "delete-blue-green-deployment": Operation(("--blue-green-deployment-identifier",)),
 }
+# `{bgd-id:NAME}`: the identifier of the deployment NAME that an earlier step created.
+BLUE_GREEN_ID = re.compile(r"\{bgd-id:([^{}]+)\}")
+_BLUE_GREEN_FILTER = "Name=blue-green-deployment-name,Values="
 _KMS: dict[str, Operation] = {
     "enable-key": Operation(keys=("--key-id",), required_subject=False),
     "cancel-key-deletion": Operation(keys=("--key-id",), required_subject=False),
@@ -181,12 +188,63 @@ def check_argv(argv: Sequence[str], scope: Scope) -> None:
     if spec is None:
         raise CommandRefused(f"aws {service} {operation} is not a remediation operation")
     parsed = _parse(rest, _options(service, operation))
+    if "blue-green" in operation:
+        _blue_green(operation, parsed, scope)
+        if operation != "create-blue-green-deployment":
+            return
     _require(parsed, spec.subjects, scope.own | scope.created, required=spec.required_subject)
     _require(parsed, spec.references, scope.own | scope.created | scope.known, required=False)
     _require(parsed, spec.keys, scope.keys | scope.own, required=False)
     for option in spec.creates:
         for value in parsed.get(option, []):
             scope.created.add(value)
+
+
+def blue_green_name(value: str) -> str | None:
+    """NAME of a `{bgd-id:NAME}` placeholder, or of a describe filter on the name."""
+    match = BLUE_GREEN_ID.fullmatch(value)
+    if match:
+        return match.group(1)
+    return value.removeprefix(_BLUE_GREEN_FILTER) if value.startswith(_BLUE_GREEN_FILTER) \
+        else None
+
+
+def _blue_green(operation: str, parsed: dict[str, list[str]], scope: Scope) -> None:
+    """The parts of a Blue/Green call the option check cannot see: the deployment it names
+    must be one the plan created; each target configuration a resource of the finding."""
+    if operation == "create-blue-green-deployment":
+        raw = parsed.get("--target-resource-configurations", [])
+        try:
+            entries = [e for value in raw for e in json.loads(value)]
+        except (ValueError, TypeError):
+            raise CommandRefused("--target-resource-configurations is not a JSON list") \
+                from None
+        for entry in entries:
+            if not isinstance(entry, dict) or set(entry) - {"SourceArn", "TargetKmsKeyId"} \
+                    or not all(isinstance(v, str) for v in entry.values()):
+                raise CommandRefused("--target-resource-configurations: an entry is not "
+                                     "{SourceArn, TargetKmsKeyId}")
+            if entry.get("SourceArn") not in scope.own:
+                raise CommandRefused(f"--target-resource-configurations names "
+                                     f"{entry.get('SourceArn')!r}, not a resource of the "
+                                     "finding")
+        return
+    if operation == "describe-blue-green-deployments":
+        values = parsed.get("--filters", [])
+        if set(parsed) - {"--region", "--filters"} or len(values) != 1 \
+                or not values[0].startswith(_BLUE_GREEN_FILTER):
+            raise CommandRefused("describe-blue-green-deployments must filter on the name "
+                                 "of a deployment the plan created")
+        names = [values[0].removeprefix(_BLUE_GREEN_FILTER)]
+    else:
+        names = [blue_green_name(v) or "" for v in
+                 parsed.get("--blue-green-deployment-identifier", [])]
+    if not names:
+        raise CommandRefused("names no Blue/Green deployment")
+    for name in names:
+        if name not in scope.created:
+            raise CommandRefused(f"names Blue/Green deployment {name!r}, which the plan did "
+                                 "not create")
 
 
 def _require(parsed: Mapping[str, list[str]], options: Collection[str], allowed: set[str], *,

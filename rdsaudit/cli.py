@@ -945,10 +945,18 @@ def history_cmd(history_path: Path | None, limit: int, prune: int | None,
               help="Write the runbook here (default: stdout).")
 @click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write one runbook per account: DIR/runbook-ACCOUNT.sh.")
+@click.option("--target-key", "target_keys", multiple=True, metavar="[ACCOUNT=]KEY_ARN",
+              help="Re-plan with this KMS key, as scan --target-key (repeatable).")
+@click.option("--strategy", type=click.Choice(["snapshot", "blue-green"]),
+              help="Re-plan with this strategy (default: the report's plans, snapshot).")
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Re-plan with this TOML config's key policy and target_keys.")
 def plan(report: str, resources: tuple[str, ...], account: str | None, output: Path | None,
-         output_dir: Path | None) -> None:
+         output_dir: Path | None, target_keys: tuple[str, ...], strategy: str | None,
+         config: Path | None) -> None:
     """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
-    report."""
+    report; with --target-key, --strategy or --config, re-plan from its resources first."""
+    from rdsaudit.replan import replan, replannable
     from rdsaudit.runbook import (
         ReportProblem,
         blocked,
@@ -963,6 +971,12 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
     try:
         source = report.rsplit("/", 1)[-1]
         doc = load_report(_existing(report, "plan"))
+        if target_keys or strategy or config:
+            if not replannable(doc):
+                raise ReportProblem(f"{source} has no resources[].config (a version 1 report, "
+                                    "or older): --target-key, --strategy and --config need "
+                                    "a rescan; without them plan uses the report's steps")
+            doc = replan(doc, _policy(config, None, target_keys), strategy or "snapshot")
         missing = unmatched_resources(doc, resources)
         if missing:
             for name in missing:

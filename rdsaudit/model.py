@@ -380,6 +380,13 @@ class Remediation:
     related: tuple[str, ...] = ()
     # Why the plan has no commands (no key the policy accepts): one line the runbook repeats.
     blocked: str | None = None
+    # What the plan was made with, so `rdsaudit plan` can re-plan from the report without
+    # the scan's config: the target key of the resource's account and region (None: none
+    # configured), whether the policy forbade the AWS managed key there, and the strategy
+    # of a re-creating plan (snapshot | blue-green; None when nothing is re-created).
+    target_key: str | None = None
+    customer_key_required: bool = False
+    strategy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,15 @@ the cut-over and only when confirmed. rdsaudit never runs any of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from rdsaudit.arns import Arn
 from rdsaudit.carry import carried
 from rdsaudit.model import (
     Finding,
     KeyLookup,
+    KeyProtection,
     KmsKey,
     Remediation,
     Resource,
@@ -72,7 +74,10 @@ def target_key(ctx: Context, account: str, region: str) -> str | None:
     """The key to encrypt `account`'s resources of `region` with, from --target-key /
     target_keys: `ACCOUNT:REGION` entries (ACCOUNT=ARN), then the region's own key when it
     belongs to that account."""
-    keys = ctx.policy.target_keys
+    return key_from(ctx.policy.target_keys, account, region)
+
+
+def key_from(keys: Mapping[str, str], account: str, region: str) -> str | None:
     explicit = keys.get(f"{account}:{region}")
     if explicit:
         return explicit
@@ -83,11 +88,11 @@ def target_key(ctx: Context, account: str, region: str) -> str | None:
     return None
 
 
-def _strict(ctx: Context) -> bool:
-    """A policy under which alias/aws/rds would fail the next scan."""
-    level = getattr(ctx.policy, "minimum_key_protection", None)  # key-health issue
-    return ctx.policy.require_customer_managed_key or level in ("customer",
-                                                                 "customer-external-store")
+def _strict(ctx: Context, account: str) -> bool:
+    """A policy under which alias/aws/rds would fail the next scan (require_customer_managed_key,
+    or a minimum_key_protection of customer or above for the account)."""
+    return ctx.policy.require_customer_managed_key or (
+        ctx.policy.minimum_for(account) >= KeyProtection.CUSTOMER)
 
 
 class _NoKey(Exception):
@@ -105,7 +110,7 @@ def _key_for(r: Resource, ctx: Context, region: str, *, customer_managed: bool,
         key = None
     if key:
         return key, f"Target key {key} (from --target-key or target_keys)."
-    if customer_managed or _strict(ctx):
+    if customer_managed or _strict(ctx, r.account_id):
         example = f"arn:aws:kms:{region}:{r.account_id}:key/KEY-ID"
         line = (f"No customer managed key for account {r.account_id} in {region}: refusing to "
                 f"plan with {DEFAULT_KEY}; pass --target-key {example} (or target_keys).")
@@ -780,7 +785,14 @@ def _audit_key_use(key_arn: str) -> Remediation:
                                     "rdsaudit-kms"))))
 
 
-def remediation_for(finding: Finding, ctx: Context) -> Remediation | None:
+STRATEGIES = ("snapshot", "blue-green")
+
+
+def remediation_for(finding: Finding, ctx: Context, strategy: str = "snapshot"
+                    ) -> Remediation | None:
+    """The plan of a failing finding. `strategy` blue-green re-creates instances and
+    clusters through a Blue/Green deployment where it applies (else the snapshot path,
+    saying why); the snapshot path is the default and works everywhere."""
     if finding.rule_id == "key-rotation-disabled":
         return _rotation(finding.resource.arn, ctx)
     if finding.rule_id == "key-usage-not-audited":
@@ -789,4 +801,31 @@ def remediation_for(finding: Finding, ctx: Context) -> Remediation | None:
     resource = ctx.by_arn.get(finding.resource.arn)
     if planner is None or resource is None:
         return None
-    return planner(resource, ctx)
+    if strategy == "blue-green" and finding.rule_id in REENCRYPTING:
+        from rdsaudit.bluegreen import blue_green, with_fallback
+
+        rem = blue_green(resource, ctx, finding.rule_id) or with_fallback(
+            planner(resource, ctx), resource, ctx)
+    else:
+        rem = planner(resource, ctx)
+    if finding.rule_id in REENCRYPTING:
+        # Recorded so `rdsaudit plan` can re-plan from the report alone.
+        rem = replace(rem, target_key=target_key(ctx, resource.account_id, resource.region),
+                      customer_key_required=_strict(ctx, resource.account_id),
+                      strategy=rem.strategy or ("snapshot" if _recreates(rem) else None))
+    return rem
+
+
+# Rules whose plan re-creates or copies the resource under a key.
+REENCRYPTING = frozenset({
+    "instance-unencrypted", "cluster-unencrypted", "snapshot-unencrypted",
+    "cluster-snapshot-unencrypted", "key-region-mismatch", "aws-managed-key",
+    "aws-owned-key", "key-below-external-store", "cross-account-key",
+    "replica-encryption-mismatch", "replica-key-mismatch"})
+
+
+def _recreates(rem: Remediation) -> bool:
+    return any(s.argv[2:3] in (("restore-db-instance-from-db-snapshot",),
+                               ("restore-db-cluster-from-snapshot",), ("copy-db-snapshot",),
+                               ("create-db-instance-read-replica",))
+               for s in rem.steps if s.kind is StepKind.COMMAND)

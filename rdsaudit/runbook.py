@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rdsaudit.awscli import CommandRefused, Scope, check_argv
+from rdsaudit.awscli import BLUE_GREEN_ID, CommandRefused, Scope, blue_green_name, check_argv
 from rdsaudit.reportfile import ReportProblem, load_report
 
 __all__ = ["ReportProblem", "StepRefused", "blocked", "load_report", "render_runbook",
@@ -60,6 +60,71 @@ def render_argv(argv: Sequence[str]) -> str:
     parts = ['"${TARGET_KEY_ARN}"' if a == TARGET_KEY_VARIABLE else shlex.quote(a)
              for a in argv]
     return " ".join(parts)
+
+
+# Blue/Green deployments have no waiter, and their identifier exists only once created:
+# fixed shell functions (no report data in them) poll a bounded number of times and look the
+# identifier up by the deployment's name. RDSAUDIT_POLL_SECONDS (digits only) shortens the
+# pause, for tests against an emulator.
+BLUE_GREEN_HELPERS = r"""# ── Blue/Green helpers: no waiter exists, so poll at most 240 times
+rdsaudit_poll_seconds() {
+  case "${RDSAUDIT_POLL_SECONDS:-30}" in
+    ''|*[!0-9]*) echo 30 ;;
+    *) echo "${RDSAUDIT_POLL_SECONDS:-30}" ;;
+  esac
+}
+rdsaudit_bgd_id() {  # REGION NAME: the deployment's identifier (bgd-…)
+  local id
+  id="$(aws rds describe-blue-green-deployments --region "$1" \
+    --filters "Name=blue-green-deployment-name,Values=$2" \
+    --query 'BlueGreenDeployments[0].BlueGreenDeploymentIdentifier' --output text)"
+  case "$id" in
+    bgd-*) printf '%s\n' "$id" ;;
+    *) printf 'No Blue/Green deployment named %s\n' "$2" >&2; return 1 ;;
+  esac
+}
+rdsaudit_bgd_wait() {  # REGION NAME STATUS: until the deployment reaches STATUS
+  local tries=0 status
+  while :; do
+    status="$(aws rds describe-blue-green-deployments --region "$1" \
+      --filters "Name=blue-green-deployment-name,Values=$2" \
+      --query 'BlueGreenDeployments[0].Status' --output text)"
+    if [ "$status" = "$3" ]; then return 0; fi
+    case "$status" in
+      PROVISIONING|AVAILABLE|SWITCHOVER_IN_PROGRESS) ;;
+      *) printf 'Blue/Green deployment %s is %s, not %s: stopping\n' "$2" "$status" "$3" >&2
+         return 1 ;;
+    esac
+    tries=$((tries + 1))
+    if [ "$tries" -ge 240 ]; then
+      printf 'Blue/Green deployment %s is still %s: giving up\n' "$2" "$status" >&2
+      return 1
+    fi
+    sleep "$(rdsaudit_poll_seconds)"
+  done
+}
+"""
+
+
+def _option(argv: Sequence[str], name: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv[:-1] else ""
+
+
+def _step_lines(step: _Step) -> list[str]:
+    """The shell lines of one runnable step: the argv itself, or for Blue/Green the bounded
+    polling loop, and the identifier looked up by the deployment's name."""
+    argv = step.argv
+    region = shlex.quote(_option(argv, "--region"))
+    if argv[2] == "describe-blue-green-deployments" and step.kind == "wait":
+        name = blue_green_name(_option(argv, "--filters")) or ""
+        status = "SWITCHOVER_COMPLETED" if step.destructive else "AVAILABLE"
+        return [f"rdsaudit_bgd_wait {region} {shlex.quote(name)} {status}"]
+    names = [blue_green_name(a) for a in argv if BLUE_GREEN_ID.fullmatch(a)]
+    if names:
+        parts = ['"$bgd_id"' if BLUE_GREEN_ID.fullmatch(a) else shlex.quote(a) for a in argv]
+        return [f'bgd_id="$(rdsaudit_bgd_id {region} {shlex.quote(names[0] or "")})"',
+                " ".join(parts)]
+    return [render_argv(argv)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,11 +236,13 @@ def _plans(doc: Mapping[str, Any], resources: Sequence[str]) -> list[_Plan]:
             where = f"findings[{index}] ({f['rule_id']} on {res['id']}) step {n}"
             try:
                 argv = _step_argv(step)
-                if argv is not None:
+                kind = _kind(step, argv)
+                # A manual step's argv is a hint for a person, rendered only as a comment
+                # (e.g. a CloudTrail trail needs a bucket rdsaudit cannot choose).
+                if argv is not None and kind != "manual":
                     check_argv(argv, scope)
             except CommandRefused as exc:
                 raise StepRefused(one_line(f"{where} refused: {exc}")) from None
-            kind = _kind(step, argv)
             account = step.get("account")
             if not isinstance(account, str) or not account:
                 key_account = None
@@ -250,6 +317,9 @@ def render_runbook(doc: Mapping[str, Any], resources: Sequence[str] = (),
            if s.account == account and s.kind != "manual"):
         out += [': "${TARGET_KEY_ARN:?set TARGET_KEY_ARN to a customer managed KMS key ARN}"',
                 ""]
+    if any("blue-green" in s.argv[2] for p in plans for s in p.steps
+           if s.argv and s.account == account and s.kind != "manual"):
+        out += [*BLUE_GREEN_HELPERS.splitlines(), ""]
     mine = [p for p in plans
             if p.resource["account_id"] == account or any(s.account == account and s.argv
                                                            for s in p.steps)]
@@ -283,7 +353,7 @@ def render_runbook(doc: Mapping[str, Any], resources: Sequence[str] = (),
                 out.append(comment(f"already done above: {text}"))
             else:
                 issued.add(step.argv)
-                out.append(text)
+                out += _step_lines(step)
         out.append("")
     if cleanup:
         out += _cleanup(cleanup, issued)
@@ -306,7 +376,7 @@ def _cleanup(cleanup: list[tuple[_Plan, _Step]], issued: set[tuple[str, ...]]) -
     for p, step in commands:
         issued.add(step.argv)
         out.append("  " + comment(f"{p.rule_id} · {p.resource.get('id')}: {step.title}"))
-        out.append("  " + render_argv(step.argv))
+        out += ["  " + line for line in _step_lines(step)]
         if step.kind != "wait":
             remaining.append(step.title)
     out.append("else")

@@ -81,6 +81,15 @@ class _Bad(ValueError):
     pass
 
 
+def build_record(tp: Any, value: Any, where: str) -> Any:
+    """One record of type `tp` from JSON data, checked like a saved inventory (re-planning
+    reads the resources and keys of a report this way); InventoryProblem names the path."""
+    try:
+        return _build(tp, value, where)
+    except _Bad as bad:
+        raise InventoryProblem(str(bad)) from None
+
+
 # Fields that name something (used as is in look-ups and remediation commands): never
 # "cleaned". Everything else is free text, made valid Unicode on the way in.
 _IDENTIFIER_FIELDS = frozenset({

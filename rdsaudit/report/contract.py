@@ -72,6 +72,10 @@ class ResourceEntry(TypedDict):
     fails: list[str]
     passes: list[str]
     waived: list[str]
+    # The resource's other fields (configuration, relations, keys: rdsaudit.model.Resource
+    # by name), so `rdsaudit plan` can re-plan without a rescan; absent on kms-key entries.
+    config: NotRequired[dict[str, Any]]
+    member_configs: NotRequired[list[dict[str, Any]]]  # db-cluster: its members, in full
 
 
 class ResourceRefEntry(TypedDict):
@@ -95,6 +99,12 @@ class RemediationEntry(TypedDict):
     steps: list[dict[str, Any]]
     related: list[str]  # resources the steps act on besides the finding's own
     blocked: str | None  # why there are no commands (no key the policy accepts)
+    # What the plan was made with (absent in older reports): the target key of the
+    # resource's account and region, whether the policy forbade aws/rds there, and the
+    # strategy of a re-creating plan (snapshot | blue-green | None).
+    target_key: NotRequired[str | None]
+    customer_key_required: NotRequired[bool]
+    strategy: NotRequired[str | None]
 
 
 class WaiverEntry(TypedDict):

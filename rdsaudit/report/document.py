@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
@@ -20,6 +20,7 @@ from rdsaudit.model import (
     Finding,
     KeyLookup,
     KmsKey,
+    Remediation,
     Resource,
     ResourceType,
     Result,
@@ -80,14 +81,7 @@ class _FindingWriter:
         tags = self._tags.get(id(f.tags))
         if tags is None:
             tags = self._tags[id(f.tags)] = dict(f.tags)
-        remediation: RemediationEntry | None = None
-        if f.remediation is not None:
-            remediation = {"summary": f.remediation.summary,
-                           "steps": [to_data(s) for s in f.remediation.steps],
-                           # What the steps may act on beside the finding's own resource
-                           # (replicas, members, a primary key): `plan` holds steps to it.
-                           "related": list(f.remediation.related),
-                           "blocked": f.remediation.blocked}
+        remediation = None if f.remediation is None else remediation_entry(f.remediation)
         waiver: WaiverEntry | None = None
         if f.waiver is not None:
             waiver = {"reason": f.waiver.reason, "owner": f.waiver.owner,
@@ -106,6 +100,30 @@ class _FindingWriter:
             "tags": tags,
             "baseline": f.baseline,
         }
+
+
+def remediation_entry(rem: Remediation) -> RemediationEntry:
+    return {"summary": rem.summary,
+            "steps": [to_data(s) for s in rem.steps],
+            # What the steps may act on beside the finding's own resource (replicas,
+            # members, a primary key): `plan` holds steps to it.
+            "related": list(rem.related),
+            "blocked": rem.blocked,
+            # What the plan was made with: `rdsaudit plan` re-plans from these.
+            "target_key": rem.target_key,
+            "customer_key_required": rem.customer_key_required,
+            "strategy": rem.strategy}
+
+
+# Resource fields every entry already carries; `config` holds the rest (re-planning).
+_ENTRY_FIELDS = frozenset({"arn", "type", "id", "region", "account_id", "engine", "status",
+                           "tags"})
+
+
+def resource_config(r: Resource) -> dict[str, Any]:
+    """The resource's remaining fields (configuration, relations, keys), as `rdsaudit plan`
+    needs them to re-plan without a rescan."""
+    return {k: v for k, v in to_data(r).items() if k not in _ENTRY_FIELDS}
 
 
 def report_document(result: Result, fail_on: Severity = Severity.LOW,
@@ -176,7 +194,11 @@ def _resources(result: Result, ctx: Context) -> list[ResourceEntry]:
             "arn": r.arn, "type": r.type.value, "id": r.id, "region": r.region,
             "account_id": r.account_id, "engine": r.engine, "status": r.status,
             "posture": posture(r, ctx), "keys": _key_roles(r, ctx), "tags": dict(r.tags),
-            "fails": sorted(fails), "passes": sorted(passes), "waived": sorted(waived)})
+            "fails": sorted(fails), "passes": sorted(passes), "waived": sorted(waived),
+            "config": resource_config(r)})
+        if r.type is ResourceType.DB_CLUSTER and ctx.members_of(r):
+            # Members are judged through their cluster; re-planning re-creates them.
+            entries[-1]["member_configs"] = [to_data(m) for m in ctx.members_of(r)]
     # KMS keys are judged too (key-rotation-disabled): they are resources of their own.
     for key in ctx.inventory.keys:
         if key.arn not in outcomes:
