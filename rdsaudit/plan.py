@@ -572,9 +572,17 @@ def _key_steps(key_arn: str, key: KmsKey | None) -> list[Step]:
     arn = Arn.parse(key_arn)
     where = f" (in account {arn.account}, which owns the key)" if arn else ""
     enable = _key_step(f"Enable the key{where}", key_arn, "enable-key")
+    # While deletion is pending the rotation status reads false; cancelled, it returns to
+    # its own value, which the scan could not see (aws-facts §5): turn it on again, where
+    # automatic rotation applies (a customer managed symmetric key in KMS, on the primary).
+    rotate = [_key_step(f"Turn automatic rotation on again{where} (its setting could not be "
+                        "read while deletion was pending)", key_arn, "enable-key-rotation")
+              ] if key is not None and key.key_manager == "CUSTOMER" and key.origin in (
+                  None, "AWS_KMS") and key.custom_key_store_type is None and (
+                  key.primary_key_arn in (None, key_arn)) else []
     if state == "PendingDeletion":
         return [_key_step(f"Cancel the scheduled deletion before its date{where}; the key "
-                          "becomes Disabled", key_arn, "cancel-key-deletion"), enable]
+                          "becomes Disabled", key_arn, "cancel-key-deletion"), enable, *rotate]
     if state == "PendingReplicaDeletion":
         days = key.pending_deletion_window_days if key else None
         window = f"{days}-day " if days else ""
@@ -582,7 +590,7 @@ def _key_steps(key_arn: str, key: KmsKey | None) -> list[Step]:
                           "waits for its replica keys to be deleted, and its "
                           f"{window}PendingDeletionWindowInDays countdown starts when the last "
                           "replica is deleted; cancelled, the key becomes Disabled",
-                          key_arn, "cancel-key-deletion"), enable]
+                          key_arn, "cancel-key-deletion"), enable, *rotate]
     if state == "Disabled":
         return [enable]
     if state == "PendingImport":

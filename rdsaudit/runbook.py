@@ -349,7 +349,7 @@ def render_runbook(doc: Mapping[str, Any], resources: Sequence[str] = (),
                 out.append(comment(f"runs in account {step.account} ({where}): {text}"))
             elif manual:
                 out.append(comment(text))
-            elif step.argv in issued:
+            elif step.argv in issued and step.kind != "wait":  # waiting again is needed
                 out.append(comment(f"already done above: {text}"))
             else:
                 issued.add(step.argv)
@@ -374,6 +374,12 @@ def _cleanup(cleanup: list[tuple[_Plan, _Step]], issued: set[tuple[str, ...]]) -
     ]
     remaining: list[str] = []
     for p, step in commands:
+        if step.argv in issued and step.kind != "wait":
+            # Two plans delete the same resource (a replica of a re-created source that
+            # also fails on its own): the second deletion would fail under set -e.
+            out.append("  " + comment(f"{p.rule_id} · {p.resource.get('id')}: {step.title} "
+                                      "(already done above)"))
+            continue
         issued.add(step.argv)
         out.append("  " + comment(f"{p.rule_id} · {p.resource.get('id')}: {step.title}"))
         out += ["  " + line for line in _step_lines(step)]

@@ -222,3 +222,23 @@ def test_resource_type_coverage() -> None:
             "cluster-snapshot-unencrypted", "automated-backup-unencrypted", "key-unusable",
             "encryption-credentials-inaccessible", "aws-managed-key"} <= planned
     assert ResourceType.DB_CLUSTER  # the enum the cases use
+
+
+@pytest.mark.parametrize(("key", "rotates"), [
+    (kms_key(KEY, key_state="PendingDeletion"), True),
+    (kms_key(KEY, key_state="PendingReplicaDeletion", multi_region=True,
+             primary_key_arn=KEY), True),
+    (kms_key(KEY, key_state="PendingDeletion", origin="EXTERNAL"), False),
+    (kms_key(KEY, key_state="PendingDeletion", origin="AWS_CLOUDHSM",
+             custom_key_store_type="AWS_CLOUDHSM"), False),
+    (kms_key(KEY, key_state="Disabled"), False),
+])
+def test_a_cancelled_deletion_turns_rotation_back_on_where_it_applies(
+        key: Any, rotates: bool) -> None:
+    """While deletion is pending rotation reads false, so the scan cannot know the key's own
+    setting: the plan turns it on again after enabling (else the rescan may fail
+    key-rotation-disabled), but only where automatic rotation exists."""
+    ops = _ops(_plan(inventory(instance("db1"), keys=(key,)), "key-unusable", "db1"))
+    assert ("enable-key-rotation" in ops) is rotates, ops
+    if rotates:
+        assert ops.index("enable-key-rotation") > ops.index("enable-key")
