@@ -73,6 +73,16 @@ rdsaudit_poll_seconds() {
     *) echo "${RDSAUDIT_POLL_SECONDS:-30}" ;;
   esac
 }
+# TargetResourceConfigurations (the green's KMS key) is newer than many AWS CLI installs:
+# without it the CLI refuses the option, so stop before anything changes.
+skeleton="$(aws rds create-blue-green-deployment --generate-cli-skeleton input)"
+case "$skeleton" in
+  *'"TargetResourceConfigurations"'*) ;;
+  *) printf '%s\n' "This AWS CLI's RDS model has no --target-resource-configurations" \
+       "(the green environment's KMS key): upgrade the AWS CLI, or re-plan with" \
+       "--strategy snapshot. Nothing was changed." >&2
+     exit 1 ;;
+esac
 rdsaudit_bgd_id() {  # REGION NAME: the deployment's identifier (bgd-…)
   local id
   id="$(aws rds describe-blue-green-deployments --region "$1" \

@@ -26,7 +26,7 @@ from tests.test_cli import one_line_error, run, save
 CMK = key_arn("44444444-2222-3333-4444-555555555555")
 EU = "eu-west-1"
 EU_KEY = key_arn("33333333-2222-3333-4444-555555555555", region=EU)
-GLOBALS = {"--region", "--query", "--output"}
+GLOBALS = {"--region", "--query", "--output", "--generate-cli-skeleton"}
 
 
 def _estate() -> list[Any]:
@@ -152,6 +152,9 @@ def _stub(tmp_path: Path) -> tuple[Path, Path]:
         'case "$1 $2" in\n'
         f'  "sts get-caller-identity") echo {ACCOUNT} ;;\n'
         f'  "rds switchover-blue-green-deployment") : > {shlex.quote(str(state))} ;;\n'
+        '  "rds create-blue-green-deployment")\n'
+        '    case "$*" in *--generate-cli-skeleton*)\n'
+        '      echo \'{"TargetResourceConfigurations": [{"SourceArn": ""}]}\' ;; esac ;;\n'
         '  "rds describe-blue-green-deployments")\n'
         '    case "$*" in\n'
         '      *Identifier*) echo bgd-0123456789abcdef ;;\n'
@@ -193,7 +196,10 @@ def test_blue_green_runbook_runs_with_a_stub_aws(tmp_path: Path, confirm: bool) 
     calls = _execute(tmp_path, script, confirm=confirm)
     for call in calls:
         _model_check(call)
-    ops = [c[1] for c in calls if c[0] == "rds"]
+    # The runbook first asks the CLI whether its model has --target-resource-configurations.
+    assert calls[1] == ["rds", "create-blue-green-deployment", "--generate-cli-skeleton",
+                        "input"]
+    ops = [c[1] for c in calls[2:] if c[0] == "rds"]
     assert ops.count("create-blue-green-deployment") == 2  # shop, events
     if not confirm:
         assert "switchover-blue-green-deployment" not in ops
@@ -216,6 +222,28 @@ def test_blue_green_runbook_runs_with_a_stub_aws(tmp_path: Path, confirm: bool) 
             "events-old1", "--skip-final-snapshot"] in calls
 
 
+def test_an_aws_cli_without_target_resource_configurations_stops_first(
+        tmp_path: Path) -> None:
+    script, _ = _blue_green(tmp_path)
+    bin_dir = tmp_path / "old-cli"
+    bin_dir.mkdir()
+    log = tmp_path / "old.log"
+    (bin_dir / "aws").write_text(
+        "#!/bin/bash\n"
+        f'printf "%s\\n" "$*" >> {shlex.quote(str(log))}\n'
+        f'if [ "$1" = sts ]; then echo {ACCOUNT}; fi\n'
+        'if [ "$2" = create-blue-green-deployment ]; then echo \'{"Source": ""}\'; fi\n')
+    (bin_dir / "aws").chmod(0o755)
+    path = tmp_path / "bg.sh"
+    path.write_text(script)
+    proc = subprocess.run(["/bin/bash", str(path)], env={"PATH": str(bin_dir)},
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 1
+    assert "has no --target-resource-configurations" in proc.stderr
+    assert "Nothing was changed." in proc.stderr
+    assert len(log.read_text().splitlines()) == 2  # the account check, the model check
+
+
 def test_polling_is_bounded_and_stops_on_a_failed_deployment(tmp_path: Path) -> None:
     script, _ = _blue_green(tmp_path)
     assert "-ge 240" in script
@@ -224,7 +252,9 @@ def test_polling_is_bounded_and_stops_on_a_failed_deployment(tmp_path: Path) -> 
     (bin_dir / "aws").write_text(
         "#!/bin/bash\n"
         f'if [ "$1" = sts ]; then echo {ACCOUNT}; fi\n'
-        'if [ "$2" = describe-blue-green-deployments ]; then echo INVALID_CONFIGURATION; fi\n')
+        'if [ "$2" = describe-blue-green-deployments ]; then echo INVALID_CONFIGURATION; fi\n'
+        'if [ "$2" = create-blue-green-deployment ]; then echo TargetResourceConfigurations\n'
+        '  echo \'"TargetResourceConfigurations"\'; fi\n')
     (bin_dir / "aws").chmod(0o755)
     path = tmp_path / "bg.sh"
     path.write_text(script)
@@ -284,3 +314,45 @@ def test_check_argv_accepts_only_the_plans_own_deployment() -> None:
     with pytest.raises(CommandRefused):
         check_argv([*create[:-1], '[{"SourceArn":"arn:aws:rds:us-east-1:1:db:b"}]'],
                    Scope(own={"arn:aws:rds:us-east-1:1:db:a", "a"}))
+
+
+@pytest.mark.parametrize("strategy", ["snapshot", "blue-green"])
+def test_hostile_values_replanned_execute_nothing_but_aws(tmp_path: Path, strategy: str) -> None:
+    """Re-planning reads ids and configuration from the report: hostile ones (newline,
+    $(…), backticks, quotes, control characters) stay arguments of `aws`, in both
+    strategies, and the polling helpers never interpret them."""
+    from tests.test_runbook_safety import HOSTILE, SENTINEL
+
+    estate: list[Any] = []
+    for i, bad in enumerate(HOSTILE):
+        estate.append(instance(f"db{i}{bad}", encrypted=False, engine="mysql",
+                               db_subnet_group=f"net{bad}", parameter_group=f"pg{bad}",
+                               vpc_security_group_ids=(f"sg-{bad}",),
+                               tags=(("team", bad),)))
+    estate.append(cluster(f"cl{HOSTILE[1]}", encrypted=False))
+    inv = save(tmp_path, inventory(*estate, keys=(kms_key(CMK),)))
+    out = tmp_path / "out"
+    assert run("evaluate", inv, "--output-dir", out, "--quiet", "--exit-zero").returncode == 0
+    runbook = tmp_path / "hostile.sh"
+    proc = run("plan", out / "rdsaudit-report.json", "--strategy", strategy, "--target-key",
+               CMK, "--output", runbook)
+    assert proc.returncode == 0, proc.stderr
+    work = tmp_path / "cwd"
+    work.mkdir()
+    script = runbook.read_bytes().decode()
+    path = tmp_path / "bg.sh"
+    path.write_bytes(script.encode())
+    assert subprocess.run(["bash", "-n", str(path)], check=False).returncode == 0
+    bin_dir, log = _stub(tmp_path)
+    proc2 = subprocess.run(["/bin/bash", str(path)], cwd=work, capture_output=True, text=True,
+                           env={"PATH": str(bin_dir), "RDSAUDIT_POLL_SECONDS": "0",
+                                "RDSAUDIT_CONFIRM_DELETE": "1"}, check=False, timeout=120)
+    assert proc2.returncode == 0, proc2.stderr[-2000:]
+    assert "command not found" not in proc2.stderr
+    assert not list(work.iterdir()) and not list(tmp_path.glob(f"{SENTINEL}*"))
+    calls = log.read_bytes().decode().split("\x01\0")
+    blue_green = [c for c in calls if "create-blue-green-deployment" in c
+                  and "--generate-cli-skeleton" not in c]
+    assert (len(blue_green) == len(HOSTILE) + 1) is (strategy == "blue-green")
+    assert any(f"db1{HOSTILE[1]}-encrypt\0" in c for c in blue_green) is (
+        strategy == "blue-green")
