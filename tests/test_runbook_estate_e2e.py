@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -297,3 +298,89 @@ def test_whole_demo_runbook_runs_and_fixes_what_it_claims(
     new = _fails(after) - _fails(before)
     assert not still, sorted(still)
     assert not new, sorted(new)
+
+
+def _green_follows_target_kms_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CreateBlueGreenDeployment.TargetResourceConfigurations[].TargetKmsKeyId encrypts the
+    green resource of SourceArn with that key (RDS API reference,
+    TargetResourceConfiguration); moto ignores it (moto-fidelity §11, More divergences). The
+    green instance, and its automated snapshot taken at creation, get the key."""
+    from moto.rds.models import RDSBackend
+
+    original = RDSBackend.create_blue_green_deployment
+
+    def patched(self: Any, bg_kwargs: dict[str, Any]) -> Any:
+        deployment = original(self, bg_kwargs)
+        live = self.blue_green_deployments[deployment.blue_green_deployment_identifier]
+        for entry in bg_kwargs.get("target_resource_configurations") or []:
+            source = entry.get("SourceArn") or entry.get("source_arn")
+            key = entry.get("TargetKmsKeyId") or entry.get("target_kms_key_id")
+            if source != live.source or not key:
+                continue
+            green = self.find_db_from_id(live.target)
+            green.storage_encrypted, green.kms_key_id = True, key
+            for snap in self.database_snapshots.values():
+                if snap.snapshot_type == "automated" and \
+                        snap.db_instance_identifier == green.db_instance_identifier:
+                    snap.kms_key_id, snap.storage_encrypted, snap.encrypted = key, True, True
+                    snap.database.storage_encrypted, snap.database.kms_key_id = True, key
+        return deployment
+
+    monkeypatch.setattr(RDSBackend, "create_blue_green_deployment", patched)
+
+
+@pytest.mark.e2e
+def test_blue_green_runbook_runs_with_the_real_cli(
+        demo: tuple[FakeAWS, DemoEstate], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`plan --strategy blue-green` re-planned from the report, run whole with the real AWS
+    CLI (create, bounded polling, switchover, clean-up of the -old1 instance), then a
+    rescan: the instance is encrypted with the target key under its own name."""
+    fake, estate = demo
+    _green_follows_target_kms_key(monkeypatch)
+    bin_dir = tmp_path / "bin"
+    env = {**_env(fake, bin_dir), "RDSAUDIT_POLL_SECONDS": "0"}
+    target = estate.key("eu-orders").arn
+    before = _scan(env, tmp_path / "before")
+    name = "eu-newsletter-db"  # mysql, unencrypted, no replicas (moto's green has none)
+    [arn] = {f["resource"]["arn"] for f in before["findings"]
+             if f["resource"]["id"] == name}
+    assert ("instance-unencrypted", arn) in _fails(before)
+    runbook = tmp_path / "bg.sh"
+    proc = subprocess.run([RDSAUDIT, "plan", str(tmp_path / "before" / "rdsaudit-report.json"),
+                           "--resource", name, "--strategy", "blue-green", "--target-key",
+                           target, "--output", str(runbook)],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "create-blue-green-deployment" in runbook.read_text()
+    # The AWS CLI from PyPI (awscli 1.46.x) carries its own, older botocore model without
+    # TargetResourceConfigurations: the runbook stops before changing anything.
+    with fast_aws(bin_dir, fake.endpoint_url, env):
+        old = subprocess.run(["bash", "-x", str(runbook)], env=env, capture_output=True,
+                             text=True, timeout=600, check=False)
+    print(f"AWS CLI without a newer model: exit {old.returncode}")
+    if old.returncode == 1:
+        assert "has no --target-resource-configurations" in old.stderr
+        assert "+ aws rds create-blue-green-deployment --region" not in old.stderr
+    else:  # an AWS CLI whose model has it
+        assert old.returncode == 0, old.stderr[-3000:]
+    # With a newer RDS model on AWS_DATA_PATH (the documented way to give the CLI models;
+    # the same as upgrading it), the whole runbook runs.
+    import botocore
+
+    models = tmp_path / "models"
+    shutil.copytree(Path(botocore.__file__).parent / "data" / "rds", models / "rds")
+    env["AWS_DATA_PATH"] = str(models)
+    with fast_aws(tmp_path / "bin2", fake.endpoint_url, env):
+        env2 = {**env, "PATH": f"{tmp_path / 'bin2'}{os.pathsep}{env['PATH']}"}
+        run = subprocess.run(["bash", "-x", str(runbook)], env=env2, capture_output=True,
+                             text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "+ aws rds switchover-blue-green-deployment" in run.stderr
+    after = _scan(env, tmp_path / "after")
+    assert ("instance-unencrypted", arn) not in _fails(after)
+    [entry] = [r for r in after["resources"] if r["arn"] == arn]
+    assert entry["config"]["kms_key_id"] == target and entry["posture"] == "customer"
+    assert not [r for r in after["resources"] if r["id"].startswith(f"{name}-old1")
+                and r["type"] == "db-instance"]
+    assert not _fails(after) - _fails(before)
