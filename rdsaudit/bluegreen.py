@@ -107,7 +107,8 @@ def blue_green(r: Resource, ctx: Context, rule_id: str) -> Remediation | None:
                              own_account=own_account)
     except _NoKey as no_key:
         return replace(no_key.remediation, strategy="blue-green")
-    name = f"{r.id}-encrypt"[:60]
+    # BlueGreenDeploymentName: at most 60 characters, no trailing or doubled hyphen.
+    name = r.id[:52].rstrip("-") + "-encrypt"
     cluster = r.type is ResourceType.DB_CLUSTER
     replicas = [] if cluster else ctx.replicas_of(r)
     # One entry per instance and per (same-Region) read replica; per cluster on Aurora.

@@ -45,8 +45,13 @@ _ENTRY = ("arn", "type", "id", "region", "account_id", "engine", "status")
 def replannable(doc: Mapping[str, Any]) -> bool:
     """Whether the report carries what re-planning needs (version 2, written with config)."""
     resources = doc.get("resources")
-    return doc.get("schema_version") == 2 and isinstance(resources, list) and any(
-        isinstance(r, dict) and isinstance(r.get("config"), dict) for r in resources)
+    if doc.get("schema_version") != 2 or not isinstance(resources, list):
+        return False
+    failing = any(isinstance(f, dict) and f.get("status") == Status.FAIL.value
+                  for f in doc.get("findings") or [])
+    # Only resources a plan needs carry config: a report without failures needs none.
+    return not failing or any(isinstance(r, dict) and isinstance(r.get("config"), dict)
+                              for r in resources)
 
 
 def _resource(entry: Mapping[str, Any], where: str) -> Resource:

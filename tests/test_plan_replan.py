@@ -96,9 +96,11 @@ def _kms_keys_used(script: str) -> set[str]:
 def test_replanning_unchanged_reproduces_the_reports_own_runbook(tmp_path: Path) -> None:
     """resources[].config carries everything planning reads: re-planned with the same
     policy, every step of every shape comes out as the scan planned it."""
-    report, doc = _report(tmp_path, *_estate(), extra=("--target-key", KEY,
-                                                       "--target-key", EU_KEY))
-    assert all("config" in r for r in doc["resources"] if r["type"] != "kms-key")
+    report, doc = _report(tmp_path, *_estate(), instance("good", key=US_CMK),
+                          extra=("--target-key", KEY, "--target-key", EU_KEY))
+    # Only what a plan needs carries config (a compliant, unrelated resource does not).
+    assert {r["id"] for r in doc["resources"] if "config" not in r
+            and r["type"] != "kms-key"} == {"good"}
     [events] = [r for r in doc["resources"] if r["id"] == "events"]
     assert [m["id"] for m in events["member_configs"]] == ["events-1", "events-2"]
     own, _ = _plan(report)

@@ -380,7 +380,8 @@ def test_blue_green_runbook_runs_with_the_real_cli(
     after = _scan(env, tmp_path / "after")
     assert ("instance-unencrypted", arn) not in _fails(after)
     [entry] = [r for r in after["resources"] if r["arn"] == arn]
-    assert entry["config"]["kms_key_id"] == target and entry["posture"] == "customer"
+    assert [k["arn"] for k in entry["keys"] if k["role"] == "storage"] == [target]
+    assert entry["posture"] == "customer" and "config" not in entry  # nothing left to plan
     assert not [r for r in after["resources"] if r["id"].startswith(f"{name}-old1")
                 and r["type"] == "db-instance"]
     assert not _fails(after) - _fails(before)

@@ -73,7 +73,8 @@ class ResourceEntry(TypedDict):
     passes: list[str]
     waived: list[str]
     # The resource's other fields (configuration, relations, keys: rdsaudit.model.Resource
-    # by name), so `rdsaudit plan` can re-plan without a rescan; absent on kms-key entries.
+    # by name; null and empty ones left out), so `rdsaudit plan` can re-plan without a
+    # rescan. Only on resources a plan needs: those that fail, their replicas and sources.
     config: NotRequired[dict[str, Any]]
     member_configs: NotRequired[list[dict[str, Any]]]  # db-cluster: its members, in full
 

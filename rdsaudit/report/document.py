@@ -120,10 +120,30 @@ _ENTRY_FIELDS = frozenset({"arn", "type", "id", "region", "account_id", "engine"
                            "tags"})
 
 
-def resource_config(r: Resource) -> dict[str, Any]:
+_REQUIRED = frozenset({"encrypted", "encryption_type", "kms_key_id"})
+
+
+def resource_config(r: Resource, fields: frozenset[str] = _ENTRY_FIELDS) -> dict[str, Any]:
     """The resource's remaining fields (configuration, relations, keys), as `rdsaudit plan`
-    needs them to re-plan without a rescan."""
-    return {k: v for k, v in to_data(r).items() if k not in _ENTRY_FIELDS}
+    needs them to re-plan without a rescan; null and empty ones are left out."""
+    return {k: v for k, v in to_data(r).items()
+            if k not in fields and (k in _REQUIRED or v not in (None, []))}
+
+
+def _planned(result: Result, ctx: Context) -> set[str]:
+    """ARNs whose configuration a re-plan needs: every resource with a failure, and the
+    replicas and replica sources its plan re-creates or reads."""
+    failing = {f.resource.arn for f in result.findings if f.status is Status.FAIL}
+    needed = set(failing)
+    for arn in failing:
+        r = ctx.by_arn.get(arn)
+        if r is None:
+            continue
+        needed.update(x.arn for x in ctx.replicas_of(r))
+        source = ctx.replica_source(r)
+        if source is not None:
+            needed.add(source.arn)
+    return needed
 
 
 def report_document(result: Result, fail_on: Severity = Severity.LOW,
@@ -184,6 +204,7 @@ def _resources(result: Result, ctx: Context) -> list[ResourceEntry]:
             lists = outcomes[arn] = ([], [], [])
         lists[1].append(rule_id)
     entries: list[ResourceEntry] = []
+    planned = _planned(result, ctx)
     for r in ctx.inventory.resources:
         # Cluster members are judged through their cluster, but a few rules (the instance's
         # own status) still judge them: listed when some rule did.
@@ -194,11 +215,14 @@ def _resources(result: Result, ctx: Context) -> list[ResourceEntry]:
             "arn": r.arn, "type": r.type.value, "id": r.id, "region": r.region,
             "account_id": r.account_id, "engine": r.engine, "status": r.status,
             "posture": posture(r, ctx), "keys": _key_roles(r, ctx), "tags": dict(r.tags),
-            "fails": sorted(fails), "passes": sorted(passes), "waived": sorted(waived),
-            "config": resource_config(r)})
+            "fails": sorted(fails), "passes": sorted(passes), "waived": sorted(waived)})
+        if r.arn not in planned:
+            continue
+        entries[-1]["config"] = resource_config(r)
         if r.type is ResourceType.DB_CLUSTER and ctx.members_of(r):
             # Members are judged through their cluster; re-planning re-creates them.
-            entries[-1]["member_configs"] = [to_data(m) for m in ctx.members_of(r)]
+            entries[-1]["member_configs"] = [resource_config(m, frozenset())
+                                             for m in ctx.members_of(r)]
     # KMS keys are judged too (key-rotation-disabled): they are resources of their own.
     for key in ctx.inventory.keys:
         if key.arn not in outcomes:
