@@ -63,10 +63,10 @@ def _finding_problem(finding: Any) -> str | None:
                                                        "account_id")):
         return ".resource is not a resource"
     for k in ("arn", "id", "region", "account_id"):
-        # Never "cleaned": invalid Unicode is refused. (Control characters are still read
-        # and shell-quoted by the runbook: see the issue-12 note.)
+        # Never "cleaned": a control character or invalid Unicode is refused, as it is in
+        # an AWS answer (rdsaudit/text.py); a runbook never acts on such a name.
         problem = identifier_problem(resource[k])
-        if problem == "is not valid Unicode":
+        if problem is not None:
             return f".resource.{k} {problem}"
     remediation = finding.get("remediation")
     if remediation is None:

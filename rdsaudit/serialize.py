@@ -176,10 +176,10 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise _Bad(f"{where}: expected a string")
         if _is_identifier(where):
-            # Never "cleaned": an identifier that is not valid Unicode is refused. (Control
-            # characters in saved identifiers are still read: see the issue-12 note.)
+            # Never "cleaned": an identifier holding a control character or invalid
+            # Unicode is refused, as it is in an AWS answer (rdsaudit/text.py).
             problem = identifier_problem(value)
-            if problem == "is not valid Unicode":
+            if problem is not None:
                 raise _Bad(f"{where}: {problem}")
             return value
         return valid_text(value)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rdsaudit.model import ResourceType
+from rdsaudit.text import identifier_problem
 from tests.builders import ACCOUNT, KEY, cluster, instance, inventory, kms_key, resource, snapshot
 from tests.test_cli import one_line_error, run, save
 
@@ -33,6 +34,11 @@ HOSTILE = [
     f"f\r\x1b[2K\x7f\u2028echo x > {SENTINEL}6",
     f"g\u0085;echo x>{SENTINEL}7",
 ]
+# Shell syntax in a name is legal; a control character is not (an identifier holding one is
+# malformed wherever it is read: AWS answer, saved inventory, report), so the control
+# payloads reach a runbook only as free text, and as names they are refused before planning.
+SHELL_NAMES = [h for h in HOSTILE if identifier_problem(h) is None]
+CONTROL_NAMES = [h for h in HOSTILE if h not in SHELL_NAMES]
 
 
 def _report(tmp_path: Path, *resources: Any, keys: Any = None, extra: tuple[str, ...] = ()
@@ -114,7 +120,7 @@ def _expected(doc: dict[str, Any], *, confirm: bool) -> list[list[str]]:
 
 def _hostile_estate() -> list[Any]:
     res: list[Any] = []
-    for i, bad in enumerate(HOSTILE):
+    for i, bad in enumerate(SHELL_NAMES):
         res.append(instance(f"db{i}{bad}", encrypted=False))
         res.append(snapshot(f"snap{i}{bad}", encrypted=False, snapshot_type="manual",
                             source_id=f"db{i}{bad}"))
@@ -131,6 +137,22 @@ def test_hostile_identifiers_execute_nothing_but_aws(tmp_path: Path, confirm: bo
     assert expected and sorted(map(json.dumps, calls[1:])) == sorted(map(json.dumps, expected))
     if not confirm:
         assert "RDSAUDIT_CONFIRM_DELETE is not 1" in stderr
+
+
+@pytest.mark.parametrize("bad", CONTROL_NAMES)
+def test_names_with_control_characters_never_reach_a_runbook(tmp_path: Path, bad: str
+                                                             ) -> None:
+    """The defect of issue 9 (a newline in a DB identifier ended a comment line and ran the
+    rest) cannot arise: such a name in a report is refused in one line (exit 2) and no
+    runbook is written."""
+    assert SHELL_NAMES and CONTROL_NAMES
+    report, doc = _report(tmp_path, instance("db1", encrypted=False))
+    for f in doc["findings"]:
+        f["resource"]["id"] = f"db1{bad}"
+    report.write_text(json.dumps(doc))
+    out = tmp_path / "runbook.sh"
+    assert "control character" in one_line_error(run("plan", report, "--output", out))
+    assert not out.exists()
 
 
 def test_hostile_report_fields_stay_in_comments(tmp_path: Path) -> None:
