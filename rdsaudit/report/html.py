@@ -306,7 +306,12 @@ def _nice_axis(peak: int) -> tuple[int, int]:
 
 def _trend(history: Any) -> dict[str, Any] | None:
     """Failures by severity per recorded scan (oldest first): stacked bars, a line through
-    their tops, and the rows of the table beside them. None without history."""
+    their tops, and the rows of the table beside them. None without history.
+
+    Waived failures are drawn apart, as a hatched segment above the failing ones: a failure
+    that was waived is accepted, not fixed, so a drop in failures that is only new waivers
+    must not read as progress (the bar keeps its height, the note says how much was waived).
+    """
     if not isinstance(history, Sequence) or isinstance(history, str):
         return None
     scans = [h for h in history if isinstance(h, Mapping)][-HISTORY_MAX:]
@@ -321,7 +326,8 @@ def _trend(history: Any) -> dict[str, Any] | None:
         counts = {s: _count(by_sev.get(s)) for s in SEVERITIES}
         total = _count(h.get("fail")) if "fail" in h else sum(counts.values())
         totals.append((counts, max(total, sum(counts.values()))))
-    axis_top, step = _nice_axis(max(t for _, t in totals))
+    waived = [_count(h.get("waived")) for h in scans]
+    axis_top, step = _nice_axis(max(t + w for (_, t), w in zip(totals, waived, strict=True)))
 
     def y(value: float) -> float:
         return round(top + plot_h - plot_h * value / axis_top, 1)
@@ -343,6 +349,10 @@ def _trend(history: Any) -> dict[str, Any] | None:
                 segments.append({"severity": sev, "y": y_top, "h": round(y_base - y_top, 1),
                                  "count": n_sev})
                 base += n_sev
+        waived_seg = None
+        if waived[i]:
+            y_top = y(total + waived[i])
+            waived_seg = {"y": y_top, "h": round(y(total) - y_top, 1), "count": waived[i]}
         complete = bool(h.get("complete", True)) and not _count(h.get("errors"))
         previous = totals[i - 1][1] if i else None
         points.append({
@@ -356,7 +366,8 @@ def _trend(history: Any) -> dict[str, Any] | None:
             "errors": _count(h.get("errors")),
             "critical": counts["critical"], "high": counts["high"],
             "resources": _count(h.get("resources")),
-            "waived": _count(h.get("waived")),
+            "waived": waived[i], "waived_seg": waived_seg,
+            "waived_change": None if previous is None else waived[i] - waived[i - 1],
             "change": None if previous is None else total - previous,
         })
     ticks = [{"value": v, "y": y(v)} for v in range(0, axis_top + 1, step)]
@@ -373,6 +384,7 @@ def _trend(history: Any) -> dict[str, Any] | None:
         "previous": points[-2] if n > 1 else None,
         "first": first,
         "incomplete": sum(not p["complete"] for p in points),
+        "any_waived": any(waived),
     }
 
 
