@@ -271,3 +271,39 @@ def test_key_steps_of_a_key_in_another_account_are_comments(tmp_path: Path) -> N
     assert "\naws kms enable-key" not in proc.stdout
     assert "# runs in account 999988887777" in proc.stdout
     os.environ.get("PATH")
+
+
+def test_the_whole_demo_report_plans_and_runs_only_aws(tmp_path: Path) -> None:
+    """The committed demo report (every rule, every shape, several accounts) plans whole:
+    one runbook per account, each passes `bash -n` and, with a stub `aws`, runs nothing but
+    `aws`. Manual steps (CloudTrail set-up for key-usage-not-audited) stay comments."""
+    sample = Path(__file__).resolve().parent.parent / "sample_reports" / "rdsaudit-report.json"
+    doc = json.loads(sample.read_text("utf-8"))
+    out = tmp_path / "runbooks"
+    proc = run("plan", sample, "--output-dir", out)
+    assert proc.returncode == 0, proc.stderr
+    scripts = sorted(out.glob("runbook-*.sh"))
+    # One per scanned account, and one for the owner of a cross-account key (its steps).
+    assert {f"runbook-{a}.sh" for a in doc["scan"]["accounts"]} <= {s.name for s in scripts}
+    for script in scripts:
+        account = script.stem.removeprefix("runbook-")
+        text = script.read_text("utf-8")
+        assert "\n# Step" in text and "\naws " in text
+        for line in text.splitlines():
+            if "cloudtrail" in line:
+                assert line.lstrip().startswith("#"), line
+        (tmp_path / account).mkdir()
+        bin_dir, log = _stub_aws(tmp_path / account, account)
+        syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True,
+                                check=False)
+        assert syntax.returncode == 0, syntax.stderr
+        work = tmp_path / account / "cwd"
+        work.mkdir()
+        ran = subprocess.run(["/bin/bash", str(script)], cwd=work, capture_output=True,
+                             text=True, check=False, timeout=120,
+                             env={"PATH": str(bin_dir), "HOME": str(tmp_path),
+                                  "RDSAUDIT_CONFIRM_DELETE": "1"})
+        assert ran.returncode == 0, ran.stderr
+        assert "command not found" not in ran.stderr and not list(work.iterdir())
+        services = {c.split("\0")[0] for c in log.read_bytes().decode().split("\x01\0") if c}
+        assert services <= {"sts", "rds", "kms"}, services
