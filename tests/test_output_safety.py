@@ -41,7 +41,7 @@ from rdsaudit.model import (
 from rdsaudit.report.csv import neutralise
 from rdsaudit.text import identifier_problem
 from tests.builders import ACCOUNT, REGION, instance, inventory, key_arn, kms_key, snapshot
-from tests.test_cli import run, save
+from tests.test_cli import one_line_error, run, save
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "</script><script>alert(1)</script>"
@@ -425,6 +425,41 @@ def test_saved_identifiers_with_control_characters_are_refused(tmp_path: Path,
         [line] = proc.stderr.strip().splitlines()
         assert "control character" in line and ".resource.id" in line, line
         assert "Traceback" not in proc.stderr
+
+
+def test_lone_surrogates_in_a_report_reach_no_writer(tmp_path: Path) -> None:
+    """JSON allows "\\ud800"; read back from a report it is made valid Unicode in free text
+    (plan and --baseline write it as U+FFFD, never exit 4) and refused in a command."""
+    inv = save(tmp_path, inventory(instance("plain", encrypted=False)))
+    proc = run("evaluate", inv, "--format", "json", "--output-dir", tmp_path / "rep")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((tmp_path / "rep" / "rdsaudit-report.json").read_text("utf-8"))
+    doc["scan"]["finished_at"] = "\ud800"
+    for f in doc["findings"]:
+        f["message"] = f["title"] = "bad \ud800 text"
+        f["tags"] = {"k\udfff": "v\ud800"}
+        if f["remediation"]:
+            f["remediation"]["summary"] = "s\ud800"
+            for step in f["remediation"]["steps"]:
+                step["title"] = "x\udbff"
+    report = tmp_path / "surrogates.json"
+    report.write_text(json.dumps(doc), encoding="utf-8")  # ensure_ascii: \ud800 escapes
+    runbook = tmp_path / "runbook.sh"
+    proc = run("plan", report, "--output", runbook)
+    assert proc.returncode == 0, proc.stderr
+    text = runbook.read_text("utf-8")
+    assert "bad \ufffd text" in text and "# Step 1: x\ufffd" in text
+    proc = run("evaluate", inv, "--baseline", report, "--format", "json,html,csv",
+               "--output-dir", tmp_path / "base")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    # In what the runbook would execute, it is refused: never cleaned into another command.
+    [step] = [s for f in doc["findings"] if f["remediation"]
+              for s in f["remediation"]["steps"] if s["argv"]][:1]
+    step["argv"][-1] += "\ud800"
+    report.write_text(json.dumps(doc), encoding="utf-8")
+    line = one_line_error(run("plan", report))
+    assert "argv" in line and "not valid Unicode" in line, line
 
 
 # -- the runbook ----------------------------------------------------------------------------
