@@ -487,9 +487,9 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "deletion_date": k.get("deletion_date"),
             "days_left": days_left,
             "multi_region": k.get("multi_region"),
-            "note": "; ".join(n for n in (k.get("note"), _last_use(k), _roles_text(k)) if n)
-                    or None,
-            "resources": list(k.get("dependents") or []),
+            "note": "; ".join(n for n in (k.get("note"), _last_use(k)) if n) or None,
+            "resources": _users(k),
+            "roles_summary": _roles_text(k),
         })
     owned = sorted({str(_resource(f).get("arn")) for f in findings
                     if (f.get("kms_key") or {}).get("manager") == "AWS_OWNED"})
@@ -501,7 +501,8 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "description": "AWS owned key (SSE-RDS): outside the account, cannot be "
                            "described, audited or controlled",
             "deletion_date": None, "days_left": None, "multi_region": None, "note": None,
-            "resources": owned,
+            "resources": [{"arn": arn, "role": "storage"} for arn in owned],
+            "roles_summary": None,
         })
     # Unusable keys first, and of those the ones about to be deleted, soonest first.
     order = {"danger": 0, "warn": 1, "ok": 2}
@@ -522,17 +523,25 @@ def _last_use(key: Mapping[str, Any]) -> str | None:
     return key.get("last_usage_note") or None
 
 
+def _users(key: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each resource that depends on the key, with the role it uses the key in (storage,
+    performance-insights, master-user-secret, activity-stream): one row per (arn, role)."""
+    rows = [{"arn": str(d.get("arn")), "role": str(d.get("role") or "storage")}
+            for d in key.get("roles") or () if isinstance(d, Mapping) and d.get("arn")]
+    listed = {r["arn"] for r in rows}
+    rows += [{"arn": str(arn), "role": "storage"} for arn in key.get("dependents") or ()
+             if arn not in listed]  # a version 1 document: dependents without roles
+    return rows
+
+
 def _roles_text(key: Mapping[str, Any]) -> str | None:
-    """The roles other than storage that resources depend on the key in."""
-    others: dict[str, int] = {}
-    for dependent in key.get("roles") or ():
-        role = dependent.get("role")
-        if role and role != "storage":
-            others[role] = others.get(role, 0) + 1
-    if not others:
+    """How many dependents use the key in each role, when any role is not storage."""
+    counts: dict[str, int] = {}
+    for user in _users(key):
+        counts[user["role"]] = counts.get(user["role"], 0) + 1
+    if set(counts) <= {"storage"}:
         return None
-    return "also used as: " + ", ".join(f"{role} key of {n} resource(s)"
-                                        for role, n in sorted(others.items()))
+    return ", ".join(f"{role} key of {n}" for role, n in sorted(counts.items()))
 
 
 def _rotation_text(key: Mapping[str, Any]) -> str:
