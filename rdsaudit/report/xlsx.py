@@ -1,7 +1,9 @@
 """The XLSX workbook (`--format xlsx`): where auditors live.
 
-Four sheets: Summary (the verdict and the counts by account and region), Actions (the
-fix-first list), Findings (the CSV's rows, with filters and a frozen header) and Keys.
+Sheets: Summary (the verdict), By account and region, Actions (the fix-first list),
+Findings (the CSV's rows, with filters and a frozen header), Keys, and Key dependents (one
+row per key, dependent and role: a key of thousands of databases would overflow a cell).
+Excel holds at most 32,767 characters a cell: a longer text is cut there and says so.
 Every cell is written as text or a number, never a formula: openpyxl stores a string that
 starts with `=` as a formula, so such strings are neutralised exactly as in the CSV, and
 account ids stay text (a 12-digit id must not become 1.11111E+11).
@@ -16,6 +18,7 @@ from typing import Any
 from rdsaudit.report.csv import COLUMNS, finding_rows, neutralise
 
 SHEET_WIDTH_MAX = 80
+CELL_MAX = 32_767  # Excel's limit of characters in a cell
 
 
 def render_xlsx(doc: Mapping[str, Any]) -> bytes:
@@ -48,9 +51,10 @@ def render_xlsx(doc: Mapping[str, Any]) -> bytes:
                for a in summary.get("actions") or []]
     keys = [[k.get("arn"), ", ".join(k.get("aliases") or []), k.get("account_id"),
              k.get("region"), k.get("key_state"), k.get("key_manager"), k.get("origin"),
-             _rotation(k), k.get("deadline"), len(k.get("dependents") or []),
-             "\n".join(k.get("dependents") or [])]
+             _rotation(k), k.get("deadline"), len(k.get("dependents") or [])]
             for k in doc.get("keys") or []]
+    dependents = [[k.get("arn"), d.get("arn"), d.get("role")]
+                  for k in doc.get("keys") or [] for d in _roles(k)]
     sheets: list[tuple[str, Sequence[str], list[list[Any]]]] = [
         ("Summary", ["Item", "Value"], overview),
         ("By account and region", ["Scope", "Name", *GROUP_COUNTS], groups),
@@ -58,7 +62,8 @@ def render_xlsx(doc: Mapping[str, Any]) -> bytes:
                      "Account", "Region", "Resources", "Findings", "Fix"], actions),
         ("Findings", list(COLUMNS), finding_rows(doc)),
         ("Keys", ["Key ARN", "Aliases", "Account", "Region", "State", "Manager", "Origin",
-                  "Rotation", "Deadline", "Dependents", "Dependent ARNs"], keys),
+                  "Rotation", "Deadline", "Dependents"], keys),
+        ("Key dependents", ["Key ARN", "Dependent ARN", "Role"], dependents),
     ]
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
@@ -89,7 +94,19 @@ def _cell(value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return value
-    return neutralise(str(value))
+    text = neutralise(str(value))
+    if len(text) > CELL_MAX:
+        note = f" … [cut at Excel's {CELL_MAX:,}-character cell limit: see the JSON report]"
+        text = text[:CELL_MAX - len(note)] + note
+    return text
+
+
+def _roles(key: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The key's dependents with their roles (a version 1 document: storage, by ARN)."""
+    roles = [d for d in key.get("roles") or () if isinstance(d, Mapping) and d.get("arn")]
+    listed = {d["arn"] for d in roles}
+    return roles + [{"arn": arn, "role": "storage"} for arn in key.get("dependents") or ()
+                    if arn not in listed]
 
 
 def _rotation(key: Mapping[str, Any]) -> str:
