@@ -331,3 +331,18 @@ def test_large_formats_stream_whole_lines_that_add_up_to_the_report() -> None:
         assert len(chunks) > 2, name
         assert all(c.endswith("\n") for c in chunks if c), name
         assert "".join(chunks) == FORMATS[name].render(doc) == "".join(stream(doc)), name
+
+
+def test_xlsx_survives_control_characters_in_aws_text() -> None:
+    """A worksheet cannot hold most C0 controls (openpyxl refuses them): an escape sequence
+    in a tag or message is shown as U+FFFD instead of aborting the workbook."""
+    doc = sample_document()
+    doc["findings"][0]["tags"] = {"k\x1b": "v\x1b[2Jx\x07"}
+    doc["findings"][0]["message"] = "m\x1b[31mred"
+    data = FORMATS["xlsx"].render(doc)
+    assert isinstance(data, bytes)
+    frame = pd.read_excel(io.BytesIO(data), sheet_name="Findings", dtype=str,
+                          keep_default_na=False)
+    assert "m\ufffd[31mred" in set(frame["message"])
+    assert any("v\ufffd[2Jx\ufffd" in t for t in frame["tags"])
+    assert not any("\x1b" in v for col in frame.columns for v in frame[col])
