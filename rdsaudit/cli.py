@@ -1073,8 +1073,21 @@ def rules() -> None:
                    "alone.")
 @click.option("--security-hub", is_flag=True,
               help="Add what --security-hub needs (in every account findings go to).")
-def iam_policy(organization: bool, role_name: str, security_hub: bool) -> None:
-    """Print the least-privilege, read-only IAM policy a scan needs."""
+@click.option("--output-dir", "s3_output", metavar="s3://BUCKET/PREFIX/",
+              help="Add s3:PutObject under this prefix (scan/merge --output-dir s3://…).")
+@click.option("--s3-kms-key", metavar="KEY_ARN|alias/NAME",
+              help="Add kms:GenerateDataKey (writing) / kms:Decrypt (reading) on this key, "
+                   "through S3 only.")
+@click.option("--s3-input", "s3_inputs", multiple=True, metavar="s3://BUCKET/KEY",
+              help="Add s3:GetObject on this object or prefix and s3:ListBucket on its "
+                   "bucket (--baseline, evaluate, plan, merge from S3). Repeatable.")
+@click.option("--notify", multiple=True, metavar="sns:TOPIC_ARN",
+              help="Add sns:Publish on this topic (a webhook URL needs nothing). Repeatable.")
+def iam_policy(organization: bool, role_name: str, security_hub: bool,
+               s3_output: str | None, s3_kms_key: str | None, s3_inputs: tuple[str, ...],
+               notify: tuple[str, ...]) -> None:
+    """Print the least-privilege, read-only IAM policy a scan needs; each opt-in write is
+    added only with its flag."""
     from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
 
@@ -1094,7 +1107,27 @@ def iam_policy(organization: bool, role_name: str, security_hub: bool) -> None:
         from rdsaudit.deliver.securityhub import IAM_STATEMENTS
 
         statements += IAM_STATEMENTS
+    statements += _opt_in_statements(s3_output, s3_kms_key, s3_inputs, notify)
     click.echo(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
+
+
+def _opt_in_statements(output: str | None, kms_key: str | None, inputs: tuple[str, ...],
+                       notify: tuple[str, ...]) -> list[dict[str, Any]]:
+    from rdsaudit.deliver import notify as notifying
+    from rdsaudit.deliver import s3
+    from rdsaudit.deliver.notify import NotifyProblem
+
+    try:
+        where = s3.parse_s3(output) if output is not None else None
+        read = [s3.parse_s3(i) for i in inputs]
+        targets = [notifying.parse_target(t) for t in notify]
+    except (s3.S3Problem, NotifyProblem) as exc:
+        raise InputProblem(f"iam-policy: {exc}") from None
+    if kms_key is not None and ((where is None and not read)
+                                or not kms_key.startswith(("arn:", "alias/"))):
+        raise InputProblem("iam-policy --s3-kms-key takes a KMS key ARN or alias/NAME, with "
+                           "--output-dir s3://… or --s3-input s3://…")
+    return s3.iam_statements(where, read, kms_key) + notifying.iam_statements(targets)
 
 
 def _fail(message: str, code: int) -> NoReturn:

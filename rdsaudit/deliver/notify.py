@@ -261,3 +261,14 @@ def notifier(targets: Sequence[Target], on: NotifyOn, location: Callable[[], str
         return errors
 
     return deliver
+
+
+def iam_statements(targets: Sequence[Target]) -> list[dict[str, Any]]:
+    """What `iam-policy --notify sns:…` adds: Publish on those topics alone. A webhook needs
+    no AWS permission. A topic encrypted with a customer key also needs kms:GenerateDataKey*
+    and kms:Decrypt on that key (docs/aws-facts.md §17), which the topic ARN does not name."""
+    topics = sorted({t.address for t in targets if t.kind == "sns"})
+    if not topics:
+        return []
+    return [{"Sid": "RdsauditNotify", "Effect": "Allow", "Action": ["sns:Publish"],
+             "Resource": topics}]
