@@ -48,7 +48,8 @@ TOP_ACTIONS = 3
 DEFAULT_TIMEOUT = 10.0
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SNS_PREFIX = "sns:"
-# SNS: Subject is ASCII, no line breaks, under 100 characters (docs/aws-facts.md §17).
+# SNS: a Subject has no line breaks or control characters and is under 100 characters
+# (docs/aws-facts.md §17); ours is printable ASCII.
 SUBJECT_MAX = 99
 # Our own titles' words and punctuation plus the characters AWS allows in the names they
 # embed (DB and snapshot identifiers, key ids, alias names).
@@ -126,7 +127,8 @@ def message(doc: ReportDocument, location: str) -> dict[str, Any]:
     lines: list[str] = []
     for action in summary["actions"][:TOP_ACTIONS]:
         title = _plain(action["title"], _SAFE_TITLE) or (
-            f"a {action['kind']} action (its name is withheld: not a plain AWS identifier)")
+            f"a {action['kind']} action (its name is withheld: not a plain AWS identifier, "
+            "or too long)")
         account = _plain(action["account_id"], _ACCOUNT)
         region = _plain(action["region"], _REGION)
         where = " ".join(p for p in (account, region) if p)
