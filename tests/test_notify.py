@@ -303,6 +303,7 @@ def test_the_notification_tells_of_an_earlier_failed_delivery(
     ("sns:arn:aws:s3:::bucket", "not sns:arn:PARTITION:sns:REGION:ACCOUNT:TOPIC"),
     ("sns:arn:aws:sns:us-east-1:123456789012:bad topic", "not sns:arn:"),
     ("sns:rdsaudit-alerts", "not sns:arn:"),
+    ("https://hooks.example.com/x\r\nX-Injected: 1", "percent-encode it"),
 ])
 def test_bad_notify_values_are_one_line_exit_2(estate: Estate, value: str, says: str) -> None:
     line = one_line_error(run_text(estate.fake, "scan", "--no-history", "--notify", value))

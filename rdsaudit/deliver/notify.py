@@ -76,9 +76,8 @@ class Target:
         (its path may be its token), a topic by its ARN."""
         if self.kind == "sns":
             return self.address
-        parts = urlsplit(self.address)
-        port = "" if parts.port is None else f":{parts.port}"
-        return f"{parts.scheme}://{parts.hostname}{port}/…"
+        parts = urlsplit(self.address)  # no user or password: netloc is host[:port]
+        return f"{parts.scheme}://{parts.netloc}/…"
 
 
 def parse_target(text: str) -> Target:
@@ -89,6 +88,9 @@ def parse_target(text: str) -> Target:
             raise NotifyProblem(f"--notify {text[:80]!r}: not sns:arn:PARTITION:sns:REGION:"
                                 "ACCOUNT:TOPIC")
         return Target("sns", str(arn))
+    if not text.isascii() or not text.isprintable() or " " in text:
+        raise NotifyProblem("--notify: the URL holds a space, a control or a non-ASCII "
+                            "character (percent-encode it)")
     parts = urlsplit(text)
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
