@@ -504,6 +504,9 @@ def bench_org(accounts: int, workdir: Path) -> list[str]:
              f"server: `.venv/bin/python benchmarks/server.py --org {accounts} --latency "
              f"{LATENCY}`"]
     lines = org.markdown(runs, cross, rows, LATENCY, shown, time.perf_counter() - started)
+    lines.insert(3, f"Load average at the end of the scans: {os.getloadavg()[0]:.1f} on "
+                    f"{os.cpu_count()} CPUs (other work on the machine inflates every "
+                    "figure).\n")
     return [ORG_BEGIN, *lines, ORG_END]
 
 
