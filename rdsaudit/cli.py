@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -79,13 +79,15 @@ def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dic
     return keys
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str | Iterable[str]) -> None:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     _publish(_stage({path: text}))
 
 
-def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
-    """Write every file to a temporary name first; nothing is visible yet."""
+def _stage(files: Mapping[Path, str | bytes | Iterable[str]]) -> list[tuple[Path, Path]]:
+    """Write every file to a temporary name first; nothing is visible yet. A file given as
+    an iterable of text chunks (a streaming renderer: whole lines or items, so no secret is
+    split between two chunks) is written chunk by chunk, never held whole."""
     staged: list[tuple[Path, Path]] = []
     try:
         for path, text in files.items():
@@ -102,7 +104,9 @@ def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
                     binary.write(text)
             else:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                    handle.write(redact(text))  # every file rdsaudit writes passes here
+                    # Every file rdsaudit writes passes through redact, chunk by chunk.
+                    for chunk in ((text,) if isinstance(text, str) else text):
+                        handle.write(redact(chunk))
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
@@ -175,7 +179,12 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
             click.echo(redact(render_table(doc, color=_color_allowed(out, sys.stdout))),
                        nl=False)
             return []
-        rendered = FORMATS[name].render(doc)
+        fmt = FORMATS[name]
+        if fmt.stream is not None:
+            for chunk in fmt.stream(doc):
+                click.echo(redact(chunk), nl=False)
+            return []
+        rendered = fmt.render(doc)
         if isinstance(rendered, bytes):
             raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
         click.echo(redact(rendered), nl=False)
@@ -186,8 +195,9 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
         # of megabytes each); all are renamed into place together at the end, so an
         # interruption leaves either the previous reports or the complete new set.
         for name in out.formats:
-            path = out.output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}"
-            staged += _stage({path: FORMATS[name].render(doc)})
+            fmt = FORMATS[name]
+            path = out.output_dir / f"{REPORT_STEM}.{fmt.extension}"
+            staged += _stage({path: fmt.stream(doc) if fmt.stream else fmt.render(doc)})
         _publish(staged)
     except BaseException as exc:
         for tmp, _ in staged:
@@ -797,11 +807,11 @@ def _shard(text: str | None, multi: bool, output_dir: str | None,
 def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
                       save_inventory: Path | None = None) -> int:
     from rdsaudit.evaluate import evaluate
-    from rdsaudit.serialize import dump_inventory
+    from rdsaudit.serialize import iter_inventory
 
     if save_inventory is not None:
         try:
-            _write_atomically(save_inventory, dump_inventory(inventory))
+            _write_atomically(save_inventory, iter_inventory(inventory))
         except OSError as exc:
             raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
     return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
