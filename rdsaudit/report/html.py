@@ -36,16 +36,16 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from rdsaudit.keyref import UNUSABLE_KEY_STATES
 from rdsaudit.report.contract import POSTURES
 from rdsaudit.report.ruledocs import rule_doc
 from rdsaudit.timestamps import parse_time
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("fail", "waived", "pass")
-# Key states in which RDS cannot use the key (DESIGN.md, key-unusable); "NotFound" is how a
+# Key states in which RDS cannot use the key (rdsaudit.keyref); "NotFound" is how a
 # finding's key summary says the key no longer exists.
-UNUSABLE_KEY_STATES = frozenset({"Disabled", "PendingDeletion", "PendingImport",
-                                 "PendingReplicaDeletion", "Unavailable", "NotFound"})
+SHOWN_UNUSABLE = UNUSABLE_KEY_STATES | {"NotFound"}
 MANAGER_LABELS = {"CUSTOMER": "Customer managed", "AWS": "AWS managed",
                   "AWS_OWNED": "AWS owned"}
 CHART_TOP = 15  # bars per chart; the rest are summed into one "other" bar
@@ -470,7 +470,7 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
         if deletion is not None and now is not None:
             seconds = (deletion - now).total_seconds()
             days_left = max(0, int(-(-seconds // 86400)))  # whole days, rounded up
-        danger = state in UNUSABLE_KEY_STATES
+        danger = state in SHOWN_UNUSABLE
         rows.append({
             "arn": k.get("arn"),
             "aliases": list(k.get("aliases") or []),
