@@ -39,6 +39,7 @@ from markupsafe import Markup
 from rdsaudit.keyref import UNUSABLE_KEY_STATES
 from rdsaudit.report.contract import POSTURES
 from rdsaudit.report.ruledocs import rule_doc
+from rdsaudit.timestamps import days_left as days_until
 from rdsaudit.timestamps import parse_time
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -465,11 +466,7 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
         state = k.get("key_state")
         if k.get("lookup") == "not-found":
             state = "NotFound"
-        deletion = parse_time(k.get("deletion_date"))
-        days_left = None
-        if deletion is not None and now is not None:
-            seconds = (deletion - now).total_seconds()
-            days_left = max(0, int(-(-seconds // 86400)))  # whole days, rounded up
+        days_left = days_until(k.get("deletion_date"), now)
         danger = state in SHOWN_UNUSABLE
         rows.append({
             "arn": k.get("arn"),
