@@ -20,14 +20,14 @@ from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.history import scan_label
-from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
+from rdsaudit.model import SEVERITY_LABELS, CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
 
 if TYPE_CHECKING:
     from rdsaudit.report.contract import Evidence, ReportDocument
 
-SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
+SEVERITIES = SEVERITY_LABELS
 REPORT_STEM = "rdsaudit-report"
 
 

@@ -37,12 +37,13 @@ import jinja2
 from markupsafe import Markup
 
 from rdsaudit.keyref import UNUSABLE_KEY_STATES
+from rdsaudit.model import SEVERITY_LABELS
 from rdsaudit.report.contract import POSTURES
 from rdsaudit.report.ruledocs import rule_doc
 from rdsaudit.timestamps import days_left as days_until
 from rdsaudit.timestamps import parse_time
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITIES = SEVERITY_LABELS
 STATUSES = ("fail", "waived", "pass")
 # Key states in which RDS cannot use the key (rdsaudit.keyref); "NotFound" is how a
 # finding's key summary says the key no longer exists.
