@@ -131,7 +131,7 @@ def _stages(path: Path, out: Path) -> list[tuple[str, Callable[[dict[str, Any]],
         s["inventory"] = load_inventory(path)
 
     def judge(s: dict[str, Any]) -> None:
-        s["result"] = evaluate(s["inventory"], Policy())
+        s["result"] = evaluate(s["inventory"], Policy(), pass_findings=False)  # as the CLI
 
     def document(s: dict[str, Any]) -> None:
         s["doc"] = report_document(s["result"])
@@ -139,9 +139,14 @@ def _stages(path: Path, out: Path) -> list[tuple[str, Callable[[dict[str, Any]],
     stages = [("load inventory", load), ("evaluate", judge), ("report document", document)]
     for name, fmt in FORMATS.items():
         def render(s: dict[str, Any], fmt: Any = fmt) -> None:
+            target = out / f"report.{fmt.extension}"
+            if fmt.stream is not None:  # as the CLI writes it: chunk by chunk
+                with target.open("w", encoding="utf-8", newline="") as handle:
+                    handle.writelines(fmt.stream(s["doc"]))
+                return
             rendered = fmt.render(s["doc"])
             data = rendered if isinstance(rendered, bytes) else rendered.encode()
-            (out / f"report.{fmt.extension}").write_bytes(data)
+            target.write_bytes(data)
             s.setdefault("sizes", {})[fmt.name] = len(data)
 
         stages.append((f"render {name} (+ write)", render))

@@ -50,16 +50,19 @@ RESULTS = HERE / "results.md"
 class Server:
     """server.py in a process of its own; it stops when we close its stdin."""
 
-    def __init__(self, size: int, latency: float, plain: bool = False) -> None:
+    def __init__(self, size: int, latency: float, plain: bool = False,
+                 org: int | None = None) -> None:
         self.size = size
         self.latency = latency
         self.plain = plain
+        self.org = org  # an Organization of this many accounts instead of a sized estate
         self.proc: subprocess.Popen[str] | None = None
         self.info: dict[str, Any] = {}
 
     def __enter__(self) -> Server:
         cmd = [PYTHON, str(HERE / "server.py"), "--size", str(self.size), "--latency",
-               str(self.latency), "--max-seconds", "3600", *(["--plain"] if self.plain else [])]
+               str(self.latency), "--max-seconds", "3600", *(["--plain"] if self.plain else []),
+               *(["--org", str(self.org)] if self.org else [])]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True)
         assert self.proc.stdout is not None
@@ -463,6 +466,59 @@ def _targets(results: list[dict[str, Any]], offline: dict[str, Any] | None) -> l
     return out
 
 
+ORG_BEGIN, ORG_END = "<!-- org-bench -->", "<!-- /org-bench -->"
+
+
+def bench_org(accounts: int, workdir: Path) -> list[str]:
+    """The Organization run (benchmarks/org.py): its section of results.md."""
+    import org
+
+    started = time.perf_counter()
+    print(f"== Organization of {accounts} accounts: seeding the server", flush=True)
+    with Server(0, LATENCY, org=accounts) as server:
+        print(f"   seeded in {server.info['seed_seconds']} s, warmed in "
+              f"{server.info['warm_seconds']} s; scanning", flush=True)
+        runs = org.run_org(server, RDSAUDIT, aws_env(server.endpoint), workdir / "org")
+        per_call = per_call_cpu(server)
+    for run in runs:
+        print(f"   {run.label}: wall {run.wall:.2f} s, client CPU {run.cpu:.2f} s, server CPU "
+              f"{run.server_cpu:.2f} s, calls {run.calls}/{sum(run.floor.values())}"
+              f"{' exact' if run.exact else ' NOT THE FLOOR'}, errors {run.errors}", flush=True)
+    inventory = load_inventory(workdir / "org" / "one" / "inventory.json")
+    # Start-up: an rdsaudit process that imports the CLI and exits; after the scan: what the
+    # one-process run spent outside the server's window besides that (evaluate, reports).
+    start = timed([RDSAUDIT, "iam-policy"], aws_env(server.endpoint)).wall
+    cross = org.crossover(runs, inventory, LATENCY, per_call, start)
+    one, two = runs
+    after = max(0.0, one.wall - one.scan_seconds - start) / one.accounts
+    merge = max(0.0, two.processes[-1]["wall"] - start) / two.accounts
+    rows = org.estimate(cross, merge, start, after)
+    cross.update(start_s=start, after_ms=after * 1000, merge_ms=merge * 1000)
+    shown = [f"`AWS_ENDPOINT_URL=<server> rdsaudit scan --organization --role-name "
+             f"{org.ROLE} --regions {','.join(org.REGIONS)} --account-workers "
+             f"{org.ACCOUNT_WORKERS} --no-history --exit-zero --quiet --output-dir OUT/one "
+             "--save-inventory OUT/one/inventory.json`",
+             "the same with `--shard 1/2 --output-dir OUT/two/shard-1` and `--shard 2/2 "
+             "--output-dir OUT/two/shard-2` side by side, then `rdsaudit merge --shards 2 "
+             "OUT/two --output-dir OUT/two/merged --exit-zero --quiet`",
+             f"server: `.venv/bin/python benchmarks/server.py --org {accounts} --latency "
+             f"{LATENCY}`"]
+    lines = org.markdown(runs, cross, rows, LATENCY, shown, time.perf_counter() - started)
+    lines.insert(3, f"Load average at the end of the scans: {os.getloadavg()[0]:.1f} on "
+                    f"{os.cpu_count()} CPUs (other work on the machine inflates every "
+                    "figure).\n")
+    return [ORG_BEGIN, *lines, ORG_END]
+
+
+def splice_org(text: str, section: list[str]) -> str:
+    """results.md with its Organization section replaced (or added at the end)."""
+    block = "\n".join(section)
+    if ORG_BEGIN in text and ORG_END in text:
+        head, rest = text.split(ORG_BEGIN, 1)
+        return head + block + rest.split(ORG_END, 1)[1]
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")))
@@ -471,7 +527,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offline-size", type=int, default=100_000)
     ap.add_argument("--no-offline", action="store_true", help="skip the 100k offline run")
     ap.add_argument("--peer", help="another scanner's command, run against the same estate")
+    ap.add_argument("--org-accounts", type=int, default=200)
+    ap.add_argument("--no-org", action="store_true", help="skip the Organization run")
+    ap.add_argument("--org-only", action="store_true",
+                    help="only the Organization run; its section of results.md is rewritten")
     args = ap.parse_args(argv)
+    if args.org_only:
+        with tempfile.TemporaryDirectory(prefix="rdsaudit-bench-") as tmp:
+            section = bench_org(args.org_accounts, Path(tmp))
+        RESULTS.write_text(splice_org(RESULTS.read_text(encoding="utf-8"), section),
+                           encoding="utf-8")
+        print("\n".join(section))
+        print(f"wrote the Organization section of {RESULTS}")
+        return 0
     sizes = [1000] if args.quick else [int(s) for s in args.sizes.split(",")]
     started = time.perf_counter()
     results = []
@@ -483,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
             import offline as offline_bench
 
             offline = offline_bench.run(args.offline_size, Path(tmp))
+        org_section = None if args.quick or args.no_org else bench_org(args.org_accounts,
+                                                                      Path(tmp))
     text = render(results, offline, args.workers, time.perf_counter() - started)
+    if org_section is not None:
+        text = splice_org(text, org_section)
     if args.quick or args.no_offline:
         print(text)
     else:

@@ -204,8 +204,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class BenchAWS(FakeAWS):
-    def __init__(self, latency: float = 0.05, capture: bool = True, plain: bool = False) -> None:
+    def __init__(self, latency: float = 0.05, capture: bool = True, plain: bool = False,
+                 memo: frozenset[str] = _MEMO) -> None:
         super().__init__(latency=latency)
+        self.memo_actions = memo
         self.capture = capture
         # plain: FakeAWS as it is (werkzeug, every page cut from the whole listing, moto
         # for every answer), to measure what the benchmark's workarounds are worth.
@@ -401,7 +403,7 @@ class BenchAWS(FakeAWS):
             return super()._handle(environ, req)
         if req.service == "rds" and req.action in _LISTINGS:
             return self._frozen_page(environ, req)
-        if req.action not in _MEMO:
+        if req.action not in self.memo_actions:
             return super()._handle(environ, req)
         key = (req.account, req.region, req.service, req.action,
                tuple(sorted(req.form)) if req.protocol == "query" else req.body)
@@ -526,7 +528,10 @@ def _warm(fake: BenchAWS, regions: tuple[str, ...]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    ap.add_argument("--size", type=int, required=True)
+    ap.add_argument("--size", type=int, default=0)
+    ap.add_argument("--org", type=int, metavar="ACCOUNTS",
+                    help="serve an Organization of ACCOUNTS accounts (benchmarks/org.py) "
+                         "instead of a --size estate")
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--max-seconds", type=float, default=1800)
     ap.add_argument("--no-capture", action="store_true")
@@ -543,6 +548,8 @@ def main(argv: list[str] | None = None) -> int:
     import estate
     from moto import mock_aws
 
+    if args.org:
+        return _serve_org(args)
     started = time.perf_counter()
     mock = mock_aws()
     mock.start()
@@ -568,18 +575,60 @@ def main(argv: list[str] | None = None) -> int:
                           "resources": seeded.resources, "regions": list(seeded.regions),
                           "seed_seconds": round(seed_s, 2), "warm_seconds": round(warm_s, 2)}),
               flush=True)
-        # Stop when the runner closes our stdin, or at the deadline: never outlive it.
-        done = threading.Event()
-
-        def watch_stdin() -> None:
-            sys.stdin.read()
-            done.set()
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
-        done.wait(args.max_seconds)
+        _serve_until_stdin_closes(args.max_seconds)
     finally:
         fake.stop()
     return 0
+
+
+# Besides _MEMO, what an Organization scan asks of every account: the same answer each time
+# while the estate is frozen (AssumeRole included: the role's credentials stay valid).
+_ORG_MEMO = _MEMO | frozenset({"ListKeys", "ListAliases", "DescribeTrails", "GetTrailStatus",
+                               "GetEventSelectors", "AssumeRole", "ListAccounts",
+                               "DescribeDBSnapshotAttributes", "GetKeyLastUsage"})
+
+
+def _serve_org(args: argparse.Namespace) -> int:
+    import org
+    from moto import mock_aws
+
+    started = time.perf_counter()
+    mock = mock_aws()
+    mock.start()
+    try:
+        accounts = org.seed_org(args.org)
+    finally:
+        mock.stop(remove_data=False)
+    seed_s = time.perf_counter() - started
+    patch_moto_attribute_lookups()
+    fake = BenchAWS(latency=0.0, capture=not args.no_capture, memo=_ORG_MEMO)
+    fake.start()
+    try:
+        t = time.perf_counter()
+        org.warm_org(fake.endpoint_url, org.REGIONS)
+        warm_s = time.perf_counter() - t
+        fake.latency = args.latency
+        fake.reset_window()
+        print(json.dumps({"endpoint": fake.endpoint_url, "pid": os.getpid(),
+                          "accounts": accounts, "regions": list(org.REGIONS),
+                          "seed_seconds": round(seed_s, 2), "warm_seconds": round(warm_s, 2)}),
+              flush=True)
+        _serve_until_stdin_closes(args.max_seconds)
+    finally:
+        fake.stop()
+    return 0
+
+
+def _serve_until_stdin_closes(max_seconds: float) -> None:
+    """Stop when the runner closes our stdin, or at the deadline: never outlive it."""
+    done = threading.Event()
+
+    def watch_stdin() -> None:
+        sys.stdin.read()
+        done.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    done.wait(max_seconds)
 
 
 if __name__ == "__main__":

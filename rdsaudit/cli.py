@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -20,14 +20,14 @@ from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.history import scan_label
-from rdsaudit.model import CollectionError, Inventory, Result, Severity, Status
+from rdsaudit.model import SEVERITY_LABELS, CollectionError, Inventory, Result, Severity, Status
 from rdsaudit.policy import ConfigProblem, Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
 
 if TYPE_CHECKING:
     from rdsaudit.report.contract import Evidence, ReportDocument
 
-SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
+SEVERITIES = SEVERITY_LABELS
 REPORT_STEM = "rdsaudit-report"
 
 
@@ -79,13 +79,15 @@ def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dic
     return keys
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str | Iterable[str]) -> None:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     _publish(_stage({path: text}))
 
 
-def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
-    """Write every file to a temporary name first; nothing is visible yet."""
+def _stage(files: Mapping[Path, str | bytes | Iterable[str]]) -> list[tuple[Path, Path]]:
+    """Write every file to a temporary name first; nothing is visible yet. A file given as
+    an iterable of text chunks (a streaming renderer: whole lines or items, so no secret is
+    split between two chunks) is written chunk by chunk, never held whole."""
     staged: list[tuple[Path, Path]] = []
     try:
         for path, text in files.items():
@@ -102,7 +104,9 @@ def _stage(files: dict[Path, str | bytes]) -> list[tuple[Path, Path]]:
                     binary.write(text)
             else:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                    handle.write(redact(text))  # every file rdsaudit writes passes here
+                    # Every file rdsaudit writes passes through redact, chunk by chunk.
+                    for chunk in ((text,) if isinstance(text, str) else text):
+                        handle.write(redact(chunk))
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
@@ -175,7 +179,12 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
             click.echo(redact(render_table(doc, color=_color_allowed(out, sys.stdout))),
                        nl=False)
             return []
-        rendered = FORMATS[name].render(doc)
+        fmt = FORMATS[name]
+        if fmt.stream is not None:
+            for chunk in fmt.stream(doc):
+                click.echo(redact(chunk), nl=False)
+            return []
+        rendered = fmt.render(doc)
         if isinstance(rendered, bytes):
             raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
         click.echo(redact(rendered), nl=False)
@@ -186,8 +195,9 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
         # of megabytes each); all are renamed into place together at the end, so an
         # interruption leaves either the previous reports or the complete new set.
         for name in out.formats:
-            path = out.output_dir / f"{REPORT_STEM}.{FORMATS[name].extension}"
-            staged += _stage({path: FORMATS[name].render(doc)})
+            fmt = FORMATS[name]
+            path = out.output_dir / f"{REPORT_STEM}.{fmt.extension}"
+            staged += _stage({path: fmt.stream(doc) if fmt.stream else fmt.render(doc)})
         _publish(staged)
     except BaseException as exc:
         for tmp, _ in staged:
@@ -258,11 +268,12 @@ def _finish(result: Result, policy: Policy, out: Outputs) -> int:
     if out.history is not None:
         _write_history(out.history, doc, label, warnings)
     failed: list[CollectionError] = []
-    for deliver in out.deliveries:
-        failed += deliver(doc)
-    if failed:
-        from rdsaudit.deliver import with_delivery_errors
+    from rdsaudit.deliver import with_delivery_errors
 
+    for deliver in out.deliveries:
+        # Each sees what failed before it: the notification (last) tells of a failed import.
+        failed += deliver(with_delivery_errors(doc, failed))
+    if failed:
         # The reports are already safe on disk; written again, they say what failed.
         doc = with_delivery_errors(doc, failed)
         written = _emit_reports(doc, out)
@@ -466,6 +477,53 @@ def _with_output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _with_notify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--notify", multiple=True, envvar="RDSAUDIT_NOTIFY",
+                     metavar="URL|sns:TOPIC_ARN",
+                     help="Send one short message (verdict, counts, top 3 actions, report "
+                          "location) to a Slack-compatible webhook or any HTTPS endpoint "
+                          "taking JSON, or publish it to an SNS topic. Repeatable; "
+                          "RDSAUDIT_NOTIFY keeps a webhook's token off the command line."),
+        click.option("--notify-on", type=click.Choice(["always", "fail"]),
+                     help="fail: only when the gate is not clean, i.e. a failure at or "
+                          "above --fail-on or an incomplete scan, even with --exit-zero "
+                          "(default always)."),
+        click.option("--notify-timeout", type=click.FloatRange(0.1, 300), default=10,
+                     show_default=True, metavar="SECONDS",
+                     help="Seconds a webhook may take to answer."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _notify_targets(values: tuple[str, ...], on: str | None) -> list[Any]:
+    from rdsaudit.deliver.notify import NotifyProblem, parse_target
+
+    if on is not None and not values:
+        raise InputProblem("--notify-on needs --notify")
+    try:
+        return [parse_target(v) for v in values]
+    except NotifyProblem as exc:
+        raise InputProblem(str(exc)) from None
+
+
+def _with_notify(out: Outputs, targets: list[Any], on: str | None, timeout: float) -> Outputs:
+    """The notification as the last delivery: it sees every earlier one's failure."""
+    if not targets:
+        return out
+    from rdsaudit.deliver.notify import notifier
+
+    def location() -> str:
+        if out.s3 is not None:
+            return str(out.s3)
+        return str(out.output_dir.resolve()) if out.output_dir else "stdout (no report file)"
+
+    deliver = notifier(targets, "fail" if on == "fail" else "always", location, out.aws,
+                       timeout, None if out.quiet else say)
+    return replace(out, deliveries=(*out.deliveries, deliver))
+
+
 def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, quiet: bool,
              baseline: str | None, fail_on_new: bool, history: Path | None = None, *,
              s3_kms_key: str | None = None, session: Any = None, evidence: str = "failures",
@@ -519,6 +577,7 @@ Environment:
   AWS_PROFILE, AWS_REGION, AWS_ACCESS_KEY_ID, ...  the standard AWS credential chain
   AWS_ENDPOINT_URL   send AWS calls to an emulator (like --endpoint-url)
   NO_COLOR           no colour in the terminal table (like --no-color)
+  RDSAUDIT_NOTIFY    --notify targets, space-separated (a webhook token stays off argv)
   RDSAUDIT_DEBUG     print the traceback of an internal error
 
 \b
@@ -582,6 +641,7 @@ Examples:
 @click.option("--history", "history_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Scan history database (default: the user data directory).")
 @click.option("--no-history", is_flag=True, help="Do not record this scan in the history.")
+@_with_notify_options
 @_with_output_options
 def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...],
          accounts_file: Path | None, shard_text: str | None,
@@ -593,7 +653,8 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
          output_dir: str | None, s3_kms_key: str | None, fail_on: str | None,
          exit_zero: bool, config: Path | None, target_keys: tuple[str, ...],
          baseline: str | None, fail_on_new: bool, quiet: bool, evidence: str, no_color: bool,
-         endpoint_url: str | None, verbose: bool) -> int:
+         endpoint_url: str | None, verbose: bool, notify: tuple[str, ...],
+         notify_on: str | None, notify_timeout: float) -> int:
     """Scan AWS accounts' RDS estates in every enabled region."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -621,6 +682,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
 
         log_aws_calls()
     policy = _policy(config, fail_on, target_keys)
+    notify_targets = _notify_targets(notify, notify_on)
     wanted = _split(regions) or list(policy.regions) or None
     account_ids = _split(accounts)
     bad = [a for a in account_ids if not (a.isdigit() and len(a) == 12)]
@@ -684,6 +746,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
                                    partition_of_region(home), home, None)
         out = replace(out, deliveries=(*out.deliveries,
                                        _security_hub_delivery(sessions, quiet)))
+    out = _with_notify(out, notify_targets, notify_on, notify_timeout)
     return _judge_and_report(inventory, policy, out, save_inventory)
 
 
@@ -744,11 +807,11 @@ def _shard(text: str | None, multi: bool, output_dir: str | None,
 def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
                       save_inventory: Path | None = None) -> int:
     from rdsaudit.evaluate import evaluate
-    from rdsaudit.serialize import dump_inventory
+    from rdsaudit.serialize import iter_inventory
 
     if save_inventory is not None:
         try:
-            _write_atomically(save_inventory, dump_inventory(inventory))
+            _write_atomically(save_inventory, iter_inventory(inventory))
         except OSError as exc:
             raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
     return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
@@ -780,12 +843,14 @@ def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str 
 @click.option("--shards", "shard_count", type=click.IntRange(1, 10_000), metavar="N",
               help="The scan had N shards: each PART is a run's directory or s3:// prefix "
                    "holding shard-1/ … shard-N/, and every one of them is expected.")
+@_with_notify_options
 @_with_output_options
 def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[str, ...],
               output_dir: str | None,
               s3_kms_key: str | None, fail_on: str | None, exit_zero: bool,
               config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
-              fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
+              fail_on_new: bool, quiet: bool, evidence: str, no_color: bool,
+              notify: tuple[str, ...], notify_on: str | None, notify_timeout: float) -> int:
     """Judge the shards of a sharded scan together: one report, one exit code.
 
     Each PART is a shard's output directory or its inventory file. A shard that is missing
@@ -798,6 +863,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
                    s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
+    out = _with_notify(out, _notify_targets(notify, notify_on), notify_on, notify_timeout)
     loaded: list[Part] = []
     not_found: list[str] = []
     if shard_count is not None:
@@ -1031,8 +1097,21 @@ def rules() -> None:
                    "alone.")
 @click.option("--security-hub", is_flag=True,
               help="Add what --security-hub needs (in every account findings go to).")
-def iam_policy(organization: bool, role_name: str, security_hub: bool) -> None:
-    """Print the least-privilege, read-only IAM policy a scan needs."""
+@click.option("--output-dir", "s3_output", metavar="s3://BUCKET/PREFIX/",
+              help="Add s3:PutObject under this prefix (scan/merge --output-dir s3://…).")
+@click.option("--s3-kms-key", metavar="KEY_ARN|alias/NAME",
+              help="Add kms:GenerateDataKey (writing) / kms:Decrypt (reading) on this key, "
+                   "through S3 only.")
+@click.option("--s3-input", "s3_inputs", multiple=True, metavar="s3://BUCKET/KEY",
+              help="Add s3:GetObject on this object or prefix and s3:ListBucket on its "
+                   "bucket (--baseline, evaluate, plan, merge from S3). Repeatable.")
+@click.option("--notify", multiple=True, metavar="sns:TOPIC_ARN",
+              help="Add sns:Publish on this topic (a webhook URL needs nothing). Repeatable.")
+def iam_policy(organization: bool, role_name: str, security_hub: bool,
+               s3_output: str | None, s3_kms_key: str | None, s3_inputs: tuple[str, ...],
+               notify: tuple[str, ...]) -> None:
+    """Print the least-privilege, read-only IAM policy a scan needs; each opt-in write is
+    added only with its flag."""
     from rdsaudit.collect.accounts import MULTI_ACCOUNT_ACTIONS
     from rdsaudit.collect.specs import required_actions
 
@@ -1052,7 +1131,27 @@ def iam_policy(organization: bool, role_name: str, security_hub: bool) -> None:
         from rdsaudit.deliver.securityhub import IAM_STATEMENTS
 
         statements += IAM_STATEMENTS
+    statements += _opt_in_statements(s3_output, s3_kms_key, s3_inputs, notify)
     click.echo(json.dumps({"Version": "2012-10-17", "Statement": statements}, indent=2))
+
+
+def _opt_in_statements(output: str | None, kms_key: str | None, inputs: tuple[str, ...],
+                       notify: tuple[str, ...]) -> list[dict[str, Any]]:
+    from rdsaudit.deliver import notify as notifying
+    from rdsaudit.deliver import s3
+    from rdsaudit.deliver.notify import NotifyProblem
+
+    try:
+        where = s3.parse_s3(output) if output is not None else None
+        read = [s3.parse_s3(i) for i in inputs]
+        targets = [notifying.parse_target(t) for t in notify]
+    except (s3.S3Problem, NotifyProblem) as exc:
+        raise InputProblem(f"iam-policy: {exc}") from None
+    if kms_key is not None and ((where is None and not read)
+                                or not kms_key.startswith(("arn:", "alias/"))):
+        raise InputProblem("iam-policy --s3-kms-key takes a KMS key ARN or alias/NAME, with "
+                           "--output-dir s3://… or --s3-input s3://…")
+    return s3.iam_statements(where, read, kms_key) + notifying.iam_statements(targets)
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from rdsaudit.emulator import FakeAWS, Fault, instance_automated_backup_arn
+from rdsaudit.keyref import KNOWN_KEY_STATES, NO_ROTATION_ORIGINS, UNUSABLE_KEY_STATES
 from rdsaudit.model import ResourceType
 
 DEMO_ACCOUNT: Final = "123456789012"  # moto's default account
@@ -65,11 +66,9 @@ POLICY_RULES: Final = frozenset({"key-below-external-store"})
 
 # KMS key states that make a key unusable for RDS (DESIGN.md, key-unusable), plus "missing"
 # for a key that no longer exists (DescribeKey answers NotFoundException).
-_UNUSABLE_STATES: Final = frozenset(
-    {"Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion", "Unavailable"}
-)
-_KNOWN_STATES: Final = _UNUSABLE_STATES | {"Enabled", "Creating", "Updating"}
-_NO_ROTATION_ORIGINS: Final = frozenset({"EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"})
+_UNUSABLE_STATES: Final = UNUSABLE_KEY_STATES
+_KNOWN_STATES: Final = KNOWN_KEY_STATES
+_NO_ROTATION_ORIGINS: Final = frozenset(NO_ROTATION_ORIGINS)
 _MASTER_PASSWORD: Final = "demo-only-not-a-secret"  # noqa: S105 - fake database in moto
 
 

@@ -22,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.model import SEVERITY_LABELS
 from rdsaudit.timestamps import iso_utc
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITIES = SEVERITY_LABELS
 BUSY_TIMEOUT_MS = 30_000
 
 # Each entry moves the schema from version i to i+1. Never edit a released step: add one.

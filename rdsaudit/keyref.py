@@ -101,6 +101,15 @@ def key_dependencies(resource: Resource) -> tuple[tuple[KeyRole, str], ...]:
 # Keys whose automatic rotation AWS does not support (aws-facts §5, GetKeyRotationStatus:
 # "You cannot enable automatic rotation of ... KMS keys with imported key material, or KMS
 # keys in a custom key store"): rotation is not applicable, and this is why.
+# Key states in which RDS cannot use the key (docs/aws-facts.md §5, the key-state table).
+UNUSABLE_KEY_STATES = frozenset(
+    {"Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion", "Unavailable"}
+)
+# Every KeyState and KeyManager the KMS model knows (botocore KeyState / KeyManagerType
+# enums, aws-facts §5). Anything else is a value rdsaudit cannot judge: key-unverifiable.
+KNOWN_KEY_STATES = UNUSABLE_KEY_STATES | {"Creating", "Enabled", "Updating"}
+KNOWN_KEY_MANAGERS = frozenset({"AWS", "CUSTOMER"})
+
 NO_ROTATION_ORIGINS = {
     "EXTERNAL": "imported key material (Origin EXTERNAL) cannot rotate automatically; "
                 "rotate it by importing new material or moving to a new key",

@@ -44,6 +44,10 @@ class Severity(enum.IntEnum):
             raise ValueError(f"unknown severity {text!r} (expected one of {names})") from None
 
 
+# The severity labels, worst first: the one order every table, chart and list uses.
+SEVERITY_LABELS: tuple[str, ...] = tuple(s.label for s in sorted(Severity, reverse=True))
+
+
 class Status(enum.StrEnum):
     PASS = "pass"  # noqa: S105 - a finding status, not a password
     FAIL = "fail"

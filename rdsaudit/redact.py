@@ -75,6 +75,30 @@ def remember_session(session: Any) -> None:
         return
     if frozen is not None:
         remember_credentials(frozen.access_key, frozen.secret_key, frozen.token)
+    _follow_refreshes(credentials)
+
+
+def _follow_refreshes(credentials: Any) -> None:
+    """Credentials that botocore refreshes (an assumed-role profile, SSO, a container or
+    instance role) get new values mid-scan: remember each set as it arrives. botocore
+    stores every refresh through `RefreshableCredentials._set_from_data`; that one method is
+    wrapped on this object (a private name: if botocore renames it, nothing breaks and the
+    values first resolved are still held, with the AKIA/ASIA and field-name rules)."""
+    store = getattr(credentials, "_set_from_data", None)
+    if store is None or getattr(store, "_rdsaudit_remembers", False):
+        return
+
+    def remembering(data: Any) -> None:
+        store(data)
+        remember_credentials(getattr(credentials, "_access_key", None),
+                             getattr(credentials, "_secret_key", None),
+                             getattr(credentials, "_token", None))
+
+    remembering._rdsaudit_remembers = True  # type: ignore[attr-defined]
+    try:
+        credentials._set_from_data = remembering
+    except AttributeError:  # a slotted or frozen credentials class: nothing to wrap
+        return
 
 
 def forget_credentials() -> None:

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rdsaudit.awscli import BLUE_GREEN_ID, CommandRefused, Scope, blue_green_name, check_argv
+from rdsaudit.model import SEVERITY_LABELS
 from rdsaudit.reportfile import ReportProblem, load_report
 
 __all__ = ["ReportProblem", "StepRefused", "blocked", "load_report", "render_runbook",
            "runbook_accounts"]
 
-SEVERITY_ORDER = ["critical", "high", "medium", "low", "info"]
+SEVERITY_ORDER = SEVERITY_LABELS
 # The placeholder older reports use when no target key was configured; the header checks it
 # is set, and it is expanded inside double quotes (a variable, never a command).
 TARGET_KEY_VARIABLE = "${TARGET_KEY_ARN}"
@@ -247,8 +248,9 @@ def _plans(doc: Mapping[str, Any], resources: Sequence[str]) -> list[_Plan]:
             try:
                 argv = _step_argv(step)
                 kind = _kind(step, argv)
-                # A manual step's argv is a hint for a person, rendered only as a comment
-                # (e.g. a CloudTrail trail needs a bucket rdsaudit cannot choose).
+                # A manual step is never executed: it reaches the script only as a comment
+                # (one line, controls escaped), so it may name any service (CloudTrail for
+                # key-usage-not-audited). Everything the shell runs is held to the list.
                 if argv is not None and kind != "manual":
                     check_argv(argv, scope)
             except CommandRefused as exc:

@@ -12,7 +12,7 @@ import functools
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,33 @@ def inventory_document(inventory: Inventory) -> dict[str, Any]:
 
 
 def dump_inventory(inventory: Inventory) -> str:
-    return json.dumps(inventory_document(inventory), indent=1, sort_keys=False) + "\n"
+    return "".join(iter_inventory(inventory))
+
+
+def iter_inventory(inventory: Inventory) -> Iterator[str]:
+    """The inventory's JSON, a line at a time: one top-level member per line and one list
+    item (resource, key, error…) per line, each converted and encoded when it is written
+    (json's C encoder), so a large estate is never held twice as a document and a string."""
+    yield "{\n"
+    head = {"format": INVENTORY_FORMAT, "version": INVENTORY_VERSION}
+    fields = dataclasses.fields(inventory)
+    members = [(k, v) for k, v in head.items()] + [
+        (f.name, getattr(inventory, f.name)) for f in fields]
+    for n, (name, value) in enumerate(members):
+        end = ",\n" if n < len(members) - 1 else "\n"
+        if isinstance(value, tuple) and value:
+            yield f" {json.dumps(name)}: [\n"
+            last = len(value) - 1
+            for i, item in enumerate(value):
+                yield f"  {_compact(to_data(item))}{',' if i < last else ''}\n"
+            yield f" ]{end}"
+        else:
+            yield f" {json.dumps(name)}: {_compact(to_data(value))}{end}"
+    yield "}\n"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))  # ASCII: nothing a file cannot encode
 
 
 def load_inventory(path: Path) -> Inventory:
@@ -185,10 +211,10 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise _Bad(f"{where}: expected a string")
         if _is_identifier(where):
-            # Never "cleaned": an identifier that is not valid Unicode is refused. (Control
-            # characters in saved identifiers are still read: see the issue-12 note.)
+            # Never "cleaned": an identifier holding a control character or invalid
+            # Unicode is refused, as it is in an AWS answer (rdsaudit/text.py).
             problem = identifier_problem(value)
-            if problem == "is not valid Unicode":
+            if problem is not None:
                 raise _Bad(f"{where}: {problem}")
             return value
         return valid_text(value)

@@ -25,3 +25,14 @@ def parse_time(text: Any) -> datetime | None:
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def days_left(moment: Any, now: datetime | None) -> int | None:
+    """Whole days from `now` to `moment` (ISO text or a datetime), rounded up; 0 once past;
+    None when either is unknown. The one formula behind every "N days left" rdsaudit shows
+    (key deletion, key material expiry, the seven-day recoverable window)."""
+    when = moment if isinstance(moment, datetime) else parse_time(moment)
+    if when is None or now is None:
+        return None
+    seconds = (when - now).total_seconds()
+    return max(0, int(-(-seconds // 86400)))

@@ -17,8 +17,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from rdsaudit.collect.floor import api_floor
 from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.history import MIGRATIONS, SCHEMA_VERSION
+from rdsaudit.serialize import load_inventory
 from tests.test_cli import one_line_error
 from tests.test_e2e import run
 
@@ -109,11 +111,18 @@ def test_organization_scan_attributes_findings_and_records_the_denied_account(
                              message=f"not authorized to perform sts:AssumeRole on {denied}"))
     try:
         proc = run(org.fake, "scan", "--organization", "--role-name", ROLE, "--regions",
-                   "us-east-1", "--output-dir", tmp_path, "--format", "json,csv", "--no-history")
+                   "us-east-1", "--output-dir", tmp_path, "--format", "json,csv", "--no-history",
+                   "--save-inventory", tmp_path / "inv.json")
     finally:
         org.fake.clear_faults()
     assert proc.returncode == 3, proc.stderr
     doc = json.loads((tmp_path / "rdsaudit-report.json").read_text())
+    # The calls are the floor of the multi-account inventory: every per-region call once per
+    # (account, region) read, one AssumeRole per member, none past the denied AssumeRole.
+    floor = api_floor(load_inventory(tmp_path / "inv.json"), caller=MANAGEMENT,
+                      list_accounts_pages=doc["scan"]["api_calls"]["organizations:ListAccounts"])
+    assert doc["scan"]["api_calls"] == floor
+    assert floor["kms:ListAliases"] == floor["cloudtrail:DescribeTrails"] == 3
     expected = {MANAGEMENT, org.members["payments"], org.members["analytics"], denied}
     assert set(doc["scan"]["accounts"]) == expected
     assert org.closed not in doc["scan"]["accounts"]

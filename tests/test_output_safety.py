@@ -39,14 +39,20 @@ from rdsaudit.model import (
     SkippedRegion,
 )
 from rdsaudit.report.csv import neutralise
+from rdsaudit.text import identifier_problem
 from tests.builders import ACCOUNT, REGION, instance, inventory, key_arn, kms_key, snapshot
-from tests.test_cli import run, save
+from tests.test_cli import one_line_error, run, save
 
 IMG = "<img src=x onerror=alert(1)>"
 SCRIPT = "</script><script>alert(1)</script>"
 SVG = '"><svg onload=alert(1)>'
 HYPERLINK = '=HYPERLINK("http://x")'
 PAYLOADS = [IMG, SCRIPT, SVG, HYPERLINK, "+cmd", "-2+3", "@SUM(1)", "\t=1", "\r=1"]
+# The payloads that can be identifiers (resource ids, aliases): a control character makes an
+# identifier malformed wherever it is read (AWS answer, saved inventory, report), so the
+# last two are free text only (tags, descriptions, messages).
+NAMES = [p for p in PAYLOADS if identifier_problem(p) is None]
+CONTROL = [p for p in PAYLOADS if p not in NAMES]
 MARKUP = [IMG, SCRIPT, SVG]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 HOSTILE_REGION = SVG  # one resource's region (charts, filters, data-value attributes)
@@ -69,13 +75,16 @@ def hostile_inventory() -> Any:
     keys = []
     aliases = []
     for i, p in enumerate(PAYLOADS):
-        # An unencrypted instance named by the payload, tagged with it (key and value).
-        resources.append(instance(p, encrypted=False, tags=((p, p), ("team", p))))
+        # An unencrypted instance named by the payload (or, for a control character, named
+        # ctl-N), tagged with it (key and value).
+        name = p if p in NAMES else f"ctl-{i}"
+        resources.append(instance(name, encrypted=False, tags=((p, p), ("team", p))))
         # An encrypted instance on a key whose description, note and alias are the payload.
         arn = key_arn(key_id(i))
         keys.append(kms_key(arn, description=p, note=p, rotation=RotationLookup.OK,
                             rotation_enabled=False))
-        aliases.append(KmsAlias(f"alias/{p}", REGION, ACCOUNT, key_id(i)))
+        if p in NAMES:
+            aliases.append(KmsAlias(f"alias/{p}", REGION, ACCOUNT, key_id(i)))
         resources.append(instance(f"enc-{i}", key=arn, tags=(("owner", p),)))
     # A key whose state is a formula, and a snapshot on it.
     odd_state = key_arn("99999999-2222-3333-4444-555555555555")
@@ -99,7 +108,7 @@ def toml_string(text: str) -> str:
 def waiver_config() -> str:
     lines = []
     # Even payloads: the instance named by it is waived, with the payload as reason/owner.
-    for p in PAYLOADS[::2]:
+    for p in NAMES[::2]:
         lines += ["[[waivers]]", 'rule = "instance-unencrypted"',
                   f"resource = {toml_string(f'arn:aws:rds:{REGION}:{ACCOUNT}:db:{p}')}",
                   f"reason = {toml_string(p)}", f"owner = {toml_string(p)}",
@@ -142,20 +151,22 @@ def test_json_round_trips_every_string(out: Path, doc: dict[str, Any]) -> None:
     by_id = {}
     for f in doc["findings"]:
         by_id.setdefault(f["resource"]["id"], []).append(f)
-    for p in PAYLOADS:
-        [own] = [f for f in by_id[p] if f["rule_id"] == "instance-unencrypted"]
-        assert own["resource"]["arn"] == f"arn:aws:rds:{REGION}:{ACCOUNT}:db:{p}"
+    for i, p in enumerate(PAYLOADS):
+        name = p if p in NAMES else f"ctl-{i}"
+        [own] = [f for f in by_id[name] if f["rule_id"] == "instance-unencrypted"]
+        assert own["resource"]["arn"] == f"arn:aws:rds:{REGION}:{ACCOUNT}:db:{name}"
         assert own["tags"] == {p: p, "team": p}
-        assert p in own["message"]
+        assert name in own["message"]
     waived = {f["resource"]["id"]: f["waiver"] for f in doc["findings"]
               if f["status"] == "waived"}
-    assert waived.keys() == set(PAYLOADS[::2])
+    assert waived.keys() == set(NAMES[::2])
     # Waiver text is stripped of surrounding whitespace when the config is read.
     assert all(w["reason"] == w["owner"] == rid.strip() for rid, w in waived.items())
     keys = {k["arn"]: k for k in doc["keys"]}
     for i, p in enumerate(PAYLOADS):
         k = keys[key_arn(key_id(i))]
-        assert (k["description"], k["note"], k["aliases"]) == (p, p, [f"alias/{p}"])
+        aliases = [f"alias/{p}"] if p in NAMES else []
+        assert (k["description"], k["note"], k["aliases"]) == (p, p, aliases)
     assert {(e["code"], e["message"]) for e in doc["errors"]} >= {(p, p) for p in PAYLOADS}
     assert (IMG, SVG, SCRIPT, HYPERLINK) in {
         (e["account_id"], e["region"], e["service"], e["operation"]) for e in doc["errors"]}
@@ -271,12 +282,12 @@ def test_html_embedded_data_round_trips_and_cannot_end_its_script(page: _Page,
     assert not re.search(r"[<>&]", data_text)  # \u003c … : "</script>" cannot occur
     data = json.loads(data_text)
     ids = {r[1] for r in data["resources"]}  # [prefix, id, tags, …] (html._table_data)
-    assert set(PAYLOADS) <= ids
+    assert set(NAMES) <= ids
     tags = {(k, v) for r in data["resources"] for k, v in r[2]}
     assert {(p, p) for p in PAYLOADS} <= tags
     column = data["columns"].index("waiver")
     reasons = {row[column]["reason"] for row in data["findings"] if row[column]}
-    assert reasons == {p.strip() for p in PAYLOADS[::2]}
+    assert reasons == {p.strip() for p in NAMES[::2]}
     assert {f["resource"]["id"] for f in doc["findings"]} == ids
 
 
@@ -303,16 +314,17 @@ def _shown(p: str) -> str:
 
 def test_csv_keeps_the_strings_neutralised(csv_rows: list[dict[str, str]]) -> None:
     ids = {row["resource_id"] for row in csv_rows}
-    assert {_shown(p) for p in PAYLOADS} <= ids
-    for p in PAYLOADS:
-        [row] = [r for r in csv_rows if r["resource_id"] == _shown(p)
+    assert {_shown(p) for p in NAMES} <= ids
+    for i, p in enumerate(PAYLOADS):
+        name = p if p in NAMES else f"ctl-{i}"
+        [row] = [r for r in csv_rows if r["resource_id"] == _shown(name)
                  and r["rule_id"] == "instance-unencrypted"]
         # Each tag key and value is neutralised on its own, and the cell as a whole: every
         # line of it (issue 12: a line after a break may start a formula too).
         assert row["tags"] == neutralise(f"{_shown(p)}={_shown(p)}; team={_shown(p)}")
         assert not any(line.lstrip(" \u00a0").startswith(("=", "+", "-", "@"))
                        for line in row["tags"].splitlines())
-        assert row["status"] == ("waived" if p in PAYLOADS[::2] else "fail")
+        assert row["status"] == ("waived" if p in NAMES[::2] else "fail")
     states = {row["key_state"] for row in csv_rows}
     assert _shown(HYPERLINK) in states
     regions = {(row["region"], row["account_id"]) for row in csv_rows}
@@ -367,14 +379,14 @@ def test_sarif_parses_and_round_trips(out: Path, doc: dict[str, Any]) -> None:
     [run_] = sarif["runs"]
     results = run_["results"]
     names = {r["locations"][0]["logicalLocations"][0]["name"] for r in results}
-    assert set(PAYLOADS) <= names
+    assert set(NAMES) <= names
     for r in results:
         location = r["locations"][0]["logicalLocations"][0]
-        if location["name"] in PAYLOADS and r["ruleId"] == "instance-unencrypted":
+        if location["name"] in NAMES and r["ruleId"] == "instance-unencrypted":
             p = location["name"]
             assert r["properties"]["tags"] == {p: p, "team": p}
             assert p in r["message"]["text"]
-            if p in PAYLOADS[::2]:
+            if p in NAMES[::2]:
                 [suppression] = r["suppressions"]
                 assert suppression["justification"] == p.strip()
                 assert suppression["properties"]["owner"] == p.strip()
@@ -383,13 +395,80 @@ def test_sarif_parses_and_round_trips(out: Path, doc: dict[str, Any]) -> None:
     assert all(any(p in n["message"]["text"] for n in notes) for p in PAYLOADS)
 
 
+# -- identifiers read back from files ------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [*CONTROL, "db\u202eevil", "db\u2028x"])
+def test_saved_identifiers_with_control_characters_are_refused(tmp_path: Path,
+                                                               bad: str) -> None:
+    """A saved inventory or report is held to the rule an AWS answer is: an identifier with a
+    control character is malformed (exit 2, one line naming the field), never cleaned into
+    another name or handed to a runbook."""
+    inv = save(tmp_path, inventory(instance(bad, encrypted=False)))
+    proc = run("evaluate", inv, "--format", "json", "--output-dir", tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "control character" in line and "inventory.resources[0]." in line, line
+    assert not (tmp_path / "out").exists()
+    # The same name in a report: plan and --baseline refuse it.
+    good = save(tmp_path, inventory(instance("plain", encrypted=False)))
+    proc = run("evaluate", good, "--format", "json", "--output-dir", tmp_path / "rep")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((tmp_path / "rep" / "rdsaudit-report.json").read_text("utf-8"))
+    for f in doc["findings"]:
+        f["resource"]["id"] = bad
+    report = tmp_path / "edited.json"
+    report.write_text(json.dumps(doc), encoding="utf-8")
+    for args in (("plan", report), ("evaluate", good, "--baseline", report, "--output-dir",
+                                    tmp_path / "base")):
+        proc = run(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        [line] = proc.stderr.strip().splitlines()
+        assert "control character" in line and ".resource.id" in line, line
+        assert "Traceback" not in proc.stderr
+
+
+def test_lone_surrogates_in_a_report_reach_no_writer(tmp_path: Path) -> None:
+    """JSON allows "\\ud800"; read back from a report it is made valid Unicode in free text
+    (plan and --baseline write it as U+FFFD, never exit 4) and refused in a command."""
+    inv = save(tmp_path, inventory(instance("plain", encrypted=False)))
+    proc = run("evaluate", inv, "--format", "json", "--output-dir", tmp_path / "rep")
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads((tmp_path / "rep" / "rdsaudit-report.json").read_text("utf-8"))
+    doc["scan"]["finished_at"] = "\ud800"
+    for f in doc["findings"]:
+        f["message"] = f["title"] = "bad \ud800 text"
+        f["tags"] = {"k\udfff": "v\ud800"}
+        if f["remediation"]:
+            f["remediation"]["summary"] = "s\ud800"
+            for step in f["remediation"]["steps"]:
+                step["title"] = "x\udbff"
+    report = tmp_path / "surrogates.json"
+    report.write_text(json.dumps(doc), encoding="utf-8")  # ensure_ascii: \ud800 escapes
+    runbook = tmp_path / "runbook.sh"
+    proc = run("plan", report, "--output", runbook)
+    assert proc.returncode == 0, proc.stderr
+    text = runbook.read_text("utf-8")
+    assert "bad \ufffd text" in text and "# Step 1: x\ufffd" in text
+    proc = run("evaluate", inv, "--baseline", report, "--format", "json,html,csv",
+               "--output-dir", tmp_path / "base")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    # In what the runbook would execute, it is refused: never cleaned into another command.
+    [step] = [s for f in doc["findings"] if f["remediation"]
+              for s in f["remediation"]["steps"] if s["argv"]][:1]
+    step["argv"][-1] += "\ud800"
+    report.write_text(json.dumps(doc), encoding="utf-8")
+    line = one_line_error(run("plan", report))
+    assert "argv" in line and "not valid Unicode" in line, line
+
+
 # -- the runbook ----------------------------------------------------------------------------
 
 def test_runbook_quotes_hostile_identifiers(out: Path, doc: dict[str, Any],
                                             tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     report.write_text((out / "rdsaudit-report.json").read_text("utf-8"), encoding="utf-8")
-    wanted = [p for p in PAYLOADS if p not in PAYLOADS[::2]]  # the failing (not waived) ones
+    wanted = [p for p in NAMES if p not in NAMES[::2]]  # the failing (not waived) ones
     proc = run("plan", report, *[a for p in wanted for a in ("--resource", p)])
     assert proc.returncode == 0, proc.stderr
     script = proc.stdout

@@ -36,6 +36,7 @@ from rdsaudit.model import (
 )
 from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
+from rdsaudit.report.csv import iter_csv
 
 ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"
@@ -286,3 +287,62 @@ def test_every_format_tolerates_fields_added_to_the_document() -> None:
     failing = _expected(doc, "fail")
     for name, fmt in FORMATS.items():
         assert EXTRACT[name](fmt.render(doc), "fail") == failing, name
+
+
+def test_xlsx_lists_every_key_dependent_and_never_overflows_a_cell() -> None:
+    """A key with thousands of dependents (and a very long message) fit: one row per key,
+    dependent and role in "Key dependents", and no cell over Excel's 32,767 characters."""
+    doc = sample_document()
+    key = doc["keys"][0]
+    many = [f"arn:aws:rds:us-east-1:{ACCOUNT}:db:db-{i:05d}" for i in range(3000)]
+    key["dependents"] = many
+    key["roles"] = [{"arn": a, "role": "storage"} for a in many] + [
+        {"arn": many[0], "role": "performance-insights"}]
+    doc["findings"][0]["message"] = "x" * 40_000
+    data = FORMATS["xlsx"].render(doc)
+    assert isinstance(data, bytes)
+    sheets = pd.read_excel(io.BytesIO(data), sheet_name=None, dtype=str,
+                           keep_default_na=False)
+    rows = sheets["Key dependents"]
+    mine = rows[rows["Key ARN"] == key["arn"]]
+    assert len(mine) == 3001
+    assert set(zip(mine["Dependent ARN"], mine["Role"], strict=True)) == {
+        (r["arn"], r["role"]) for r in key["roles"]}
+    keys = sheets["Keys"]
+    assert keys[keys["Key ARN"] == key["arn"]]["Dependents"].tolist() == ["3000"]
+    longest = max(len(v) for frame in sheets.values() for col in frame.columns
+                  for v in frame[col])
+    assert longest <= 32_767
+    cut = sheets["Findings"]["message"].map(len).max()
+    assert cut == 32_767
+    assert sheets["Findings"]["message"].str.contains("cell limit").any()
+
+
+def test_large_formats_stream_whole_lines_that_add_up_to_the_report() -> None:
+    """JSON, CSV and JUnit are written chunk by chunk (never one string of the estate);
+    each chunk ends a line, so the per-chunk redaction never sees half a value."""
+    doc = sample_document()
+    streaming = {name for name, fmt in FORMATS.items() if fmt.stream is not None}
+    assert streaming >= {"json", "csv", "junit"}
+    for name in streaming:
+        stream = FORMATS[name].stream
+        assert stream is not None
+        chunks = list(iter_csv(doc, batch=1) if name == "csv" else stream(doc))
+        assert len(chunks) > 2, name
+        assert all(c.endswith("\n") for c in chunks if c), name
+        assert "".join(chunks) == FORMATS[name].render(doc) == "".join(stream(doc)), name
+
+
+def test_xlsx_survives_control_characters_in_aws_text() -> None:
+    """A worksheet cannot hold most C0 controls (openpyxl refuses them): an escape sequence
+    in a tag or message is shown as U+FFFD instead of aborting the workbook."""
+    doc = sample_document()
+    doc["findings"][0]["tags"] = {"k\x1b": "v\x1b[2Jx\x07"}
+    doc["findings"][0]["message"] = "m\x1b[31mred"
+    data = FORMATS["xlsx"].render(doc)
+    assert isinstance(data, bytes)
+    frame = pd.read_excel(io.BytesIO(data), sheet_name="Findings", dtype=str,
+                          keep_default_na=False)
+    assert "m\ufffd[31mred" in set(frame["message"])
+    assert any("v\ufffd[2Jx\ufffd" in t for t in frame["tags"])
+    assert not any("\x1b" in v for col in frame.columns for v in frame[col])

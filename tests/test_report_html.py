@@ -241,3 +241,29 @@ def test_account_chart_only_for_several_accounts(html: str) -> None:
     moved["resource"]["account_id"] = "222222222222"
     chart = render_html(doc).split('id="chart-account"')[1].split("</figure>")[0]
     assert 'data-value="222222222222"' in chart and 'data-value="111111111111"' in chart
+
+
+def test_key_view_names_the_role_each_dependent_uses_the_key_in() -> None:
+    """Issue 11: a key is a storage key for some resources and, say, the Performance
+    Insights key of others; the key view says which, per dependent, and counts them."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parent.parent / "sample_reports" / "rdsaudit-report.json"
+    doc = json.loads(sample.read_text("utf-8"))
+    [key] = [k for k in doc["keys"]
+             if {r["role"] for r in k["roles"]} == {"storage", "performance-insights"}][:1]
+    html = render_html(doc)
+    row = html.split(f"<code class=\"arn\">{key['arn']}</code>", 1)[1].split("</tr>", 1)[0]
+    users = re.findall(r'<div class="key-user"><code class="arn">([^<]+)</code>'
+                       r'(?: <span class="chip key-role">([^<]+) key</span>)?</div>', row)
+    assert sorted(users) == sorted((r["arn"], "" if r["role"] == "storage" else r["role"])
+                                   for r in key["roles"])
+    counts = {role: sum(1 for r in key["roles"] if r["role"] == role)
+              for role in ("performance-insights", "storage")}
+    assert (f"performance-insights key of {counts['performance-insights']}, "
+            f"storage key of {counts['storage']}") in row
+    # A key every dependent uses for storage says nothing more.
+    plain = next(k for k in doc["keys"] if k["roles"] and {r["role"] for r in k["roles"]}
+             == {"storage"})
+    row = html.split(f"<code class=\"arn\">{plain['arn']}</code>", 1)[1].split("</tr>", 1)[0]
+    assert "key-role" not in row and "key-roles" not in row

@@ -355,3 +355,38 @@ def test_operations_markup_uses_no_inline_style_or_handlers(html: str) -> None:
             if tag == "a" and value.startswith("https://docs.aws.amazon.com/"):
                 continue  # a rule's AWS documentation: a link to follow, nothing loaded
             assert not re.match(r"\s*(https?:|//|javascript:)", value, re.I), (tag, value)
+
+
+def test_trend_draws_waived_failures_apart_from_fixed_ones() -> None:
+    """Issue 12: a drop in failures that is only new waivers is accepted risk, not progress.
+    The waived part is its own hatched segment above the failing ones (the bar keeps its
+    height), the table has its own column, and the note says how much of the drop is waived."""
+    doc = sample_document(errors=False)
+    doc["history"] = [
+        {"finished_at": "2026-01-01T06:00:00Z", "fail": 10, "waived": 0,
+         "failures_by_severity": {"high": 10}, "complete": True, "errors": 0},
+        {"finished_at": "2026-01-02T06:00:00Z", "fail": 6, "waived": 3,
+         "failures_by_severity": {"high": 6}, "complete": True, "errors": 0},
+    ]
+    trend = _section(render_html(doc), "trend")
+    first, second = trend.split('<g class="hist-point')[1:]
+    assert 'class="hist-waived"' not in first
+    [waived_h] = re.findall(r'class="hist-waived"[^>]*height="([\d.]+)"', second)
+    fail_h = [float(h) for h in re.findall(r'class="hist-seg[^"]*"[^>]*height="([\d.]+)"',
+                                           second)]
+    first_h = [float(h) for h in re.findall(r'class="hist-seg[^"]*"[^>]*height="([\d.]+)"',
+                                            first)]
+    assert float(waived_h) / sum(fail_h) == pytest.approx(3 / 6, rel=0.05)
+    assert (float(waived_h) + sum(fail_h)) / sum(first_h) == pytest.approx(9 / 10, rel=0.05)
+    assert "4 fewer" in trend and "(3 of them waived, not fixed)" in trend
+    assert "waived (accepted, not fixed)" in trend and 'id="hist-hatch"' in trend
+    header = trend.split("<thead>")[1].split("</thead>")[0]
+    assert ">Waived<" in header
+    rows = trend.split("<tbody>")[1].split("</tr>")
+    column = re.findall(r"<th[^>]*>([^<]+)</th>", header).index("Waived")
+    assert [re.findall(r"<td[^>]*>(.*?)</td>", r, re.S)[column] for r in rows[:2]] == ["3", "0"]
+    # Without any waived scan, nothing of it is drawn.
+    for h in doc["history"]:
+        h["waived"] = 0
+    plain = _section(render_html(doc), "trend")
+    assert "hist-waived" not in plain and "hist-hatch" not in plain and "not fixed" not in plain

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rdsaudit.model import ResourceType
+from rdsaudit.text import identifier_problem
 from tests.builders import ACCOUNT, KEY, cluster, instance, inventory, kms_key, resource, snapshot
 from tests.test_cli import one_line_error, run, save
 
@@ -33,6 +34,11 @@ HOSTILE = [
     f"f\r\x1b[2K\x7f\u2028echo x > {SENTINEL}6",
     f"g\u0085;echo x>{SENTINEL}7",
 ]
+# Shell syntax in a name is legal; a control character is not (an identifier holding one is
+# malformed wherever it is read: AWS answer, saved inventory, report), so the control
+# payloads reach a runbook only as free text, and as names they are refused before planning.
+SHELL_NAMES = [h for h in HOSTILE if identifier_problem(h) is None]
+CONTROL_NAMES = [h for h in HOSTILE if h not in SHELL_NAMES]
 
 
 def _report(tmp_path: Path, *resources: Any, keys: Any = None, extra: tuple[str, ...] = ()
@@ -114,7 +120,7 @@ def _expected(doc: dict[str, Any], *, confirm: bool) -> list[list[str]]:
 
 def _hostile_estate() -> list[Any]:
     res: list[Any] = []
-    for i, bad in enumerate(HOSTILE):
+    for i, bad in enumerate(SHELL_NAMES):
         res.append(instance(f"db{i}{bad}", encrypted=False))
         res.append(snapshot(f"snap{i}{bad}", encrypted=False, snapshot_type="manual",
                             source_id=f"db{i}{bad}"))
@@ -131,6 +137,22 @@ def test_hostile_identifiers_execute_nothing_but_aws(tmp_path: Path, confirm: bo
     assert expected and sorted(map(json.dumps, calls[1:])) == sorted(map(json.dumps, expected))
     if not confirm:
         assert "RDSAUDIT_CONFIRM_DELETE is not 1" in stderr
+
+
+@pytest.mark.parametrize("bad", CONTROL_NAMES)
+def test_names_with_control_characters_never_reach_a_runbook(tmp_path: Path, bad: str
+                                                             ) -> None:
+    """The defect of issue 9 (a newline in a DB identifier ended a comment line and ran the
+    rest) cannot arise: such a name in a report is refused in one line (exit 2) and no
+    runbook is written."""
+    assert SHELL_NAMES and CONTROL_NAMES
+    report, doc = _report(tmp_path, instance("db1", encrypted=False))
+    for f in doc["findings"]:
+        f["resource"]["id"] = f"db1{bad}"
+    report.write_text(json.dumps(doc))
+    out = tmp_path / "runbook.sh"
+    assert "control character" in one_line_error(run("plan", report, "--output", out))
+    assert not out.exists()
 
 
 def test_hostile_report_fields_stay_in_comments(tmp_path: Path) -> None:
@@ -249,3 +271,39 @@ def test_key_steps_of_a_key_in_another_account_are_comments(tmp_path: Path) -> N
     assert "\naws kms enable-key" not in proc.stdout
     assert "# runs in account 999988887777" in proc.stdout
     os.environ.get("PATH")
+
+
+def test_the_whole_demo_report_plans_and_runs_only_aws(tmp_path: Path) -> None:
+    """The committed demo report (every rule, every shape, several accounts) plans whole:
+    one runbook per account, each passes `bash -n` and, with a stub `aws`, runs nothing but
+    `aws`. Manual steps (CloudTrail set-up for key-usage-not-audited) stay comments."""
+    sample = Path(__file__).resolve().parent.parent / "sample_reports" / "rdsaudit-report.json"
+    doc = json.loads(sample.read_text("utf-8"))
+    out = tmp_path / "runbooks"
+    proc = run("plan", sample, "--output-dir", out)
+    assert proc.returncode == 0, proc.stderr
+    scripts = sorted(out.glob("runbook-*.sh"))
+    # One per scanned account, and one for the owner of a cross-account key (its steps).
+    assert {f"runbook-{a}.sh" for a in doc["scan"]["accounts"]} <= {s.name for s in scripts}
+    for script in scripts:
+        account = script.stem.removeprefix("runbook-")
+        text = script.read_text("utf-8")
+        assert "\n# Step" in text and "\naws " in text
+        for line in text.splitlines():
+            if "cloudtrail" in line:
+                assert line.lstrip().startswith("#"), line
+        (tmp_path / account).mkdir()
+        bin_dir, log = _stub_aws(tmp_path / account, account)
+        syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True,
+                                check=False)
+        assert syntax.returncode == 0, syntax.stderr
+        work = tmp_path / account / "cwd"
+        work.mkdir()
+        ran = subprocess.run(["/bin/bash", str(script)], cwd=work, capture_output=True,
+                             text=True, check=False, timeout=120,
+                             env={"PATH": str(bin_dir), "HOME": str(tmp_path),
+                                  "RDSAUDIT_CONFIRM_DELETE": "1"})
+        assert ran.returncode == 0, ran.stderr
+        assert "command not found" not in ran.stderr and not list(work.iterdir())
+        services = {c.split("\0")[0] for c in log.read_bytes().decode().split("\x01\0") if c}
+        assert services <= {"sts", "rds", "kms"}, services

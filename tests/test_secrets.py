@@ -20,6 +20,7 @@ from rdsaudit.redact import (
     redact,
     redact_data,
     remember_credentials,
+    remember_session,
 )
 from tests.hostile import (
     CALLER_KEY_ID,
@@ -170,3 +171,35 @@ def test_log_records_are_redacted(remembered: None) -> None:
 def test_terminal_text_shows_controls_as_escapes() -> None:
     shown = for_terminal("a\x1b]0;title\x07b\x9bc\u202ed\u2066e\ud800f\nok\tok")
     assert shown == "a\\x1b]0;title\\x07b\\x9bc\\u202ed\\u2066e\\ud800f\nok\tok"
+
+
+def test_credentials_refreshed_mid_scan_are_redacted_too() -> None:
+    """A profile with an assumed role (or SSO, a container role) gets new values when its
+    session expires; those are secrets as soon as botocore holds them."""
+    from datetime import UTC, datetime
+
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+
+    forget_credentials()
+    first = ("ASIAFIRSTFIRSTFIRST1", "first-secret-" + "a" * 30, "first-token-" + "b" * 90)
+    second = ("ASIASECONDSECONDSEC2", "second-secret-" + "c" * 30, "second-token-" + "d" * 90)
+
+    def metadata(values: tuple[str, str, str]) -> dict[str, str]:
+        return {"access_key": values[0], "secret_key": values[1], "token": values[2],
+                "expiry_time": "2999-01-01T00:00:00Z"}
+
+    credentials = RefreshableCredentials.create_from_metadata(
+        metadata(first), lambda: metadata(second), "test")
+    session = boto3.Session()
+    session._session._credentials = credentials  # what a profile's provider chain returns
+    try:
+        remember_session(session)
+        assert redact(first[1]) == MASK and redact(first[2]) == MASK
+        assert redact(second[1]) == second[1]  # not issued yet
+        credentials._expiry_time = datetime(2000, 1, 1, tzinfo=UTC)  # the session expires
+        assert credentials.get_frozen_credentials().secret_key == second[1]  # refreshed
+        assert redact(f"x {second[1]} y") == f"x {MASK} y"
+        assert redact(second[2]) == MASK and redact(first[1]) == MASK
+    finally:
+        forget_credentials()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 
 from rdsaudit.collect.aws import (
     AWS_FAILURES,
@@ -136,7 +137,17 @@ def assume(session: boto3.Session, request: AccountsRequest, account_id: str, pa
         return Failure("MalformedResponse", "AssumeRole answer has no complete Credentials")
     key_id, secret, token = values
     return boto3.Session(aws_access_key_id=key_id, aws_secret_access_key=secret,
-                         aws_session_token=token, region_name=region)
+                         aws_session_token=token, region_name=region,
+                         botocore_session=_sharing_models(session))
+
+
+def _sharing_models(session: boto3.Session) -> botocore.session.Session:
+    """A fresh botocore session that reuses the caller's loader: the service models are
+    read from disk and parsed once, not once per assumed account (measured with the
+    Organization bench: about a quarter to a third of an account's client CPU)."""
+    fresh = botocore.session.Session()
+    fresh.register_component("data_loader", session._session.get_component("data_loader"))
+    return fresh
 
 
 def unique(ids: Sequence[str]) -> list[str]:

@@ -2,7 +2,8 @@
 critical path, the longest chain of them that must run one after another.
 
 Pure functions over an `Inventory`, so the floor can be computed for a live scan or for a
-saved inventory alike. What the floor counts, per scanned region (enabled regions only):
+saved inventory alike. What the floor counts, per scanned (account, region) pair (enabled
+regions only; `account_regions`):
 
 * every row of `LISTINGS`: max(1, ceil(n / page size)) calls for the n items it returns
   (a listing of nothing still costs its one call); both DescribeDBSnapshots rows count;
@@ -22,8 +23,12 @@ and once per account or key:
   it (`needs_last_usage_call`);
 * `rds:DescribeOptionGroups` once per distinct non-default option group of an Oracle or
   SQL Server instance (`option_group_to_describe`: TDE);
-* `cloudtrail:DescribeTrails` once per scanned region, and `cloudtrail:GetTrailStatus` and
-  `cloudtrail:GetEventSelectors` once per distinct trail an account lists.
+* `cloudtrail:DescribeTrails` once per scanned (account, region), and
+  `cloudtrail:GetTrailStatus` and `cloudtrail:GetEventSelectors` once per distinct trail an
+  account lists;
+* for a scan of several accounts (`api_floor(caller=…)`): one `sts:AssumeRole` per account
+  but the caller's, `ec2:DescribeRegions` per account entered, and the pages of
+  `organizations:ListAccounts`.
 
 Items a listing returns but rdsaudit leaves out (DocumentDB, Neptune) are not in an
 inventory, so a floor computed from one undercounts pages when there are many of them.
@@ -95,6 +100,24 @@ def scanned_regions(inventory: Inventory) -> tuple[str, ...]:
     return tuple(r for r in inventory.scan.regions if r not in skipped)
 
 
+def account_regions(inventory: Inventory) -> tuple[tuple[str, str], ...]:
+    """(account, region) pairs the scan read: each account's share of the scanned regions
+    (a region skipped for one account may be enabled in another). An account that could
+    not be entered (its AssumeRole failed) read no region."""
+    skipped = {(s.account_id, s.region) for s in inventory.scan.skipped_regions}
+    entered = _entered(inventory)
+    return tuple((a, r) for a in inventory.scan.accounts if a in entered
+                 for r in inventory.scan.regions if (a, r) not in skipped)
+
+
+def _entered(inventory: Inventory) -> set[str]:
+    """The accounts the scan got into: all but those whose AssumeRole failed (nothing else
+    is called there). A failed DescribeRegions still enters: every region is then tried."""
+    refused = {e.account_id for e in inventory.errors
+               if (e.service, e.operation) == ("sts", "AssumeRole")}
+    return set(inventory.scan.accounts) - refused
+
+
 def listing_items(inventory: Inventory) -> dict[tuple[str, int], int]:
     """Items per (region, LISTINGS row), zeros included for every scanned region."""
     counts: Counter[tuple[str, int]] = Counter()
@@ -162,18 +185,36 @@ def rotation_keys(inventory: Inventory, described: Iterable[str]) -> set[str]:
 
 
 def api_floor(inventory: Inventory, discovered_regions: bool = False,
-              page_cap: int | None = None) -> dict[str, int]:
-    """`{"rds:DescribeDBInstances": 20, ...}`: the calls a complete scan must make."""
+              page_cap: int | None = None, caller: str | None = None,
+              list_accounts_pages: int = 0) -> dict[str, int]:
+    """`{"rds:DescribeDBInstances": 20, ...}`: the calls a complete scan must make.
+
+    Every per-region call is counted once per (account, region) the scan read. For a scan
+    of several accounts, `caller` (the account whose credentials ran it) adds one
+    `sts:AssumeRole` per other account, and `list_accounts_pages` the pages of
+    `organizations:ListAccounts` an `--organization` scan read."""
     floor: Counter[str] = Counter({"sts:GetCallerIdentity": 1})
+    if list_accounts_pages:
+        floor["organizations:ListAccounts"] += list_accounts_pages
+    if caller is not None:
+        others = sum(1 for a in inventory.scan.accounts if a != caller)
+        if others:
+            floor["sts:AssumeRole"] += others
+    pairs = account_regions(inventory)
     if discovered_regions:
-        floor["ec2:DescribeRegions"] += 1
-    for (_, row), n in listing_items(inventory).items():
-        spec = LISTINGS[row]
-        floor[spec.action] += pages(n, page_size(spec, page_cap))
-    alias_counts = Counter(a.region for a in inventory.aliases)
+        floor["ec2:DescribeRegions"] += len(_entered(inventory)) or 1
+    items: Counter[tuple[str, str, int]] = Counter()
+    for resource in inventory.resources:
+        row = listing_of(resource)
+        if row is not None:
+            items[(resource.account_id, resource.region, row)] += 1
+    for account, region in pairs:
+        for row, spec in enumerate(LISTINGS):
+            floor[spec.action] += pages(items[(account, region, row)], page_size(spec, page_cap))
+    alias_counts = Counter((a.account_id, a.region) for a in inventory.aliases)
     alias_page = min(ALIAS_PAGE, page_cap) if page_cap is not None else ALIAS_PAGE
-    for region in scanned_regions(inventory):
-        floor["kms:ListAliases"] += pages(alias_counts[region], alias_page)
+    for pair in pairs:
+        floor["kms:ListAliases"] += pages(alias_counts[pair], alias_page)
     keys = keys_looked_up(inventory)
     described = set(keys) | primaries(inventory, keys)
     if described:
@@ -191,8 +232,7 @@ def api_floor(inventory: Inventory, discovered_regions: bool = False,
     last_used = last_usage_keys(inventory, keys, described)
     if last_used:
         floor["kms:GetKeyLastUsage"] += len(last_used)
-    regions = scanned_regions(inventory)
-    floor["cloudtrail:DescribeTrails"] += len(regions)
+    floor["cloudtrail:DescribeTrails"] += len(pairs)
     trails = {(t.account_id, t.arn) for t in inventory.trails}
     if trails:
         floor["cloudtrail:GetTrailStatus"] += len(trails)

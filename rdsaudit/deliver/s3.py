@@ -100,3 +100,46 @@ def upload(session: boto3.Session, location: S3Location, files: Sequence[Path],
             errors.append(CollectionError("", region, "s3", "PutObject", failure.code,
                                           failure.message, str(target)))
     return errors
+
+
+def iam_statements(output: S3Location | None, inputs: Sequence[S3Location],
+                   kms_key: str | None) -> list[dict[str, Any]]:
+    """What `iam-policy --output-dir s3://… [--s3-kms-key K] [--s3-input s3://…]` adds.
+
+    Objects and prefixes are granted as given (a prefix: everything under it). Reading needs
+    s3:ListBucket too: without it S3 answers a missing object with 403, not 404, and a
+    missing shard would read as a refused one (docs/aws-facts.md §17). The key is usable
+    through S3 only: GenerateDataKey to write SSE-KMS objects, Decrypt to read them.
+    """
+    statements: list[dict[str, Any]] = []
+    if output is not None:
+        statements.append({"Sid": "RdsauditReportsWrite", "Effect": "Allow",
+                           "Action": ["s3:PutObject"],
+                           "Resource": [_object_arn(output, prefix=True)]})
+    if inputs:
+        statements.append({"Sid": "RdsauditReportsRead", "Effect": "Allow",
+                           "Action": ["s3:GetObject"],
+                           "Resource": sorted({_object_arn(i) for i in inputs})})
+        statements.append({"Sid": "RdsauditReportsFindMissing", "Effect": "Allow",
+                           "Action": ["s3:ListBucket"],
+                           "Resource": sorted({f"arn:*:s3:::{i.bucket}" for i in inputs})})
+    if kms_key is not None and (output is not None or inputs):
+        actions = (["kms:GenerateDataKey"] if output is not None else []) + (
+            ["kms:Decrypt"] if inputs else [])
+        condition: dict[str, Any] = {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com"}}
+        if kms_key.startswith("alias/"):
+            # An alias is not a resource of these actions: the key it names is matched.
+            condition["ForAnyValue:StringEquals"] = {"kms:ResourceAliases": kms_key}
+        statements.append({"Sid": "RdsauditReportsKey", "Effect": "Allow", "Action": actions,
+                           "Resource": "arn:*:kms:*:*:key/*" if kms_key.startswith("alias/")
+                           else kms_key, "Condition": condition})
+    return statements
+
+
+def _object_arn(location: S3Location, prefix: bool = False) -> str:
+    """The object (a key ending in .json), or every object under the prefix: outputs and
+    merge parts are prefixes, with or without their final "/", as `child` reads them."""
+    if not prefix and location.key.endswith(".json"):
+        return f"arn:*:s3:::{location.bucket}/{location.key}"
+    under = location.child("*")
+    return f"arn:*:s3:::{under.bucket}/{under.key}"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from rdsaudit.report.asff import render_asff
 from rdsaudit.report.contract import ReportDocument
-from rdsaudit.report.csv import render_csv
+from rdsaudit.report.csv import iter_csv, render_csv
 from rdsaudit.report.document import report_document
 from rdsaudit.report.html import render_html
-from rdsaudit.report.json import render_json
-from rdsaudit.report.junit import render_junit
+from rdsaudit.report.json import iter_json, render_json
+from rdsaudit.report.junit import iter_junit, render_junit
 from rdsaudit.report.ocsf import render_ocsf
 from rdsaudit.report.sarif import render_sarif
 from rdsaudit.report.table import render_table
@@ -25,13 +25,16 @@ class Format:
     name: str
     extension: str
     render: Callable[[Document], str | bytes]  # bytes: a binary format (xlsx)
+    # The same text in chunks (whole lines or items), written to the file as they come: the
+    # large formats are never held as one string (Deliver 8 of the reports issue).
+    stream: Callable[[Document], Iterator[str]] | None = None
 
 
 FORMATS: dict[str, Format] = {
-    "json": Format("json", "json", render_json),
+    "json": Format("json", "json", render_json, iter_json),
     "html": Format("html", "html", render_html),
-    "csv": Format("csv", "csv", render_csv),
-    "junit": Format("junit", "xml", render_junit),
+    "csv": Format("csv", "csv", render_csv, iter_csv),
+    "junit": Format("junit", "xml", render_junit, iter_junit),
     "sarif": Format("sarif", "sarif", render_sarif),
     "asff": Format("asff", "asff.json", render_asff),
     "ocsf": Format("ocsf", "ocsf.json", render_ocsf),

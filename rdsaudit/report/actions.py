@@ -31,6 +31,7 @@ from datetime import datetime
 from rdsaudit.model import Resource, ResourceType, Severity
 from rdsaudit.report.contract import Action, FindingEntry, KeyEntry, ResourceEntry
 from rdsaudit.rules.context import Context
+from rdsaudit.timestamps import days_left as days_until
 from rdsaudit.timestamps import parse_time
 
 # Rules whose failure the key's owner fixes on the key itself (enable it, cancel its
@@ -162,7 +163,7 @@ def _action(g: _Group, by_arn: dict[str, ResourceEntry], keys: dict[str, KeyEntr
     cause = by_arn.get(g.cause)
     key = keys.get(g.cause) if g.kind == "key" else None
     deadline = key["deadline"] if key is not None else None
-    days_left = _days_left(deadline, now)
+    days_left = days_until(deadline, now)
     name = _key_name(g.cause, key) if g.kind == "key" else (cause["id"] if cause else g.cause)
     others = [a for a in g.resources if a != g.cause]
     rule_ids = sorted({f["rule_id"] for f in g.findings})
@@ -236,12 +237,6 @@ def _key_name(arn: str, key: KeyEntry | None) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-def _days_left(deadline: str | None, now: datetime | None) -> int | None:
-    when = parse_time(deadline)
-    if when is None or now is None:
-        return None
-    seconds = (when - now).total_seconds()
-    return max(0, int(-(-seconds // 86400)))  # whole days, rounded up
 
 
 def _describe(arns: Sequence[str], by_arn: dict[str, ResourceEntry],

@@ -16,6 +16,7 @@ from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import gate
 from rdsaudit.model import (
+    SEVERITY_LABELS,
     EncryptionType,
     Finding,
     KeyLookup,
@@ -53,7 +54,7 @@ __all__ = ["SCHEMA_VERSION", "report_document"]
 # Custom key stores keep the key material outside KMS's own HSMs (CloudHSM or an external
 # key manager): the top rung of the key-protection ladder (DESIGN.md, rule catalogue).
 EXTERNAL_STORES = frozenset({"AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"})
-SEVERITIES = [s.label for s in sorted(Severity, reverse=True)]
+SEVERITIES = SEVERITY_LABELS
 
 
 class _FindingWriter:

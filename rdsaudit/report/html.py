@@ -36,16 +36,18 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from rdsaudit.keyref import UNUSABLE_KEY_STATES
+from rdsaudit.model import SEVERITY_LABELS
 from rdsaudit.report.contract import POSTURES
 from rdsaudit.report.ruledocs import rule_doc
+from rdsaudit.timestamps import days_left as days_until
 from rdsaudit.timestamps import parse_time
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITIES = SEVERITY_LABELS
 STATUSES = ("fail", "waived", "pass")
-# Key states in which RDS cannot use the key (DESIGN.md, key-unusable); "NotFound" is how a
+# Key states in which RDS cannot use the key (rdsaudit.keyref); "NotFound" is how a
 # finding's key summary says the key no longer exists.
-UNUSABLE_KEY_STATES = frozenset({"Disabled", "PendingDeletion", "PendingImport",
-                                 "PendingReplicaDeletion", "Unavailable", "NotFound"})
+SHOWN_UNUSABLE = UNUSABLE_KEY_STATES | {"NotFound"}
 MANAGER_LABELS = {"CUSTOMER": "Customer managed", "AWS": "AWS managed",
                   "AWS_OWNED": "AWS owned"}
 CHART_TOP = 15  # bars per chart; the rest are summed into one "other" bar
@@ -306,7 +308,12 @@ def _nice_axis(peak: int) -> tuple[int, int]:
 
 def _trend(history: Any) -> dict[str, Any] | None:
     """Failures by severity per recorded scan (oldest first): stacked bars, a line through
-    their tops, and the rows of the table beside them. None without history."""
+    their tops, and the rows of the table beside them. None without history.
+
+    Waived failures are drawn apart, as a hatched segment above the failing ones: a failure
+    that was waived is accepted, not fixed, so a drop in failures that is only new waivers
+    must not read as progress (the bar keeps its height, the note says how much was waived).
+    """
     if not isinstance(history, Sequence) or isinstance(history, str):
         return None
     scans = [h for h in history if isinstance(h, Mapping)][-HISTORY_MAX:]
@@ -321,7 +328,8 @@ def _trend(history: Any) -> dict[str, Any] | None:
         counts = {s: _count(by_sev.get(s)) for s in SEVERITIES}
         total = _count(h.get("fail")) if "fail" in h else sum(counts.values())
         totals.append((counts, max(total, sum(counts.values()))))
-    axis_top, step = _nice_axis(max(t for _, t in totals))
+    waived = [_count(h.get("waived")) for h in scans]
+    axis_top, step = _nice_axis(max(t + w for (_, t), w in zip(totals, waived, strict=True)))
 
     def y(value: float) -> float:
         return round(top + plot_h - plot_h * value / axis_top, 1)
@@ -343,6 +351,10 @@ def _trend(history: Any) -> dict[str, Any] | None:
                 segments.append({"severity": sev, "y": y_top, "h": round(y_base - y_top, 1),
                                  "count": n_sev})
                 base += n_sev
+        waived_seg = None
+        if waived[i]:
+            y_top = y(total + waived[i])
+            waived_seg = {"y": y_top, "h": round(y(total) - y_top, 1), "count": waived[i]}
         complete = bool(h.get("complete", True)) and not _count(h.get("errors"))
         previous = totals[i - 1][1] if i else None
         points.append({
@@ -356,7 +368,8 @@ def _trend(history: Any) -> dict[str, Any] | None:
             "errors": _count(h.get("errors")),
             "critical": counts["critical"], "high": counts["high"],
             "resources": _count(h.get("resources")),
-            "waived": _count(h.get("waived")),
+            "waived": waived[i], "waived_seg": waived_seg,
+            "waived_change": None if previous is None else waived[i] - waived[i - 1],
             "change": None if previous is None else total - previous,
         })
     ticks = [{"value": v, "y": y(v)} for v in range(0, axis_top + 1, step)]
@@ -373,6 +386,7 @@ def _trend(history: Any) -> dict[str, Any] | None:
         "previous": points[-2] if n > 1 else None,
         "first": first,
         "incomplete": sum(not p["complete"] for p in points),
+        "any_waived": any(waived),
     }
 
 
@@ -453,12 +467,8 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
         state = k.get("key_state")
         if k.get("lookup") == "not-found":
             state = "NotFound"
-        deletion = parse_time(k.get("deletion_date"))
-        days_left = None
-        if deletion is not None and now is not None:
-            seconds = (deletion - now).total_seconds()
-            days_left = max(0, int(-(-seconds // 86400)))  # whole days, rounded up
-        danger = state in UNUSABLE_KEY_STATES
+        days_left = days_until(k.get("deletion_date"), now)
+        danger = state in SHOWN_UNUSABLE
         rows.append({
             "arn": k.get("arn"),
             "aliases": list(k.get("aliases") or []),
@@ -475,9 +485,9 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "deletion_date": k.get("deletion_date"),
             "days_left": days_left,
             "multi_region": k.get("multi_region"),
-            "note": "; ".join(n for n in (k.get("note"), _last_use(k), _roles_text(k)) if n)
-                    or None,
-            "resources": list(k.get("dependents") or []),
+            "note": "; ".join(n for n in (k.get("note"), _last_use(k)) if n) or None,
+            "resources": _users(k),
+            "roles_summary": _roles_text(k),
         })
     owned = sorted({str(_resource(f).get("arn")) for f in findings
                     if (f.get("kms_key") or {}).get("manager") == "AWS_OWNED"})
@@ -489,7 +499,8 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
             "description": "AWS owned key (SSE-RDS): outside the account, cannot be "
                            "described, audited or controlled",
             "deletion_date": None, "days_left": None, "multi_region": None, "note": None,
-            "resources": owned,
+            "resources": [{"arn": arn, "role": "storage"} for arn in owned],
+            "roles_summary": None,
         })
     # Unusable keys first, and of those the ones about to be deleted, soonest first.
     order = {"danger": 0, "warn": 1, "ok": 2}
@@ -510,17 +521,25 @@ def _last_use(key: Mapping[str, Any]) -> str | None:
     return key.get("last_usage_note") or None
 
 
+def _users(key: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Each resource that depends on the key, with the role it uses the key in (storage,
+    performance-insights, master-user-secret, activity-stream): one row per (arn, role)."""
+    rows = [{"arn": str(d.get("arn")), "role": str(d.get("role") or "storage")}
+            for d in key.get("roles") or () if isinstance(d, Mapping) and d.get("arn")]
+    listed = {r["arn"] for r in rows}
+    rows += [{"arn": str(arn), "role": "storage"} for arn in key.get("dependents") or ()
+             if arn not in listed]  # a version 1 document: dependents without roles
+    return rows
+
+
 def _roles_text(key: Mapping[str, Any]) -> str | None:
-    """The roles other than storage that resources depend on the key in."""
-    others: dict[str, int] = {}
-    for dependent in key.get("roles") or ():
-        role = dependent.get("role")
-        if role and role != "storage":
-            others[role] = others.get(role, 0) + 1
-    if not others:
+    """How many dependents use the key in each role, when any role is not storage."""
+    counts: dict[str, int] = {}
+    for user in _users(key):
+        counts[user["role"]] = counts.get(user["role"], 0) + 1
+    if set(counts) <= {"storage"}:
         return None
-    return "also used as: " + ", ".join(f"{role} key of {n} resource(s)"
-                                        for role, n in sorted(others.items()))
+    return ", ".join(f"{role} key of {n}" for role, n in sorted(counts.items()))
 
 
 def _rotation_text(key: Mapping[str, Any]) -> str:

@@ -8,7 +8,7 @@ pure-Python encoder, five times slower on a large estate).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -17,11 +17,22 @@ def _dump(value: Any) -> str:
 
 
 def render_json(doc: Mapping[str, Any]) -> str:
-    members = []
-    for name, value in doc.items():
+    return "".join(iter_json(doc))
+
+
+def iter_json(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The report a line at a time (a member, or one item of a list), for writing straight
+    to the file: a large estate's report is never held as one string."""
+    yield "{\n"
+    last = len(doc) - 1
+    for n, (name, value) in enumerate(doc.items()):
+        end = ",\n" if n < last else "\n"
         if isinstance(value, list) and value:
-            items = ",\n    ".join(_dump(item) for item in value)
-            members.append(f"  {_dump(name)}: [\n    {items}\n  ]")
+            yield f"  {_dump(name)}: [\n"
+            final = len(value) - 1
+            for i, item in enumerate(value):
+                yield f"    {_dump(item)}{',' if i < final else ''}\n"
+            yield f"  ]{end}"
         else:
-            members.append(f"  {_dump(name)}: {_dump(value)}")
-    return "{\n" + ",\n".join(members) + "\n}\n"
+            yield f"  {_dump(name)}: {_dump(value)}{end}"
+    yield "}\n"

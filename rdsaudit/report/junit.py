@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from rdsaudit.rules import RULES
@@ -22,6 +22,12 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def render_junit(doc: Mapping[str, Any]) -> str:
+    return "".join(iter_junit(doc))
+
+
+def iter_junit(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The JUnit XML a testsuite at a time, for writing straight to the file: the totals
+    the root carries are counted first, then each suite is built, written and dropped."""
     findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
     errors: Sequence[Mapping[str, Any]] = doc.get("errors") or []
     scan: Mapping[str, Any] = doc.get("scan") or {}
@@ -41,29 +47,56 @@ def render_junit(doc: Mapping[str, Any]) -> str:
     # Catalogue order first (stable across runs), then any rule the catalogue lacks.
     rule_ids = [r for r in RULES if r in by_rule] + sorted(set(by_rule) - set(RULES))
 
-    root = ET.Element("testsuites", name="rdsaudit")
+    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     for rule_id in rule_ids:
-        suite = _suite(root, rule_id, scan)
+        for name, n in _counts(by_rule[rule_id], passing.get(rule_id, 0)).items():
+            totals[name] += n
+    totals["tests"] += len(errors)
+    totals["errors"] += len(errors)
+    root = ET.Element("testsuites",
+                      {"name": "rdsaudit", **{k: str(n) for k, n in totals.items()}, "time": "0"})
+    head = ET.tostring(root, encoding="unicode", xml_declaration=True)
+    yield head.removesuffix(" />") + ">\n"
+    for rule_id in rule_ids:
+        suite = _suite(rule_id, scan)
         for f in by_rule[rule_id]:
             _finding_case(suite, rule_id, f)
         if passing.get(rule_id):
             n = passing[rule_id]
             ET.SubElement(suite, "testcase", classname=_clean(rule_id),
                           name=f"{n} resource{'s' if n != 1 else ''} pass", time="0")
+        yield _written(suite, _counts(by_rule[rule_id], passing.get(rule_id, 0)))
     if errors:
-        suite = _suite(root, ERRORS_SUITE, scan)
+        suite = _suite(ERRORS_SUITE, scan)
         for e in errors:
             _error_case(suite, e)
-    _count(root, root.findall("testsuite"))
-    ET.indent(root)
-    text = ET.tostring(root, encoding="unicode", xml_declaration=True)
+        yield _written(suite, {"tests": len(errors), "failures": 0, "errors": len(errors),
+                               "skipped": 0})
+    yield "</testsuites>\n"
+
+
+def _counts(findings: Sequence[Mapping[str, Any]], passing: int) -> dict[str, int]:
+    return {
+        "tests": len(findings) + (1 if passing else 0),
+        "failures": sum(1 for f in findings if f.get("status") == "fail"),
+        "errors": 0,
+        "skipped": sum(1 for f in findings if f.get("status") == "waived"),
+    }
+
+
+def _written(suite: ET.Element, counts: Mapping[str, int]) -> str:
+    for name, n in counts.items():
+        suite.set(name, str(n))
+    suite.set("time", "0")
+    ET.indent(suite, level=1)
+    text = ET.tostring(suite, encoding="unicode")
     # ElementTree writes a CR in element text raw, and every XML parser reads it back as LF;
     # as a character reference it survives (attributes already get &#13;).
-    return text.replace("\r", "&#13;") + "\n"
+    return "  " + text.replace("\r", "&#13;") + "\n"
 
 
-def _suite(root: ET.Element, name: str, scan: Mapping[str, Any]) -> ET.Element:
-    suite = ET.SubElement(root, "testsuite", name=name)
+def _suite(name: str, scan: Mapping[str, Any]) -> ET.Element:
+    suite = ET.Element("testsuite", name=name)
     if scan.get("started_at"):
         suite.set("timestamp", _clean(scan["started_at"]))
     return suite
@@ -117,25 +150,6 @@ def _error_case(suite: ET.Element, e: Mapping[str, Any]) -> None:
                         f"{e.get('region')}: {e.get('code')}: {e.get('message')}. "
                         "The scan is incomplete: what this call would have returned is "
                         "not in the report.")
-
-
-def _count(root: ET.Element, suites: list[ET.Element]) -> None:
-    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-    for suite in suites:
-        cases = suite.findall("testcase")
-        counts = {
-            "tests": len(cases),
-            "failures": sum(1 for c in cases if c.find("failure") is not None),
-            "errors": sum(1 for c in cases if c.find("error") is not None),
-            "skipped": sum(1 for c in cases if c.find("skipped") is not None),
-        }
-        for name, n in counts.items():
-            suite.set(name, str(n))
-            totals[name] += n
-        suite.set("time", "0")
-    for name, n in totals.items():
-        root.set(name, str(n))
-    root.set("time", "0")
 
 
 def _clean(value: Any) -> str:

@@ -1,7 +1,9 @@
 """The XLSX workbook (`--format xlsx`): where auditors live.
 
-Four sheets: Summary (the verdict and the counts by account and region), Actions (the
-fix-first list), Findings (the CSV's rows, with filters and a frozen header) and Keys.
+Sheets: Summary (the verdict), By account and region, Actions (the fix-first list),
+Findings (the CSV's rows, with filters and a frozen header), Keys, and Key dependents (one
+row per key, dependent and role: a key of thousands of databases would overflow a cell).
+Excel holds at most 32,767 characters a cell: a longer text is cut there and says so.
 Every cell is written as text or a number, never a formula: openpyxl stores a string that
 starts with `=` as a formula, so such strings are neutralised exactly as in the CSV, and
 account ids stay text (a 12-digit id must not become 1.11111E+11).
@@ -10,16 +12,26 @@ account ids stay text (a 12-digit id must not become 1.11111E+11).
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from rdsaudit.report.csv import COLUMNS, finding_rows, neutralise
+from rdsaudit.report.csv import COLUMNS, iter_finding_rows, neutralise
 
 SHEET_WIDTH_MAX = 80
+CELL_MAX = 32_767  # Excel's limit of characters in a cell
+WIDTH_SAMPLE = 500  # rows read to size each column
+# Control characters a worksheet cannot hold (openpyxl refuses them); AWS text (tags,
+# messages) may carry them, so they are shown as U+FFFD rather than abort the workbook.
+_NOT_IN_SHEET = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def render_xlsx(doc: Mapping[str, Any]) -> bytes:
-    import pandas as pd  # imported on use, like the CSV report
+    from openpyxl import Workbook  # imported on use: only this format needs it
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     summary = doc.get("summary") or {}
     scan = doc.get("scan") or {}
@@ -48,33 +60,48 @@ def render_xlsx(doc: Mapping[str, Any]) -> bytes:
                for a in summary.get("actions") or []]
     keys = [[k.get("arn"), ", ".join(k.get("aliases") or []), k.get("account_id"),
              k.get("region"), k.get("key_state"), k.get("key_manager"), k.get("origin"),
-             _rotation(k), k.get("deadline"), len(k.get("dependents") or []),
-             "\n".join(k.get("dependents") or [])]
+             _rotation(k), k.get("deadline"), len(k.get("dependents") or [])]
             for k in doc.get("keys") or []]
-    sheets: list[tuple[str, Sequence[str], list[list[Any]]]] = [
+    dependents = [[k.get("arn"), d.get("arn"), d.get("role")]
+                  for k in doc.get("keys") or [] for d in _roles(k)]
+    sheets: list[tuple[str, Sequence[str], Iterable[list[Any]]]] = [
         ("Summary", ["Item", "Value"], overview),
         ("By account and region", ["Scope", "Name", *GROUP_COUNTS], groups),
         ("Actions", ["Urgency", "Severity", "Kind", "Action", "Deadline", "Days left",
                      "Account", "Region", "Resources", "Findings", "Fix"], actions),
-        ("Findings", list(COLUMNS), finding_rows(doc)),
+        ("Findings", list(COLUMNS), iter_finding_rows(doc)),
         ("Keys", ["Key ARN", "Aliases", "Account", "Region", "State", "Manager", "Origin",
-                  "Rotation", "Deadline", "Dependents", "Dependent ARNs"], keys),
+                  "Rotation", "Deadline", "Dependents"], keys),
+        ("Key dependents", ["Key ARN", "Dependent ARN", "Role"], dependents),
     ]
+    # openpyxl's write-only mode streams each row to the file: a 100k-resource estate's
+    # workbook is written in a fraction of the time and memory of the cell-by-cell model.
+    book = Workbook(write_only=True)
+    bold = Font(bold=True)
+    for name, columns, rows in sheets:
+        sheet = book.create_sheet(name)
+        rows = iter(rows)
+        first = [[_cell(v) for v in row] for row in itertools.islice(rows, WIDTH_SAMPLE)]
+        for i, column in enumerate(columns):  # widths go before the rows in the file
+            longest = max([len(str(column))] + [len(str(row[i]).split("\n")[0])
+                                                for row in first])
+            sheet.column_dimensions[get_column_letter(i + 1)].width = min(
+                SHEET_WIDTH_MAX, longest + 2)
+        sheet.freeze_panes = "A2"
+        header = []
+        for column in columns:
+            cell = WriteOnlyCell(sheet, value=column)
+            cell.font = bold
+            header.append(cell)
+        sheet.append(header)
+        count = 0
+        for row in itertools.chain(first, ([_cell(v) for v in r] for r in rows)):
+            sheet.append(row)
+            count += 1
+        if count:
+            sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
     buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        for name, columns, rows in sheets:
-            frame = pd.DataFrame([[_cell(v) for v in row] for row in rows],
-                                 columns=list(columns), dtype=object)
-            frame.to_excel(writer, sheet_name=name, index=False)
-            sheet = writer.sheets[name]
-            sheet.freeze_panes = "A2"
-            if rows:
-                sheet.auto_filter.ref = sheet.dimensions
-            for i, column in enumerate(columns):
-                longest = max([len(str(column))] + [len(str(row[i] or "").split("\n")[0])
-                                                    for row in rows[:500]])
-                letter = sheet.cell(row=1, column=i + 1).column_letter
-                sheet.column_dimensions[letter].width = min(SHEET_WIDTH_MAX, longest + 2)
+    book.save(buffer)
     return buffer.getvalue()
 
 
@@ -89,7 +116,19 @@ def _cell(value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return value
-    return neutralise(str(value))
+    text = _NOT_IN_SHEET.sub("\ufffd", neutralise(str(value)))
+    if len(text) > CELL_MAX:
+        note = f" … [cut at Excel's {CELL_MAX:,}-character cell limit: see the JSON report]"
+        text = text[:CELL_MAX - len(note)] + note
+    return text
+
+
+def _roles(key: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The key's dependents with their roles (a version 1 document: storage, by ARN)."""
+    roles = [d for d in key.get("roles") or () if isinstance(d, Mapping) and d.get("arn")]
+    listed = {d["arn"] for d in roles}
+    return roles + [{"arn": arn, "role": "storage"} for arn in key.get("dependents") or ()
+                    if arn not in listed]
 
 
 def _rotation(key: Mapping[str, Any]) -> str:

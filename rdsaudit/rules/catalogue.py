@@ -7,7 +7,13 @@ facts they depend on are in docs/aws-facts.md (section numbers cited as §n).
 from __future__ import annotations
 
 from rdsaudit.arns import Arn
-from rdsaudit.keyref import is_replica_key, rotation_not_applicable
+from rdsaudit.keyref import (
+    KNOWN_KEY_MANAGERS,
+    KNOWN_KEY_STATES,
+    UNUSABLE_KEY_STATES,
+    is_replica_key,
+    rotation_not_applicable,
+)
 from rdsaudit.model import (
     EncryptionType,
     KeyLookup,
@@ -26,17 +32,6 @@ T = ResourceType
 ENCRYPTED_TYPES = (T.DB_INSTANCE, T.DB_CLUSTER, T.DB_SNAPSHOT, T.DB_CLUSTER_SNAPSHOT,
                    T.DB_AUTOMATED_BACKUP)
 
-# Key states in which RDS cannot use the key (§5 key-state table).
-UNUSABLE_KEY_STATES = frozenset(
-    {"Disabled", "PendingDeletion", "PendingImport", "PendingReplicaDeletion", "Unavailable"}
-)
-# Every KeyState and KeyManager the KMS model knows (botocore KeyState / KeyManagerType
-# enums, aws-facts §5). Anything else is a value rdsaudit cannot judge: key-unverifiable.
-KNOWN_KEY_STATES = frozenset(
-    {"Creating", "Enabled", "Disabled", "PendingDeletion", "PendingImport",
-     "PendingReplicaDeletion", "Unavailable", "Updating"}
-)
-KNOWN_KEY_MANAGERS = frozenset({"AWS", "CUSTOMER"})
 INACCESSIBLE_STATUSES = {
     "inaccessible-encryption-credentials-recoverable": (
         "the KMS key cannot be accessed; RDS keeps it recoverable for seven days: make the "

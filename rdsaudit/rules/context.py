@@ -23,7 +23,7 @@ from rdsaudit.model import (
     Trail,
 )
 from rdsaudit.policy import Policy
-from rdsaudit.timestamps import parse_time
+from rdsaudit.timestamps import days_left, parse_time
 
 
 @dataclass(frozen=True)
@@ -268,11 +268,7 @@ class Context:
 
     def days_until(self, moment: str | None) -> int | None:
         """Whole days from the end of the scan to `moment`, rounded up; 0 once past."""
-        when = parse_time(moment)
-        if when is None:
-            return None
-        seconds = (when - self.now).total_seconds()
-        return max(0, int(-(-seconds // 86400)))
+        return days_left(moment, self.now)
 
     # -- relations ----------------------------------------------------------------------
 
