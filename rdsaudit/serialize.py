@@ -123,7 +123,11 @@ _IDENTIFIER_FIELDS = frozenset({
     "replica_source_cluster", "source_id", "resource_id", "performance_insights_kms_key_id",
     "master_user_secret_kms_key_id", "activity_stream_kms_key_id", "primary_key_arn",
     "replica_key_arns", "name", "target_key_id", "snapshot_arn", "restore", "accounts",
-    "regions", "engine", "snapshot_type", "key_state", "key_manager", "origin"})
+    "regions", "engine", "snapshot_type", "key_state", "key_manager", "origin",
+    # What a runbook passes to restore and re-create calls (the carried configuration).
+    "engine_version", "license_model", "db_subnet_group", "vpc_security_group_ids",
+    "parameter_group", "option_group", "storage_type", "monitoring_role_arn",
+    "cloudwatch_logs_exports", "members", "tde_credential_arn", "instance_class"})
 
 
 def _is_identifier(where: str) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import botocore.session
+import pytest
 from botocore.parsers import ResponseParserError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -114,3 +115,23 @@ def test_any_xml_scalar_parses_and_is_judged(retention: str, encrypted: str, cre
     except MalformedRecord:
         return
     assert resource is not None and isinstance(resource.encrypted, bool)
+
+
+CARRIED = {
+    "VpcSecurityGroups": [{"VpcSecurityGroupId": "sg-1\nrm -rf ~", "Status": "active"}],
+    "DBSubnetGroup": {"DBSubnetGroupName": "net\x1b[2J"},
+    "DBParameterGroups": [{"DBParameterGroupName": "pg\u202e"}],
+    "OptionGroupMemberships": [{"OptionGroupName": 7}],
+    "EnabledCloudwatchLogsExports": ["error\r"],
+}
+
+
+@pytest.mark.parametrize("field", sorted(CARRIED))
+def test_carried_configuration_is_held_to_the_identifier_rule(field: str) -> None:
+    """What a runbook passes to a restore (groups, security groups, log types) is an
+    identifier: a control character or a wrong type makes the record malformed, never a
+    name a runbook would quote into a restore call."""
+    [spec] = [s for s in LISTINGS if s.action == "rds:DescribeDBInstances"]
+    assert isinstance(spec.normalize(record({})), Resource)
+    with pytest.raises(MalformedRecord):
+        spec.normalize(record({field: CARRIED[field]}))

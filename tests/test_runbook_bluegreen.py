@@ -321,14 +321,16 @@ def test_hostile_values_replanned_execute_nothing_but_aws(tmp_path: Path, strate
     """Re-planning reads ids and configuration from the report: hostile ones (newline,
     $(…), backticks, quotes, control characters) stay arguments of `aws`, in both
     strategies, and the polling helpers never interpret them."""
-    from tests.test_runbook_safety import HOSTILE, SENTINEL
+    from tests.test_runbook_safety import HOSTILE, SENTINEL, SHELL_NAMES
 
+    # Names carry shell syntax (a control character makes a name malformed wherever it is
+    # read, so those payloads go into the free text: the tags).
     estate: list[Any] = []
-    for i, bad in enumerate(HOSTILE):
+    for i, bad in enumerate(SHELL_NAMES):
         estate.append(instance(f"db{i}{bad}", encrypted=False, engine="mysql",
                                db_subnet_group=f"net{bad}", parameter_group=f"pg{bad}",
                                vpc_security_group_ids=(f"sg-{bad}",),
-                               tags=(("team", bad),)))
+                               tags=tuple((f"team{n}", h) for n, h in enumerate(HOSTILE))))
     estate.append(cluster(f"cl{HOSTILE[1]}", encrypted=False))
     inv = save(tmp_path, inventory(*estate, keys=(kms_key(CMK),)))
     out = tmp_path / "out"
@@ -353,6 +355,6 @@ def test_hostile_values_replanned_execute_nothing_but_aws(tmp_path: Path, strate
     calls = log.read_bytes().decode().split("\x01\0")
     blue_green = [c for c in calls if "create-blue-green-deployment" in c
                   and "--generate-cli-skeleton" not in c]
-    assert (len(blue_green) == len(HOSTILE) + 1) is (strategy == "blue-green")
-    assert any(f"db1{HOSTILE[1]}-encrypt\0" in c for c in blue_green) is (
+    assert (len(blue_green) == len(SHELL_NAMES) + 1) is (strategy == "blue-green")
+    assert any(f"db0{SHELL_NAMES[0]}-encrypt\0" in c for c in blue_green) is (
         strategy == "blue-green")

@@ -266,11 +266,24 @@ def _bool(d: Mapping[str, Any], key: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _texts(values: Any, key: str | None = None) -> tuple[str, ...]:
+def _texts(values: Any, key: str | None = None, rid: str | None = None) -> tuple[str, ...]:
+    """Identifiers from a list (of structures, by `key`): each held to `_text`'s rule, since
+    the runbook passes them to restore and re-create calls (groups, security groups,
+    members); an entry that is not text makes the record malformed."""
     if not isinstance(values, list):
         return ()
     items = [v.get(key) if key and isinstance(v, Mapping) else v for v in values]
-    return tuple(v for v in items if isinstance(v, str))
+    out = []
+    for item in items:
+        if item is None or item == "":
+            continue
+        if not isinstance(item, str):
+            raise MalformedRecord(rid, f"{key or 'an entry'} is not text")
+        problem = identifier_problem(item)
+        if problem is not None:
+            raise MalformedRecord(rid, f"{key or 'an entry'} {problem}")
+        out.append(item)
+    return tuple(out)
 
 
 def _config(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
@@ -283,18 +296,20 @@ def _config(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
     endpoint = d.get("Endpoint")
     secret = d.get("MasterUserSecret")
     return {
-        "engine_version": _text(d, "EngineVersion"),
-        "license_model": _text(d, "LicenseModel"),
-        "db_subnet_group": (subnet.get("DBSubnetGroupName") if isinstance(subnet, Mapping)
-                            else subnet if isinstance(subnet, str) else None),
-        "vpc_security_group_ids": _texts(d.get("VpcSecurityGroups"), "VpcSecurityGroupId"),
-        "parameter_group": (_texts(groups, "DBParameterGroupName")[:1] or
-                            (_text(d, "DBClusterParameterGroup"),))[0],
-        "option_group": (_texts(options, "OptionGroupName")[:1] or (None,))[0],
+        "engine_version": _text(d, "EngineVersion", rid),
+        "license_model": _text(d, "LicenseModel", rid),
+        "db_subnet_group": (_text(subnet, "DBSubnetGroupName", rid)
+                            if isinstance(subnet, Mapping)
+                            else _text(d, "DBSubnetGroup", rid)),  # clusters: a name
+        "vpc_security_group_ids": _texts(d.get("VpcSecurityGroups"), "VpcSecurityGroupId",
+                                         rid),
+        "parameter_group": (_texts(groups, "DBParameterGroupName", rid)[:1] or
+                            (_text(d, "DBClusterParameterGroup", rid),))[0],
+        "option_group": (_texts(options, "OptionGroupName", rid)[:1] or (None,))[0],
         "port": _int(d, "Port", rid) or (_int(endpoint, "Port", rid)
                                          if isinstance(endpoint, Mapping) else None),
         "multi_az": _bool(d, "MultiAZ"),
-        "storage_type": _text(d, "StorageType"),
+        "storage_type": _text(d, "StorageType", rid),
         "allocated_storage": _int(d, "AllocatedStorage", rid),
         "iops": _int(d, "Iops", rid),
         "storage_throughput": _int(d, "StorageThroughput", rid),
@@ -303,12 +318,12 @@ def _config(d: Mapping[str, Any], rid: str) -> dict[str, Any]:
         "publicly_accessible": _bool(d, "PubliclyAccessible"),
         "copy_tags_to_snapshot": _bool(d, "CopyTagsToSnapshot"),
         "monitoring_interval": _int(d, "MonitoringInterval", rid),
-        "monitoring_role_arn": _text(d, "MonitoringRoleArn"),
+        "monitoring_role_arn": _text(d, "MonitoringRoleArn", rid),
         "performance_insights_enabled": _bool(d, "PerformanceInsightsEnabled"),
         "performance_insights_retention": _int(d, "PerformanceInsightsRetentionPeriod", rid),
-        "cloudwatch_logs_exports": _texts(d.get("EnabledCloudwatchLogsExports")),
+        "cloudwatch_logs_exports": _texts(d.get("EnabledCloudwatchLogsExports"), None, rid),
         "manages_master_user_secret": isinstance(secret, Mapping) or None,
-        "members": _texts(d.get("DBClusterMembers"), "DBInstanceIdentifier"),
+        "members": _texts(d.get("DBClusterMembers"), "DBInstanceIdentifier", rid),
     }
 
 
