@@ -12,7 +12,7 @@ import functools
 import json
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,21 +55,27 @@ def iter_inventory(inventory: Inventory) -> Iterator[str]:
     """The inventory's JSON, a line at a time: one top-level member per line and one list
     item (resource, key, error…) per line, each converted and encoded when it is written
     (json's C encoder), so a large estate is never held twice as a document and a string."""
+    members = [("format", INVENTORY_FORMAT), ("version", INVENTORY_VERSION)] + [
+        (f.name, getattr(inventory, f.name)) for f in dataclasses.fields(inventory)]
+    return json_lines(members, lambda v: _compact(to_data(v)), " ")
+
+
+def json_lines(members: Sequence[tuple[str, Any]], dump: Callable[[Any], str],
+               indent: str) -> Iterator[str]:
+    """A JSON object written a line at a time: each member on a line of its own, except a
+    non-empty list (or tuple), whose items get a line each. `dump` encodes one value."""
     yield "{\n"
-    head = {"format": INVENTORY_FORMAT, "version": INVENTORY_VERSION}
-    fields = dataclasses.fields(inventory)
-    members = [(k, v) for k, v in head.items()] + [
-        (f.name, getattr(inventory, f.name)) for f in fields]
+    last = len(members) - 1
     for n, (name, value) in enumerate(members):
-        end = ",\n" if n < len(members) - 1 else "\n"
-        if isinstance(value, tuple) and value:
-            yield f" {json.dumps(name)}: [\n"
-            last = len(value) - 1
+        end = ",\n" if n < last else "\n"
+        if isinstance(value, list | tuple) and value:
+            yield f"{indent}{json.dumps(name)}: [\n"
+            final = len(value) - 1
             for i, item in enumerate(value):
-                yield f"  {_compact(to_data(item))}{',' if i < last else ''}\n"
-            yield f" ]{end}"
+                yield f"{indent * 2}{dump(item)}{',' if i < final else ''}\n"
+            yield f"{indent}]{end}"
         else:
-            yield f" {json.dumps(name)}: {_compact(to_data(value))}{end}"
+            yield f"{indent}{json.dumps(name)}: {dump(value)}{end}"
     yield "}\n"
 
 

@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from rdsaudit.serialize import json_lines
+
 
 def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
@@ -23,16 +25,4 @@ def render_json(doc: Mapping[str, Any]) -> str:
 def iter_json(doc: Mapping[str, Any]) -> Iterator[str]:
     """The report a line at a time (a member, or one item of a list), for writing straight
     to the file: a large estate's report is never held as one string."""
-    yield "{\n"
-    last = len(doc) - 1
-    for n, (name, value) in enumerate(doc.items()):
-        end = ",\n" if n < last else "\n"
-        if isinstance(value, list) and value:
-            yield f"  {_dump(name)}: [\n"
-            final = len(value) - 1
-            for i, item in enumerate(value):
-                yield f"    {_dump(item)}{',' if i < final else ''}\n"
-            yield f"  ]{end}"
-        else:
-            yield f"  {_dump(name)}: {_dump(value)}{end}"
-    yield "}\n"
+    return json_lines(list(doc.items()), _dump, "  ")
