@@ -169,8 +169,11 @@ def test_failing_finding_expands_to_remediation_with_copy_buttons(page: Any) -> 
     detail = page.locator("tr.detail")
     assert detail.count() == 1
     steps = detail.locator(".remediation li")
-    assert steps.count() == 2
+    # Cancel the deletion, enable the key, and turn its rotation back on (a key pending
+    # deletion reads rotation off; cancelled, the scan cannot tell its old setting).
+    assert steps.count() == 3
     assert "aws kms cancel-key-deletion" in steps.nth(0).inner_text()
+    assert "aws kms enable-key-rotation" in steps.nth(2).inner_text()
     assert "PendingDeletion" in detail.inner_text()
     copy = steps.nth(0).locator("button.copy")
     copy.click()
