@@ -344,7 +344,7 @@ def markdown(runs: list[OrgRun], cross: dict[str, Any], rows: list[dict[str, Any
         f"of it {cross['marginal_call_ms']:.2f} ms is the call itself (one DescribeKey "
         "through AwsClients, no latency) and the rest is per account: "
         f"{cross['fixed_account_ms']:.0f} ms CPU for each account's sessions and clients "
-        "(a new boto3 session per assumed role loads the service models again) and its "
+        "(a boto3 session and its clients per assumed role; the service models are shared) and its "
         f"share of evaluating and reporting. An account costs "
         f"{cross['account_cpu_s'] * 1000:.0f} ms of CPU for "
         f"{cross['calls_per_account']:.1f} calls; its critical path (AssumeRole, listings, "
