@@ -9,7 +9,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -105,13 +105,24 @@ def _stage(files: Mapping[Path, str | bytes | Iterable[str]]) -> list[tuple[Path
             else:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                     # Every file rdsaudit writes passes through redact, chunk by chunk.
-                    for chunk in ((text,) if isinstance(text, str) else text):
+                    for chunk in (_lines_of(text) if isinstance(text, str) else text):
                         handle.write(redact(chunk))
     except BaseException:
         for staged_path, _ in staged:
             staged_path.unlink(missing_ok=True)
         raise
     return staged
+
+
+def _lines_of(text: str, size: int = 1 << 20) -> Iterator[str]:
+    """A rendered report in pieces of about `size` characters, each ending a line: redaction
+    works on a piece at a time (no secret spans a line), never on a copy of the whole."""
+    start, end_of_text = 0, len(text)
+    while start < end_of_text:
+        end = text.find("\n", min(start + size, end_of_text))
+        end = end_of_text if end == -1 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _umask() -> int:
@@ -187,7 +198,8 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
         rendered = fmt.render(doc)
         if isinstance(rendered, bytes):
             raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
-        click.echo(redact(rendered), nl=False)
+        for piece in _lines_of(rendered):
+            click.echo(redact(piece), nl=False)
         return []
     staged: list[tuple[Path, Path]] = []
     try:
