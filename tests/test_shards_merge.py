@@ -20,11 +20,10 @@ import pytest
 
 from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.shard import Shard, parse_shard, shard_of
+from tests.org import MANAGEMENT, ROLE, audited, in_account
 from tests.test_cli import one_line_error
 from tests.test_e2e import run
 
-MANAGEMENT = "123456789012"
-ROLE = "rdsaudit-audit"
 PW = {"MasterUsername": "admin", "MasterUserPassword": "correct-horse-9"}
 SHARDS = 3
 
@@ -39,42 +38,16 @@ class Org:
     key_arn: str
 
 
-def _in_account(account: str, service: str) -> Any:
-    if account == MANAGEMENT:
-        return boto3.client(service, region_name="us-east-1")
-    creds = boto3.client("sts", region_name="us-east-1").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ROLE}", RoleSessionName="seed")["Credentials"]
-    return boto3.client(service, region_name="us-east-1",
-                        aws_access_key_id=creds["AccessKeyId"],
-                        aws_secret_access_key=creds["SecretAccessKey"],
-                        aws_session_token=creds["SessionToken"])
-
-
 def _db(account: str, name: str, key_arn: str | None) -> None:
     extra: dict[str, Any] = {"StorageEncrypted": True, "KmsKeyId": key_arn} if key_arn else {}
-    _in_account(account, "rds").create_db_instance(
+    in_account(account, "rds").create_db_instance(
         DBInstanceIdentifier=name, Engine="postgres", DBInstanceClass="db.t3.micro",
         **extra, **PW)
 
 
-def _audited(account: str) -> None:
-    """A trail logging every management event, so the account's key use is audited
-    (key-usage-not-audited passes): the estate stays compliant."""
-    name = f"audit-{account}"
-    s3 = _in_account(account, "s3")
-    if name in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:  # type: ignore[attr-defined]
-        return
-    s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
-    trail = _in_account(account, "cloudtrail")
-    trail.create_trail(Name=name, S3BucketName=name, IsMultiRegionTrail=True)  # type: ignore[attr-defined]
-    trail.put_event_selectors(TrailName=name, EventSelectors=[  # type: ignore[attr-defined]
-        {"ReadWriteType": "All", "IncludeManagementEvents": True}])
-    trail.start_logging(Name=name)  # type: ignore[attr-defined]
-
-
 def _key(account: str) -> str:
-    _audited(account)
-    kms = _in_account(account, "kms")
+    audited(account)
+    kms = in_account(account, "kms")
     key = kms.create_key()["KeyMetadata"]
     kms.enable_key_rotation(KeyId=key["KeyId"])
     return str(key["Arn"])
