@@ -20,24 +20,20 @@ KMS_SOURCE = "kms.amazonaws.com"
 
 def kms_reads_logged(answer: Mapping[str, Any]) -> tuple[bool, str]:
     """(logged, why) for a GetEventSelectors answer."""
-    advanced = answer.get("AdvancedEventSelectors")
-    if isinstance(advanced, list) and advanced:
-        reasons = []
-        for selector in advanced:
-            ok, why = _advanced(selector)
-            if ok:
-                return True, why
-            reasons.append(why)
-        return False, "; ".join(reasons) or "no advanced selector takes management events"
-    basic = answer.get("EventSelectors")
-    if isinstance(basic, list) and basic:
-        reasons = []
-        for selector in basic:
-            ok, why = _basic(selector)
-            if ok:
-                return True, why
-            reasons.append(why)
-        return False, "; ".join(reasons)
+    # A trail has advanced selectors or basic ones, never both (CloudTrail replaces one set
+    # with the other); any one selector that logs KMS read events is enough.
+    for key, judge, none in (
+            ("AdvancedEventSelectors", _advanced, "no advanced selector takes management events"),
+            ("EventSelectors", _basic, "")):
+        selectors = answer.get(key)
+        if isinstance(selectors, list) and selectors:
+            reasons = []
+            for selector in selectors:
+                ok, why = judge(selector)
+                if ok:
+                    return True, why
+                reasons.append(why)
+            return False, "; ".join(reasons) or none
     return False, "the trail has no event selectors: it logs no management events"
 
 
@@ -76,9 +72,13 @@ def _advanced(selector: Any) -> tuple[bool, str]:
         equals = _values(source, "Equals")
         if equals and KMS_SOURCE not in equals:
             return False, f"management events only from {', '.join(equals)}"
-        negative = (_values(source, "NotEquals") + _values(source, "NotStartsWith")
-                    + _values(source, "NotEndsWith"))
-        if any(KMS_SOURCE.startswith(v) or KMS_SOURCE.endswith(v) or v == KMS_SOURCE
-               for v in negative):
+        starts = _values(source, "StartsWith")
+        if starts and not any(KMS_SOURCE.startswith(v) for v in starts):
+            return False, f"management events only from sources starting {', '.join(starts)}"
+        # Each operator excludes by its own test: NotEquals the exact name, NotStartsWith a
+        # prefix, NotEndsWith a suffix of it.
+        if (KMS_SOURCE in _values(source, "NotEquals")
+                or any(KMS_SOURCE.startswith(v) for v in _values(source, "NotStartsWith"))
+                or any(KMS_SOURCE.endswith(v) for v in _values(source, "NotEndsWith"))):
             return False, f"{KMS_SOURCE} is excluded from management events"
     return True, f"management events including {KMS_SOURCE} (advanced selector)"
