@@ -21,7 +21,7 @@ from rdsaudit.collect.floor import api_floor
 from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.history import MIGRATIONS, SCHEMA_VERSION
 from rdsaudit.serialize import load_inventory
-from tests.org import MANAGEMENT, ROLE, audited, in_account
+from tests.seeded_org import MANAGEMENT, ROLE, audited, in_account
 from tests.test_cli import one_line_error
 from tests.test_e2e import run
 

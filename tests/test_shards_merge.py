@@ -20,7 +20,7 @@ import pytest
 
 from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.shard import Shard, parse_shard, shard_of
-from tests.org import MANAGEMENT, ROLE, audited, in_account
+from tests.seeded_org import MANAGEMENT, ROLE, audited, in_account
 from tests.test_cli import one_line_error
 from tests.test_e2e import run
 

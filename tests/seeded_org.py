@@ -1,6 +1,7 @@
 """An AWS Organization seeded in moto for the multi-account tests: the management account
 scans with its own credentials, members through the audit role (moto maps the assumed
-role's credentials to the member account)."""
+role's credentials to the member account). Not named `org.py`: a script run from tests/
+(aws_fork.py) would shadow the `org` name that the standard library's copy module probes."""
 
 from __future__ import annotations
 
