@@ -809,8 +809,7 @@ class AccountScanner:
                 "MalformedResponse", f"GetTrailStatus {arn}: no IsLogging"), arn)
             return
         with self._lock:
-            self._trails[arn] = replace(self._trails[arn], logging=logging if isinstance(
-                logging, bool) else None)
+            self._trails[arn] = replace(self._trails[arn], logging=logging)
 
     def _trail_selectors(self, arn: str, home: str) -> None:
         operation, method, param = TRAIL_CALLS["selectors"]
