@@ -914,7 +914,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
 def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
-        from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
+        from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment
     except ImportError as exc:
         raise InputProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
                            f"{exc}") from None

@@ -14,7 +14,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from rdsaudit.demo_estate import (
+from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.estate import (
     ALL_RULES,
     DEMO_ACCOUNT,
     DEMO_REGIONS,
@@ -23,7 +24,6 @@ from rdsaudit.demo_estate import (
     demo_environment,
     seed_demo_estate,
 )
-from rdsaudit.emulator import FakeAWS
 from rdsaudit.model import ResourceType
 
 T = ResourceType

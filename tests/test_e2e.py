@@ -15,14 +15,14 @@ from typing import Any
 import boto3
 import pytest
 
-from rdsaudit.demo_estate import (
+from rdsaudit.demo.emulator import FakeAWS, Fault
+from rdsaudit.demo.estate import (
     DEMO_REGIONS,
     POLICY_RULES,
     DemoEstate,
     apply_demo_overlays,
     demo_environment,
 )
-from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.report import FORMATS
 from rdsaudit.rules import RULES
 from tests.reports import report_text

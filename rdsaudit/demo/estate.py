@@ -1,7 +1,7 @@
 """The built-in demo estate: a small, realistic RDS estate that trips every rule.
 
 `rdsaudit demo` and the end-to-end tests scan this estate through the emulator
-(`rdsaudit.emulator.FakeAWS`). It spans us-east-1 and eu-west-1, carries owner /
+(`rdsaudit.demo.emulator.FakeAWS`). It spans us-east-1 and eu-west-1, carries owner /
 environment / team tags, and mixes healthy resources (which must pass everything) with one
 or more offenders for each rule in DESIGN.md.
 
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from rdsaudit.emulator import FakeAWS, Fault, instance_automated_backup_arn
+from rdsaudit.demo.emulator import FakeAWS, Fault, instance_automated_backup_arn
 from rdsaudit.keyref import KNOWN_KEY_STATES, NO_ROTATION_ORIGINS, UNUSABLE_KEY_STATES
 from rdsaudit.model import ResourceType
 

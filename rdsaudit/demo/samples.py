@@ -16,7 +16,7 @@ from pathlib import Path
 import boto3
 
 from rdsaudit.collect import ScanRequest, scan
-from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
+from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment
 from rdsaudit.evaluate import evaluate
 from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
