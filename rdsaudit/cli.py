@@ -1034,8 +1034,8 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
          config: Path | None) -> None:
     """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
     report; with --target-key, --strategy or --config, re-plan from its resources first."""
-    from rdsaudit.replan import replan, replannable
-    from rdsaudit.runbook import (
+    from rdsaudit.plan.replan import replan, replannable
+    from rdsaudit.plan.runbook import (
         ReportProblem,
         blocked,
         load_report,
