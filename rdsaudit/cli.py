@@ -376,7 +376,7 @@ def _existing(text: str, what: str) -> Path:
 
 def _with_baseline(result: Result, text: str) -> Result:
     from rdsaudit.baseline import apply_baseline
-    from rdsaudit.reportfile import ReportProblem, load_report
+    from rdsaudit.report.reading import ReportProblem, load_report
 
     path = _existing(text, "--baseline")
     try:

@@ -64,7 +64,7 @@ def _blue_green(tmp_path: Path) -> tuple[str, dict[str, Any]]:
     # The re-planned document, as plan saw it (for the per-finding strategy).
     from rdsaudit.plan.replan import replan
     from rdsaudit.policy import Policy
-    from rdsaudit.reportfile import load_report
+    from rdsaudit.report.reading import load_report
 
     doc = replan(load_report(report), Policy(target_keys={f"{ACCOUNT}:us-east-1": CMK,
                                                           f"{ACCOUNT}:{EU}": EU_KEY}),
@@ -271,7 +271,7 @@ def test_edited_blue_green_steps_are_refused(tmp_path: Path, edit: str) -> None:
     replanned = tmp_path / "replanned.json"
     from rdsaudit.plan.replan import replan
     from rdsaudit.policy import Policy
-    from rdsaudit.reportfile import load_report
+    from rdsaudit.report.reading import load_report
 
     doc = replan(load_report(report), Policy(target_keys={f"{ACCOUNT}:us-east-1": CMK,
                                                           f"{ACCOUNT}:{EU}": EU_KEY}),

@@ -35,7 +35,7 @@ from rdsaudit.model import (
 )
 from rdsaudit.plan.steps import key_from, remediation_for
 from rdsaudit.policy import KeyProtectionRule, Policy
-from rdsaudit.reportfile import ReportProblem
+from rdsaudit.report.reading import ReportProblem
 from rdsaudit.rules.context import Context
 from rdsaudit.serialize import InventoryProblem, build_record
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from rdsaudit.model import SEVERITY_LABELS
 from rdsaudit.plan.awscli import BLUE_GREEN_ID, CommandRefused, Scope, blue_green_name, check_argv
-from rdsaudit.reportfile import ReportProblem, load_report
+from rdsaudit.report.reading import ReportProblem, load_report
 
 __all__ = ["ReportProblem", "StepRefused", "blocked", "load_report", "render_runbook",
            "runbook_accounts"]
