@@ -268,7 +268,7 @@ def per_call_cpu(server: Server, calls: int = 300) -> float:
     what each call costs the scanner besides parsing its answer."""
     import boto3
 
-    from rdsaudit.collect.aws import AwsClients
+    from rdsaudit.collect.clients import AwsClients
 
     server.request("POST", "/_latency", {"latency": 0})
     try:

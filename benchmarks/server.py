@@ -307,7 +307,7 @@ class BenchAWS(FakeAWS):
         import botocore.session
         from botocore.parsers import ResponseParserFactory
 
-        from rdsaudit.collect.aws import parse_timestamp
+        from rdsaudit.collect.answers import parse_timestamp
 
         factory = ResponseParserFactory()
         factory.set_parser_defaults(timestamp_parser=parse_timestamp)

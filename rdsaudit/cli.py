@@ -747,7 +747,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     if security_hub:
         from rdsaudit.arns import partition_of_region
         from rdsaudit.collect.accounts import AccountSessions
-        from rdsaudit.collect.aws import CallCounter
+        from rdsaudit.collect.clients import CallCounter
 
         home = home_region(session, wanted)
         try:

@@ -18,9 +18,9 @@ import boto3
 import pytest
 
 from rdsaudit.collect import ScanRequest, scan
-from rdsaudit.collect.aws import RateLimiter
 from rdsaudit.collect.floor import api_floor, critical_chain, critical_path, listing_of
 from rdsaudit.collect.specs import LISTINGS
+from rdsaudit.collect.throttle import RateLimiter
 from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.demo.emulator import _Req as EmulatorRequest
 from rdsaudit.model import EncryptionType, Inventory, KmsAlias, ResourceType, SkippedRegion

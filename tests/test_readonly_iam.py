@@ -37,7 +37,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from rdsaudit.collect.aws import ACCESS_DENIED_CODES
+from rdsaudit.collect.failures import ACCESS_DENIED_CODES
 from rdsaudit.collect.specs import LISTINGS, required_actions
 from rdsaudit.demo.emulator import FakeAWS
 from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment

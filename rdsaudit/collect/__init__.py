@@ -28,15 +28,9 @@ from rdsaudit.collect.accounts import (
     organization_accounts,
     unique,
 )
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    AwsClients,
-    CallCounter,
-    Failure,
-    describe_failure,
-    retry_config,
-)
+from rdsaudit.collect.clients import AwsClients, CallCounter, retry_config
 from rdsaudit.collect.deadline import DEFAULT_TIMEOUT, GRACE, Deadline, DeadlineExceeded, bounded
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
 from rdsaudit.merge import merge_keys
 from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
 from rdsaudit.redact import remember_session

@@ -26,14 +26,10 @@ from datetime import datetime
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    AwsClients,
-    Failure,
-    PageBound,
-    describe_failure,
-)
+from rdsaudit.collect.clients import AwsClients
 from rdsaudit.collect.deadline import Deadline
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
+from rdsaudit.collect.paging import PageBound
 from rdsaudit.collect.specs import (
     LISTINGS,
     OPTION_GROUP_CALL,

@@ -12,17 +12,10 @@ from typing import Any
 import boto3
 import botocore.session
 
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    CallCounter,
-    Failure,
-    MalformedAnswer,
-    PageBound,
-    describe_failure,
-    page_of,
-    read_answer,
-    retry_config,
-)
+from rdsaudit.collect.answers import read_answer
+from rdsaudit.collect.clients import CallCounter, retry_config
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, MalformedAnswer, describe_failure
+from rdsaudit.collect.paging import PageBound, page_of
 from rdsaudit.redact import remember_credentials
 from rdsaudit.shard import Shard
 

@@ -39,7 +39,9 @@ import boto3
 
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
-from rdsaudit.collect.aws import AWS_FAILURES, OPT_IN_WRITES, AwsClients, describe_failure
+from rdsaudit.collect.clients import AwsClients
+from rdsaudit.collect.failures import AWS_FAILURES, describe_failure
+from rdsaudit.collect.readonly import OPT_IN_WRITES
 from rdsaudit.model import CollectionError
 from rdsaudit.redact import redact, remember_credentials
 from rdsaudit.report.contract import ReportDocument

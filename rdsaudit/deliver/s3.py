@@ -19,7 +19,9 @@ from typing import Any
 
 import boto3
 
-from rdsaudit.collect.aws import AWS_FAILURES, OPT_IN_WRITES, AwsClients, describe_failure
+from rdsaudit.collect.clients import AwsClients
+from rdsaudit.collect.failures import AWS_FAILURES, describe_failure
+from rdsaudit.collect.readonly import OPT_IN_WRITES
 from rdsaudit.model import CollectionError
 
 SCHEME = "s3://"
