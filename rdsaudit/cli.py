@@ -18,10 +18,11 @@ import click
 
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
+from rdsaudit.errors import UsageProblem
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.history import scan_label
 from rdsaudit.model import SEVERITY_LABELS, CollectionError, Inventory, Result, Severity, Status
-from rdsaudit.policy import ConfigProblem, Policy, load_policy
+from rdsaudit.policy import Policy, load_policy
 from rdsaudit.redact import redact, redact_data, say
 
 if TYPE_CHECKING:
@@ -29,12 +30,6 @@ if TYPE_CHECKING:
 
 SEVERITIES = SEVERITY_LABELS
 REPORT_STEM = "rdsaudit-report"
-
-
-class InputProblem(click.ClickException):
-    """Bad input the user can fix: one line on stderr, exit 2."""
-
-    exit_code = ExitCode.USAGE
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -47,16 +42,13 @@ def _formats(values: Sequence[str], default: str = "json") -> list[str]:
     names = _split(values) or [default]
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
-        raise InputProblem(f"unknown format(s) {', '.join(unknown)} "
+        raise UsageProblem(f"unknown format(s) {', '.join(unknown)} "
                            f"(available: {', '.join(FORMATS)})")
     return list(dict.fromkeys(names))
 
 
 def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) -> Policy:
-    try:
-        policy = load_policy(config) if config else Policy()
-    except ConfigProblem as exc:
-        raise InputProblem(str(exc)) from None
+    policy = load_policy(config) if config else Policy()
     if fail_on:
         policy = replace(policy, fail_on=Severity.parse(fail_on))
     return replace(policy, target_keys=target_key_map(policy.target_keys, targets))
@@ -70,10 +62,10 @@ def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dic
         account, _, key = target.rpartition("=") if "=" in target else ("", "", target)
         arn = Arn.parse(key)
         if arn is None or arn.service != "kms" or not arn.region or not arn.account:
-            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN "
+            raise UsageProblem(f"--target-key {target!r} is not a KMS key ARN "
                                "(or ACCOUNT=ARN)")
         if account and not (len(account) == 12 and account.isdigit()):
-            raise InputProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
+            raise UsageProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
                                "account id")
         keys[f"{account or arn.account}:{arn.region}"] = key
     return keys
@@ -197,7 +189,7 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
             return []
         rendered = fmt.render(doc)
         if isinstance(rendered, bytes):
-            raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
+            raise UsageProblem(f"--format {name} writes a binary file: give --output-dir")
         for piece in _lines_of(rendered):
             click.echo(redact(piece), nl=False)
         return []
@@ -215,7 +207,7 @@ def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise InputProblem(f"cannot write reports to {out.output_dir}: "
+            raise UsageProblem(f"cannot write reports to {out.output_dir}: "
                                f"{exc.strerror or exc}") from None
         raise
     return [path for _, path in staged]
@@ -350,7 +342,7 @@ def _local_copy(text: str, what: str) -> Path | None:
     try:
         return download(boto3.Session(), parse_s3(text), _scratch())
     except S3Problem as exc:
-        raise InputProblem(f"{what}: {exc}") from None
+        raise UsageProblem(f"{what}: {exc}") from None
 
 
 def _scratch() -> Path:
@@ -370,7 +362,7 @@ _SCRATCH: Path | None = None
 def _existing(text: str, what: str) -> Path:
     path = _local_copy(text, what)
     if path is None:
-        raise InputProblem(f"{what}: {text}: no such object")
+        raise UsageProblem(f"{what}: {text}: no such object")
     return path
 
 
@@ -382,7 +374,7 @@ def _with_baseline(result: Result, text: str) -> Result:
     try:
         previous = load_report(path)
     except ReportProblem as exc:
-        raise InputProblem(f"--baseline: {exc}") from None
+        raise UsageProblem(f"--baseline: {exc}") from None
     return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
@@ -510,14 +502,11 @@ def _with_notify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _notify_targets(values: tuple[str, ...], on: str | None) -> list[Any]:
-    from rdsaudit.deliver.notify import NotifyProblem, parse_target
+    from rdsaudit.deliver.notify import parse_target
 
     if on is not None and not values:
-        raise InputProblem("--notify-on needs --notify")
-    try:
-        return [parse_target(v) for v in values]
-    except NotifyProblem as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem("--notify-on needs --notify")
+    return [parse_target(v) for v in values]
 
 
 def _with_notify(out: Outputs, targets: list[Any], on: str | None, timeout: float) -> Outputs:
@@ -547,23 +536,23 @@ def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, 
     default = "table" if output_dir is None and sys.stdout.isatty() else "json"
     names = _formats(formats, default)
     if len(names) > 1 and output_dir is None:
-        raise InputProblem("several formats need --output-dir")
+        raise UsageProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
-        raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
+        raise UsageProblem("--fail-on-new needs --baseline PREVIOUS.json")
     evidence_mode: Evidence = "full" if evidence == "full" else "failures"
     if output_dir is not None and is_s3(output_dir):
         try:
             location = parse_s3(output_dir)
         except S3Problem as exc:
-            raise InputProblem(f"--output-dir: {exc}") from None
+            raise UsageProblem(f"--output-dir: {exc}") from None
         if s3_kms_key is not None and not s3_kms_key.startswith(("arn:", "alias/")):
-            raise InputProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
+            raise UsageProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
         staging = Path(tempfile.mkdtemp(prefix="rdsaudit-staging-"))
         return Outputs(names, staging, exit_zero, quiet, baseline, fail_on_new, history,
                        s3=location, s3_kms_key=s3_kms_key, session=session,
                        evidence=evidence_mode, color=not no_color)
     if s3_kms_key is not None:
-        raise InputProblem("--s3-kms-key needs --output-dir s3://…")
+        raise UsageProblem("--s3-kms-key needs --output-dir s3://…")
     return Outputs(names, Path(output_dir) if output_dir else None, exit_zero, quiet,
                    baseline, fail_on_new, history, evidence=evidence_mode, color=not no_color)
 
@@ -672,10 +661,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     from rdsaudit.collect import (
-        AccountsProblem,
         AccountsRequest,
-        CredentialsProblem,
-        RegionProblem,
         ScanRequest,
         caller_account,
         home_region,
@@ -688,7 +674,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
 
         history = history_path or default_path()
     if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
-        raise InputProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
+        raise UsageProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
     if verbose:
         from rdsaudit.verbose import log_aws_calls
 
@@ -699,19 +685,19 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     account_ids = _split(accounts)
     bad = [a for a in account_ids if not (a.isdigit() and len(a) == 12)]
     if bad:
-        raise InputProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
+        raise UsageProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
     if accounts_file is not None:
         account_ids += _accounts_from_file(accounts_file)
     if (account_ids or organization) and not (role_name or role_arn):
-        raise InputProblem("--accounts, --accounts-file and --organization need --role-name "
+        raise UsageProblem("--accounts, --accounts-file and --organization need --role-name "
                            "or --role-arn")
     if role_arn and "{account_id}" not in role_arn:
-        raise InputProblem("--role-arn must contain {account_id}")
+        raise UsageProblem("--role-arn must contain {account_id}")
     if role_arn:
         try:
             role_arn.format(account_id="123456789012")
         except (KeyError, IndexError, ValueError, AttributeError) as exc:
-            raise InputProblem(f"--role-arn {role_arn!r}: only {{account_id}} may be "
+            raise UsageProblem(f"--role-arn {role_arn!r}: only {{account_id}} may be "
                                f"replaced ({type(exc).__name__}: {exc})") from None
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
     if shard is not None and output_dir is not None:
@@ -722,9 +708,9 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
     except BotoCoreError as exc:
-        raise InputProblem(f"cannot set up AWS session: {exc}") from None
+        raise UsageProblem(f"cannot set up AWS session: {exc}") from None
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
                    s3_kms_key=s3_kms_key, session=session, evidence=evidence,
                    no_color=no_color)
@@ -740,8 +726,6 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
                                                  workers=workers, accounts=request_accounts,
                                                  timeout=timeout, endpoint_url=endpoint_url),
                             progress)
-    except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
-        raise InputProblem(str(exc)) from None
     finally:
         _end_progress(progress)
     if security_hub:
@@ -750,10 +734,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
         from rdsaudit.collect.clients import CallCounter
 
         home = home_region(session, wanted)
-        try:
-            caller = caller_account(session, home, None, CallCounter())
-        except CredentialsProblem as exc:
-            raise InputProblem(str(exc)) from None
+        caller = caller_account(session, home, None, CallCounter())
         sessions = AccountSessions(session, request_accounts, caller,
                                    partition_of_region(home), home, None)
         out = replace(out, deliveries=(*out.deliveries,
@@ -784,18 +765,18 @@ def _accounts_from_file(path: Path) -> list[str]:
     try:
         text = read_user_file(path, "account list", 64 * 1024**2)
     except UserFileProblem as exc:
-        raise InputProblem(f"--accounts-file {exc}") from None
+        raise UsageProblem(f"--accounts-file {exc}") from None
     ids: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
         if not (entry.isdigit() and len(entry) == 12):
-            raise InputProblem(f"--accounts-file {path}:{number}: {entry[:40]!r} is not a "
+            raise UsageProblem(f"--accounts-file {path}:{number}: {entry[:40]!r} is not a "
                                "12-digit account id")
         ids.append(entry)
     if not ids:
-        raise InputProblem(f"--accounts-file {path}: no account ids in it")
+        raise UsageProblem(f"--accounts-file {path}: no account ids in it")
     return ids
 
 
@@ -803,17 +784,14 @@ def _shard(text: str | None, multi: bool, output_dir: str | None,
            save_inventory: Path | None) -> Any:
     if text is None:
         return None
-    from rdsaudit.shard import ShardProblem, parse_shard
+    from rdsaudit.shard import parse_shard
 
     if not multi:
-        raise InputProblem("--shard needs --organization, --accounts or --accounts-file")
+        raise UsageProblem("--shard needs --organization, --accounts or --accounts-file")
     if output_dir is None and save_inventory is None:
-        raise InputProblem("--shard needs --output-dir (or --save-inventory): the merge "
+        raise UsageProblem("--shard needs --output-dir (or --save-inventory): the merge "
                            "reads the shard's inventory")
-    try:
-        return parse_shard(text, os.environ)
-    except ShardProblem as exc:
-        raise InputProblem(str(exc)) from None
+    return parse_shard(text, os.environ)
 
 
 def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
@@ -825,7 +803,7 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
         try:
             _write_atomically(save_inventory, iter_inventory(inventory))
         except OSError as exc:
-            raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
+            raise UsageProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
     return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
                    out)
 
@@ -838,15 +816,12 @@ def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str 
                  config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
                  fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge a saved inventory again, offline (no AWS calls but s3:// reads and writes)."""
-    from rdsaudit.serialize import InventoryProblem, load_inventory
+    from rdsaudit.serialize import load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
                    s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
-    try:
-        inventory = load_inventory(_existing(inventory_file, "evaluate"))
-    except InventoryProblem as exc:
-        raise InputProblem(str(exc)) from None
+    inventory = load_inventory(_existing(inventory_file, "evaluate"))
     return _judge_and_report(inventory, policy, out)
 
 
@@ -870,7 +845,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
     """
     from rdsaudit.deliver.s3 import is_s3
     from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
-    from rdsaudit.serialize import InventoryProblem, load_inventory
+    from rdsaudit.serialize import load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
                    s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
@@ -891,16 +866,13 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
         if not path.exists():
             not_found.append(text)
             continue
-        try:
-            loaded.append(Part(text, load_inventory(path)))
-        except InventoryProblem as exc:
-            raise InputProblem(str(exc)) from None
+        loaded.append(Part(text, load_inventory(path)))
     if not loaded:
-        raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
+        raise UsageProblem(f"merge: none of the parts exists ({', '.join(parts)})")
     try:
         inventory = merge_inventories(loaded, not_found, shard_count)
     except MergeProblem as exc:
-        raise InputProblem(f"merge: {exc}") from None
+        raise UsageProblem(f"merge: {exc}") from None
     return _judge_and_report(inventory, policy, out)
 
 
@@ -916,7 +888,7 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     try:
         from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment
     except ImportError as exc:
-        raise InputProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
+        raise UsageProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
                            f"{exc}") from None
     import boto3
 
@@ -983,22 +955,19 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
 def history_cmd(history_path: Path | None, limit: int, prune: int | None,
                 as_json: bool) -> None:
     """List past scans with failures by severity and account, or prune old ones."""
-    from rdsaudit.history import HistoryProblem, default_path, open_history, recent
+    from rdsaudit.history import default_path, open_history, recent
     from rdsaudit.history import prune as prune_scans
 
     path = history_path or default_path()
     if not path.exists():
-        raise InputProblem(f"{path}: no scan history yet (scans record it unless --no-history)")
-    try:
-        with open_history(path) as db:
-            if prune is not None:
-                removed = prune_scans(db, prune)
-                say(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
-                           f"from {path}")
-                return
-            scans = recent(db, limit)
-    except HistoryProblem as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem(f"{path}: no scan history yet (scans record it unless --no-history)")
+    with open_history(path) as db:
+        if prune is not None:
+            removed = prune_scans(db, prune)
+            say(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
+                       f"from {path}")
+            return
+        scans = recent(db, limit)
     if as_json:
         click.echo(redact(json.dumps(scans, indent=2)))
         return
@@ -1045,34 +1014,31 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
     )
 
     if output is not None and output_dir is not None:
-        raise InputProblem("--output and --output-dir cannot be combined")
-    try:
-        source = report.rsplit("/", 1)[-1]
-        doc = load_report(_existing(report, "plan"))
-        if target_keys or strategy or config:
-            if not replannable(doc):
-                raise ReportProblem(f"{source} has no resources[].config (a version 1 report, "
-                                    "or older): --target-key, --strategy and --config need "
-                                    "a rescan; without them plan uses the report's steps")
-            doc = replan(doc, _policy(config, None, target_keys), strategy or "snapshot")
-        missing = unmatched_resources(doc, resources)
-        if missing:
-            for name in missing:
-                say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
-            raise InputProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
-        accounts = runbook_accounts(doc, resources)
-        for line in blocked(doc, resources):
-            say(f"rdsaudit: warning: {line}")
-        if account is not None and output_dir is None:
-            scripts = {account: render_runbook(doc, resources, source, account, accounts)}
-        elif output_dir is not None:
-            chosen = [account] if account else accounts
-            scripts = {a: render_runbook(doc, resources, source, a, accounts)
-                       for a in chosen}
-        else:
-            scripts = {"": render_runbook(doc, resources, source)}
-    except ReportProblem as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem("--output and --output-dir cannot be combined")
+    source = report.rsplit("/", 1)[-1]
+    doc = load_report(_existing(report, "plan"))
+    if target_keys or strategy or config:
+        if not replannable(doc):
+            raise ReportProblem(f"{source} has no resources[].config (a version 1 report, "
+                                "or older): --target-key, --strategy and --config need "
+                                "a rescan; without them plan uses the report's steps")
+        doc = replan(doc, _policy(config, None, target_keys), strategy or "snapshot")
+    missing = unmatched_resources(doc, resources)
+    if missing:
+        for name in missing:
+            say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
+        raise UsageProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
+    accounts = runbook_accounts(doc, resources)
+    for line in blocked(doc, resources):
+        say(f"rdsaudit: warning: {line}")
+    if account is not None and output_dir is None:
+        scripts = {account: render_runbook(doc, resources, source, account, accounts)}
+    elif output_dir is not None:
+        chosen = [account] if account else accounts
+        scripts = {a: render_runbook(doc, resources, source, a, accounts)
+                   for a in chosen}
+    else:
+        scripts = {"": render_runbook(doc, resources, source)}
     files: dict[Path, str | bytes]
     if output_dir is not None:
         files = {output_dir / f"runbook-{a}.sh": text for a, text in scripts.items()}
@@ -1084,7 +1050,7 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
     try:
         _publish(_stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
+        raise UsageProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -1158,10 +1124,10 @@ def _opt_in_statements(output: str | None, kms_key: str | None, inputs: tuple[st
         read = [s3.parse_s3(i) for i in inputs]
         targets = [notifying.parse_target(t) for t in notify]
     except (s3.S3Problem, NotifyProblem) as exc:
-        raise InputProblem(f"iam-policy: {exc}") from None
+        raise UsageProblem(f"iam-policy: {exc}") from None
     if kms_key is not None and ((where is None and not read)
                                 or not kms_key.startswith(("arn:", "alias/"))):
-        raise InputProblem("iam-policy --s3-kms-key takes a KMS key ARN or alias/NAME, with "
+        raise UsageProblem("iam-policy --s3-kms-key takes a KMS key ARN or alias/NAME, with "
                            "--output-dir s3://… or --s3-input s3://…")
     return s3.iam_statements(where, read, kms_key) + notifying.iam_statements(targets)
 
@@ -1205,6 +1171,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(" ".join(exc.format_message().split()) + hint, ExitCode.USAGE)
+    except UsageProblem as exc:
+        # Every input error (rdsaudit.errors), wherever it was found: one line, exit 2.
+        _fail(" ".join(str(exc).split()), ExitCode.USAGE)
     except click.ClickException as exc:
         _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except (KeyboardInterrupt, click.Abort):

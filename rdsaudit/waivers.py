@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rdsaudit.errors import UsageProblem
 from rdsaudit.model import Finding, Status, Waiver
 
 
-class WaiverProblem(ValueError):
+class WaiverProblem(UsageProblem, ValueError):
     """A waiver entry we cannot use; the message names the file and the entry."""
 
 

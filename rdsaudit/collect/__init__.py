@@ -31,6 +31,7 @@ from rdsaudit.collect.accounts import (
 from rdsaudit.collect.clients import AwsClients, CallCounter, retry_config
 from rdsaudit.collect.deadline import DEFAULT_TIMEOUT, GRACE, Deadline, DeadlineExceeded, bounded
 from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
+from rdsaudit.errors import UsageProblem
 from rdsaudit.merge import merge_keys
 from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
 from rdsaudit.redact import remember_session
@@ -41,11 +42,11 @@ DEFAULT_HOME_REGION = "us-east-1"
 T = TypeVar("T")
 
 
-class CredentialsProblem(Exception):
+class CredentialsProblem(UsageProblem):
     """No usable credentials or no reachable endpoint: nothing can be scanned (exit 2)."""
 
 
-class RegionProblem(Exception):
+class RegionProblem(UsageProblem):
     """A region named on the command line or in the config that RDS does not have (exit 2)."""
 
 

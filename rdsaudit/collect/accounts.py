@@ -16,6 +16,7 @@ from rdsaudit.collect.answers import read_answer
 from rdsaudit.collect.clients import CallCounter, retry_config
 from rdsaudit.collect.failures import AWS_FAILURES, Failure, MalformedAnswer, describe_failure
 from rdsaudit.collect.paging import PageBound, page_of
+from rdsaudit.errors import UsageProblem
 from rdsaudit.redact import remember_credentials
 from rdsaudit.shard import Shard
 
@@ -26,7 +27,7 @@ _ACCOUNT_ID = re.compile(r"\d{12}")
 MULTI_ACCOUNT_ACTIONS = ("organizations:ListAccounts", "sts:AssumeRole")
 
 
-class AccountsProblem(Exception):
+class AccountsProblem(UsageProblem):
     """The account list cannot be had (e.g. not an Organization's management account)."""
 
 
