@@ -51,7 +51,7 @@ def test_ci_doc_has_a_github_and_a_gitlab_job_that_parse() -> None:
 
 
 def test_the_sarif_and_junit_paths_of_the_doc_are_what_scan_writes() -> None:
-    from rdsaudit.cli import REPORT_STEM
+    from rdsaudit.outputs import REPORT_STEM
     from rdsaudit.report import FORMATS
 
     text = DOC.read_text(encoding="utf-8")

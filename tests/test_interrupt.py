@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from rdsaudit.cli import _stage
 from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment
+from rdsaudit.outputs import stage
 from rdsaudit.report import FORMATS
 from tests.builders import instance, inventory, snapshot
 from tests.test_cli import one_line_error, save
@@ -257,11 +257,11 @@ def test_stage_removes_its_temporary_files_when_a_write_fails(tmp_path: Path) ->
     blocker.write_text("a file where a directory would have to be")
     files = {tmp_path / "a.json": "a", blocker / "b.json": "b"}
     with pytest.raises(OSError):
-        _stage(files)
+        stage(files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-dir"]
 
     with pytest.raises(KeyboardInterrupt):
-        _stage(_Interrupting(tmp_path / "c.json"))  # type: ignore[arg-type]
+        stage(_Interrupting(tmp_path / "c.json"))  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-dir"]
 
 
