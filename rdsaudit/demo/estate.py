@@ -61,7 +61,7 @@ ALL_RULES: Final = frozenset(
     }
 )
 # Rules that fire only under a stricter policy than the demo's default (the demo trips them
-# when scanned with that policy: tests/test_e2e.py).
+# when scanned with that policy: tests/e2e/test_scan.py).
 POLICY_RULES: Final = frozenset({"key-below-external-store"})
 
 # KMS key states that make a key unusable for RDS (DESIGN.md, key-unusable), plus "missing"
