@@ -96,6 +96,13 @@ class _Malformed(ValueError):
     """An answer that parsed but lacks what the API promises."""
 
 
+def _failure_of(exc: Exception) -> Failure:
+    """A failed call's failure; an answer we found malformed ourselves says so in our words."""
+    if isinstance(exc, _Malformed):
+        return Failure("MalformedResponse", str(exc))
+    return describe_failure(exc)
+
+
 # What runs first when more work is ready than lanes allow: the critical path. Listing
 # pages are chains (page n+1 needs page n's marker) and reveal everything else; a key's
 # DescribeKey may have a GetKeyRotationStatus behind it; snapshot attributes end nothing.
@@ -534,9 +541,7 @@ class AccountScanner:
             if not isinstance(entries, list):
                 raise _Malformed("ListAliases answer has no Aliases list")
         except (*AWS_FAILURES, _Malformed) as exc:
-            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
-                       else describe_failure(exc))
-            self._fail(region, "kms", "ListAliases", failure)
+            self._fail(region, "kms", "ListAliases", _failure_of(exc))
             with self._lock:
                 self._waiting_for_aliases.pop(region, None)
             self._region_finished(region)
@@ -755,9 +760,7 @@ class AccountScanner:
             if not isinstance(listed, list):
                 raise _Malformed("DescribeTrails answer has no trailList")
         except (*AWS_FAILURES, _Malformed) as exc:
-            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
-                       else describe_failure(exc))
-            self._fail(region, "cloudtrail", "DescribeTrails", failure)
+            self._fail(region, "cloudtrail", "DescribeTrails", _failure_of(exc))
             self._region_finished(region)
             return
         for entry in listed:
@@ -788,45 +791,39 @@ class AccountScanner:
         self._region_finished(region)
 
     def _trail_status(self, arn: str, home: str) -> None:
-        operation, method, param = TRAIL_CALLS["status"]
-        try:
-            answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
-        except AWS_FAILURES as exc:
-            self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
-            return
-        problem = text_problem(answer, free=_TRAIL_STATUS_FREE_TEXT)
-        if problem is not None:
-            self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetTrailStatus {arn}: {problem}"), arn)
-            return
-        logging = answer.get("IsLogging")
-        if not isinstance(logging, bool):
-            self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetTrailStatus {arn}: no IsLogging"), arn)
-            return
-        with self._lock:
-            self._trails[arn] = replace(self._trails[arn], logging=logging)
+        answer = self._trail_answer("status", arn, home, _TRAIL_STATUS_FREE_TEXT, lambda a: (
+            None if isinstance(a.get("IsLogging"), bool) else "no IsLogging"))
+        if answer is not None:
+            with self._lock:
+                self._trails[arn] = replace(self._trails[arn], logging=answer["IsLogging"])
 
     def _trail_selectors(self, arn: str, home: str) -> None:
-        operation, method, param = TRAIL_CALLS["selectors"]
+        answer = self._trail_answer("selectors", arn, home, _SELECTOR_FREE_TEXT, lambda a: (
+            None if isinstance(a.get("EventSelectors"), list)
+            or isinstance(a.get("AdvancedEventSelectors"), list) else "no event selectors"))
+        if answer is not None:
+            logged, why = kms_reads_logged(answer)
+            with self._lock:
+                self._trails[arn] = replace(self._trails[arn], logs_kms=logged, note=why)
+
+    def _trail_answer(self, kind: str, arn: str, home: str, free: frozenset[str],
+                      missing: Callable[[Mapping[str, Any]], str | None],
+                      ) -> Mapping[str, Any] | None:
+        """GetTrailStatus or GetEventSelectors of one trail in its home region; None, with
+        the error recorded against the trail, when the call failed, a field it needs is
+        `missing`, or text sits where AWS writes none (`free` lists where it may)."""
+        operation, method, param = TRAIL_CALLS[kind]
         try:
             answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
         except AWS_FAILURES as exc:
             self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
-            return
-        if not isinstance(answer.get("EventSelectors"), list) and not isinstance(
-                answer.get("AdvancedEventSelectors"), list):
-            self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetEventSelectors {arn}: no event selectors"), arn)
-            return
-        problem = text_problem(answer, free=_SELECTOR_FREE_TEXT)
+            return None
+        problem = missing(answer) or text_problem(answer, free=free)
         if problem is not None:
             self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetEventSelectors {arn}: {problem}"), arn)
-            return
-        logged, why = kms_reads_logged(answer)
-        with self._lock:
-            self._trails[arn] = replace(self._trails[arn], logs_kms=logged, note=why)
+                "MalformedResponse", f"{operation} {arn}: {problem}"), arn)
+            return None
+        return answer
 
     def _record_error(self, region: str, service: str, operation: str, failure: Failure,
                       resource: str | None = None) -> None:
