@@ -1,5 +1,10 @@
 """AWS answers read leniently where AWS is sloppy (timestamps) and strictly where the shape is
 wrong (a `MalformedAnswer`, never a crash).
+
+The scanner's checks of what an answer may hold live here too, as pure functions of the
+answer: `key_metadata_problem` (DescribeKey), `trail_entry_problem` (DescribeTrails) and
+`text_problem` (no text from AWS where AWS writes none: every string is an identifier unless
+the field is free text).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from botocore.parsers import (
 )
 
 from rdsaudit.collect.failures import AWS_FAILURES, MalformedAnswer
+from rdsaudit.text import identifier_problem
+from rdsaudit.timestamps import iso_utc
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -125,3 +132,101 @@ def read_answer(method: Callable[..., Any], operation: str, **params: Any) -> Ma
     if not isinstance(result, Mapping):
         raise MalformedAnswer(f"the {operation} answer is not a structure")
     return result
+
+
+# DescribeKey fields a rule or report reads, by the type they must have.
+_KEY_TEXT = ("KeyState", "KeyManager", "Origin", "KeySpec", "KeyUsage", "ExpirationModel",
+             "CustomKeyStoreId", "MultiRegionKeyType")
+
+
+def key_metadata_problem(meta: Any) -> str | None:
+    """What makes a DescribeKey `KeyMetadata` unusable, or None."""
+    if not isinstance(meta, Mapping):
+        return "the answer has no KeyMetadata structure"
+    if not isinstance(meta.get("KeyState"), str):
+        return "no KeyMetadata.KeyState"
+    for name in _KEY_TEXT:
+        value = meta.get(name)
+        if value is not None and (not isinstance(value, str)
+                                  or identifier_problem(value) is not None):
+            return f"KeyMetadata.{name} is not a sound name"
+    for name in ("DeletionDate", "ValidTo", "CreationDate"):
+        if meta.get(name) is not None and not isinstance(meta[name], datetime):
+            return f"KeyMetadata.{name} is not a date"
+    for name in ("MultiRegion", "Enabled"):
+        if meta.get(name) is not None and not isinstance(meta[name], bool):
+            return f"KeyMetadata.{name} is not true or false"
+    if meta.get("Description") is not None and not isinstance(meta["Description"], str):
+        return "KeyMetadata.Description is not text"
+    window = meta.get("PendingDeletionWindowInDays")
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
+        return "KeyMetadata.PendingDeletionWindowInDays is not a whole number"
+    return None
+
+
+# Free text (error messages, a selector's own name) in the answers below; every other
+# string there is a machine value (ARN, region, key id, timestamp, enum, event source) and is
+# held to identifier_problem.
+TRAIL_STATUS_FREE_TEXT = frozenset({"LatestDeliveryError", "LatestNotificationError",
+                                     "LatestDigestDeliveryError",
+                                     "LatestCloudWatchLogsDeliveryError"})
+
+
+SELECTOR_FREE_TEXT = frozenset({"Name"})
+
+
+def text_problem(value: Any, free: frozenset[str] = frozenset(),
+                 where: str = "the answer") -> str | None:
+    """The first string of an answer (walked through structures and lists) that cannot be
+    an identifier, as "<where> <problem>", or None. Strings under a key in `free` are free
+    text and not checked."""
+    if isinstance(value, str):
+        problem = identifier_problem(value)
+        return f"{where} {problem}" if problem is not None else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in free:
+                continue
+            problem = text_problem(item, free, f"{key}" if where == "the answer"
+                                   else f"{where}.{key}")
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = text_problem(item, free, where)
+            if problem is not None:
+                return problem
+    return None
+
+
+def trail_entry_problem(entry: Mapping[str, Any]) -> str | None:
+    """What makes a DescribeTrails entry unusable (its TrailARN, Name and HomeRegion are
+    used as the ARN and region of later calls and shown as identifiers), or None."""
+    for name in ("TrailARN", "Name", "HomeRegion"):
+        value = entry.get(name)
+        if value is not None and (not isinstance(value, str)
+                                  or identifier_problem(value) is not None):
+            return f"{name} is not a sound name"
+    return None
+
+
+def iso_text(value: Any) -> str:
+    return iso_utc(value) if isinstance(value, datetime) else str(value)
+
+
+def str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def multi_region_config(config: Any) -> tuple[str | None, tuple[str, ...]]:
+    """(primary key ARN, replica key ARNs) of DescribeKey's MultiRegionConfiguration."""
+    if not isinstance(config, Mapping):
+        return None, ()
+    primary = config.get("PrimaryKey")
+    primary_arn = str_or_none(primary.get("Arn")) if isinstance(primary, Mapping) else None
+    replicas = config.get("ReplicaKeys")
+    replica_arns = tuple(
+        arn for arn in (str_or_none(r.get("Arn")) for r in replicas if isinstance(r, Mapping))
+        if arn is not None
+    ) if isinstance(replicas, list) else ()
+    return primary_arn, replica_arns
