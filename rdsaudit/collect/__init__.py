@@ -28,7 +28,7 @@ from rdsaudit.collect.accounts import (
     organization_accounts,
     unique,
 )
-from rdsaudit.collect.clients import AwsClients, CallCounter, retry_config
+from rdsaudit.collect.clients import AwsClients, CallCounter, counted_client, retry_config
 from rdsaudit.collect.deadline import DEFAULT_TIMEOUT, GRACE, Deadline, DeadlineExceeded, bounded
 from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
 from rdsaudit.errors import UsageProblem
@@ -72,13 +72,9 @@ def home_region(session: boto3.Session, regions: Sequence[str] | None) -> str:
 def caller_account(session: boto3.Session, region: str, endpoint_url: str | None,
                    counter: CallCounter) -> str:
     """The account the credentials belong to; fails fast (two attempts, short timeouts)."""
-    kwargs: dict[str, Any] = {"region_name": region, "config": retry_config(2)}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
     remember_session(session)  # the caller's own key id, secret and token are never shown
     try:
-        sts = session.client("sts", **kwargs)
-        counter.attach(sts)
+        sts = counted_client(session, "sts", region, retry_config(2), endpoint_url, counter)
         return str(sts.get_caller_identity()["Account"])
     except NoCredentialsError:
         raise CredentialsProblem(

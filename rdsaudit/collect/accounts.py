@@ -13,7 +13,7 @@ import boto3
 import botocore.session
 
 from rdsaudit.collect.answers import read_answer
-from rdsaudit.collect.clients import CallCounter, retry_config
+from rdsaudit.collect.clients import CallCounter, counted_client, retry_config
 from rdsaudit.collect.failures import AWS_FAILURES, Failure, MalformedAnswer, describe_failure
 from rdsaudit.collect.paging import PageBound, page_of
 from rdsaudit.errors import UsageProblem
@@ -54,12 +54,7 @@ class AccountsRequest:
 
 def _client(session: boto3.Session, service: str, region: str, endpoint_url: str | None,
             counter: CallCounter) -> Any:
-    kwargs: dict[str, Any] = {"region_name": region, "config": retry_config(3)}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
-    client = session.client(service, **kwargs)
-    counter.attach(client)
-    return client
+    return counted_client(session, service, region, retry_config(3), endpoint_url, counter)
 
 
 def organization_accounts(session: boto3.Session, region: str, endpoint_url: str | None,

@@ -79,6 +79,18 @@ def retry_config(max_attempts: int, pool: int = 10, read_timeout: float = 30) ->
     )
 
 
+def counted_client(session: boto3.Session, service: str, region: str, config: Config,
+                   endpoint_url: str | None, counter: CallCounter) -> Any:
+    """A boto3 client whose every call `counter` counts: the one place rdsaudit makes one
+    (`--endpoint-url` / AWS_ENDPOINT_URL send it to an emulator)."""
+    kwargs: dict[str, Any] = {"region_name": region, "config": config}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    client = session.client(service, **kwargs)
+    counter.attach(client)
+    return client
+
+
 class AwsClients:
     """Lazily created clients of one boto3 session, shared by the scan's worker threads.
 
@@ -118,11 +130,8 @@ class AwsClients:
         with self._lock:
             client = self._clients.get((service, region))
             if client is None:
-                kwargs: dict[str, Any] = {"region_name": region, "config": self._config}
-                if self.endpoint_url:
-                    kwargs["endpoint_url"] = self.endpoint_url
-                client = self.session.client(service, **kwargs)
-                self.counter.attach(client)
+                client = counted_client(self.session, service, region, self._config,
+                                        self.endpoint_url, self.counter)
                 PatientRetry(functools.partial(self.limiter, service, region),
                              self.max_attempts, self.throttle_patience,
                              deadline=self.deadline).attach(client)
