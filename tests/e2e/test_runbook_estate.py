@@ -2,7 +2,7 @@
 the emulator, through the account check, with RDSAUDIT_CONFIRM_DELETE=1; then a rescan.
 
 Where moto is not AWS, the emulator is corrected in this process, each patch with the AWS
-fact it restores (docs/aws-facts.md, ../shared/notes/moto-fidelity.md §11).
+fact it restores (docs/aws-facts.md, docs/moto-fidelity.md §11).
 """
 
 from __future__ import annotations
