@@ -914,13 +914,17 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
 def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
-        from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment
+        from rdsaudit.demo_estate import (
+            DEMO_REGIONS,
+            demo_environment,
+            demo_policy,
+            demo_scan_request,
+        )
     except ImportError as exc:
         raise InputProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
                            f"{exc}") from None
     import boto3
 
-    from rdsaudit.collect import ScanRequest
     from rdsaudit.collect import scan as collect
     from rdsaudit.report import FORMATS
 
@@ -933,12 +937,12 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
                                 region_name=DEMO_REGIONS[0])
         if not quiet:
             say(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}")
-        inventory = collect(session, ScanRequest(regions=list(DEMO_REGIONS),
-                                                 endpoint_url=fake.endpoint_url),
+        # Both demo accounts, under the demo's config (demo_estate.DEMO_CONFIG).
+        inventory = collect(session, demo_scan_request(fake.endpoint_url),
                             _progress_printer(quiet))
     # The demo gates nothing (exit 0) and keeps no history: it is a demonstration.
     out = Outputs(list(FORMATS), output_dir, exit_zero=True, quiet=quiet)
-    code = _judge_and_report(inventory, Policy(), out)
+    code = _judge_and_report(inventory, demo_policy(), out)
     if not quiet:
         say(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}")
     return code
