@@ -35,7 +35,7 @@ lint: $(VENV)/.dev
 
 ## make samples: regenerate sample_reports/ from the demo estate
 samples: $(VENV)/.dev
-	$(BIN)/python -m rdsaudit.samples sample_reports
+	$(BIN)/python -m rdsaudit.demo.samples sample_reports
 
 ## make bench: benchmarks (never part of make test)
 bench: $(VENV)/.dev

@@ -8,7 +8,7 @@ HTTP, moto-fidelity §9) and prints one JSON line with its endpoint once it is r
 It stops by itself when its standard input closes (the benchmark runner holds the other
 end) or after `--max-seconds`, whichever comes first.
 
-`BenchAWS` is `rdsaudit.emulator.FakeAWS` (latency, counting, AWS-shaped errors, the
+`BenchAWS` is `rdsaudit.demo.emulator.FakeAWS` (latency, counting, AWS-shaped errors, the
 listings moto cannot page) with what a benchmark needs on top. Without the first four the
 emulator, not the scanner, is what gets measured (`--plain` serves without them; the
 numbers are in results.md):
@@ -54,7 +54,7 @@ from wsgiref.types import WSGIEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rdsaudit.emulator import (
+from rdsaudit.demo.emulator import (
     FakeAWS,
     Fault,
     _decode_marker,

@@ -376,7 +376,7 @@ def _existing(text: str, what: str) -> Path:
 
 def _with_baseline(result: Result, text: str) -> Result:
     from rdsaudit.baseline import apply_baseline
-    from rdsaudit.reportfile import ReportProblem, load_report
+    from rdsaudit.report.reading import ReportProblem, load_report
 
     path = _existing(text, "--baseline")
     try:
@@ -914,7 +914,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
 def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
-        from rdsaudit.demo_estate import (
+        from rdsaudit.demo.estate import (
             DEMO_REGIONS,
             demo_environment,
             demo_policy,
@@ -937,7 +937,7 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
                                 region_name=DEMO_REGIONS[0])
         if not quiet:
             say(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}")
-        # Both demo accounts, under the demo's config (demo_estate.DEMO_CONFIG).
+        # Both demo accounts, under the demo's config (rdsaudit.demo.estate.DEMO_CONFIG).
         inventory = collect(session, demo_scan_request(fake.endpoint_url),
                             _progress_printer(quiet))
     # The demo gates nothing (exit 0) and keeps no history: it is a demonstration.
@@ -1038,8 +1038,8 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
          config: Path | None) -> None:
     """Write reviewed remediation runbooks (shell scripts, one per account) from a JSON
     report; with --target-key, --strategy or --config, re-plan from its resources first."""
-    from rdsaudit.replan import replan, replannable
-    from rdsaudit.runbook import (
+    from rdsaudit.plan.replan import replan, replannable
+    from rdsaudit.plan.runbook import (
         ReportProblem,
         blocked,
         load_report,

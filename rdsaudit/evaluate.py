@@ -16,7 +16,7 @@ from rdsaudit.model import (
     Status,
     WaiverReport,
 )
-from rdsaudit.plan import remediation_for
+from rdsaudit.plan.steps import remediation_for
 from rdsaudit.policy import Policy
 from rdsaudit.rules import RULES, Context
 from rdsaudit.waivers import apply_waivers

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import boto3
 
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
 
 RDSAUDIT = str(Path(sys.executable).with_name("rdsaudit"))
 # Sentinel credentials: shaped like real ones, found nowhere else.

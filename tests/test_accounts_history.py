@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from rdsaudit.collect.floor import api_floor
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.history import MIGRATIONS, SCHEMA_VERSION
 from rdsaudit.serialize import load_inventory
 from tests.seeded_org import MANAGEMENT, ROLE, audited, in_account

@@ -14,8 +14,8 @@ from botocore.parsers import ResponseParserError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rdsaudit.collect.account_scan import key_metadata_problem
 from rdsaudit.collect.aws import LenientParserFactory
-from rdsaudit.collect.scan import key_metadata_problem
 from rdsaudit.collect.specs import LISTINGS, MalformedRecord
 from rdsaudit.model import Resource
 

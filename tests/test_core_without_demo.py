@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rdsaudit.demo_estate import demo_environment
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.estate import demo_environment
 
-DEMO_ONLY = ("moto", "werkzeug", "flask", "rdsaudit.emulator", "rdsaudit.demo_estate",
-             "rdsaudit.samples")
+DEMO_ONLY = ("moto", "werkzeug", "flask", "rdsaudit.demo")
 PROBE = """
 import atexit, json, sys
 def _report():
@@ -79,9 +78,9 @@ def test_the_probe_sees_a_demo_import(fake: FakeAWS, tmp_path: Path) -> None:
     assert code == 0 and loaded == []
     out = tmp_path / "m.json"
     probe = PROBE.replace("from rdsaudit.cli import main\nmain()",
-                          "import rdsaudit.emulator")
+                          "import rdsaudit.demo.emulator")
     subprocess.run([sys.executable, "-c", probe.format(demo_only=DEMO_ONLY, out=str(out),
                                                        args=[])], check=True, timeout=120)
-    assert "rdsaudit.emulator" in json.loads(out.read_text())
+    assert "rdsaudit.demo.emulator" in json.loads(out.read_text())
     assert any(m.startswith("moto") or m.startswith("werkzeug")
                for m in json.loads(out.read_text()))

@@ -16,7 +16,8 @@ from botocore.exceptions import ClientError
 
 from rdsaudit.collect import scan
 from rdsaudit.collect.floor import api_floor
-from rdsaudit.demo_estate import (
+from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.estate import (
     ALL_RULES,
     DEMO_ACCOUNT,
     DEMO_REGIONS,
@@ -29,7 +30,6 @@ from rdsaudit.demo_estate import (
     demo_scan_request,
     seed_demo_estate,
 )
-from rdsaudit.emulator import FakeAWS
 from rdsaudit.model import KeyProtection, ResourceType
 from rdsaudit.rules import RULES
 

@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from rdsaudit.collect.floor import api_floor
-from rdsaudit.demo_estate import (
+from rdsaudit.demo.emulator import FakeAWS, Fault
+from rdsaudit.demo.estate import (
     DEMO_CONFIG,
     DEMO_REGIONS,
     DEMO_ROLE,
@@ -25,7 +26,6 @@ from rdsaudit.demo_estate import (
     apply_demo_overlays,
     demo_environment,
 )
-from rdsaudit.emulator import FakeAWS, Fault
 from rdsaudit.report import FORMATS
 from rdsaudit.rules import RULES
 from rdsaudit.serialize import load_inventory

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from botocore.parsers import ResponseParserError
 from moto import mock_aws
 
-from rdsaudit.emulator import Call, FakeAWS, Fault
+from rdsaudit.demo.emulator import Call, FakeAWS, Fault
 
 ACCOUNT = "123456789012"
 NO_RETRY = Config(retries={"total_max_attempts": 1})

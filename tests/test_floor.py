@@ -21,8 +21,8 @@ from rdsaudit.collect import ScanRequest, scan
 from rdsaudit.collect.aws import RateLimiter
 from rdsaudit.collect.floor import api_floor, critical_chain, critical_path, listing_of
 from rdsaudit.collect.specs import LISTINGS
-from rdsaudit.emulator import FakeAWS, Fault
-from rdsaudit.emulator import _Req as EmulatorRequest
+from rdsaudit.demo.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import _Req as EmulatorRequest
 from rdsaudit.model import EncryptionType, Inventory, KmsAlias, ResourceType, SkippedRegion
 from tests.builders import (
     ACCOUNT,

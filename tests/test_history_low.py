@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
 from rdsaudit.history import SCHEMA_VERSION, entry_for, open_history, recent, record
 from rdsaudit.report.csv import neutralise
 from tests.hostile import RDSAUDIT, REGION, run, small_estate

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from tests.hostile import REGION, run, small_estate
 
 FORMATS = "json,html,csv,junit,sarif"

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from rdsaudit.cli import _stage
-from rdsaudit.demo_estate import DEMO_REGIONS, DemoEstate, demo_environment
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
+from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment
 from rdsaudit.report import FORMATS
 from tests.builders import instance, inventory, snapshot
 from tests.test_cli import one_line_error, save

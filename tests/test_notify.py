@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from tests.hostile import PW, SENTINELS, leaks, run
 from tests.test_cli import one_line_error
 from tests.test_e2e import run as run_text

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
 from tests.hostile import PW
 from tests.test_cli import one_line_error
 from tests.test_cli import run as run_offline

@@ -12,10 +12,10 @@ from typing import Any
 
 import boto3
 
-from rdsaudit.awscli import Scope, check_argv
 from rdsaudit.collect import ScanRequest, scan
 from rdsaudit.evaluate import evaluate
 from rdsaudit.model import Finding, Inventory
+from rdsaudit.plan.awscli import Scope, check_argv
 from rdsaudit.policy import Policy
 from tests.aws_hooks import PagedAnswers
 

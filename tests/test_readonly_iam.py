@@ -39,8 +39,8 @@ from botocore.exceptions import ClientError
 
 from rdsaudit.collect.aws import ACCESS_DENIED_CODES
 from rdsaudit.collect.specs import LISTINGS, required_actions
-from rdsaudit.demo_estate import DEMO_REGIONS, DemoEstate, demo_environment
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment
 from rdsaudit.report import FORMATS
 from tests.reports import report_text
 from tests.test_cli import run as run_offline

@@ -19,7 +19,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from rdsaudit.awscli import CommandRefused, Scope, check_argv
+from rdsaudit.plan.awscli import CommandRefused, Scope, check_argv
 from tests.builders import ACCOUNT, cluster, instance, inventory, key_arn, kms_key, snapshot
 from tests.test_cli import one_line_error, run, save
 
@@ -62,9 +62,9 @@ def _blue_green(tmp_path: Path) -> tuple[str, dict[str, Any]]:
                "--target-key", EU_KEY, "--output", runbook)
     assert proc.returncode == 0, proc.stderr
     # The re-planned document, as plan saw it (for the per-finding strategy).
+    from rdsaudit.plan.replan import replan
     from rdsaudit.policy import Policy
-    from rdsaudit.replan import replan
-    from rdsaudit.reportfile import load_report
+    from rdsaudit.report.reading import load_report
 
     doc = replan(load_report(report), Policy(target_keys={f"{ACCOUNT}:us-east-1": CMK,
                                                           f"{ACCOUNT}:{EU}": EU_KEY}),
@@ -269,9 +269,9 @@ def test_polling_is_bounded_and_stops_on_a_failed_deployment(tmp_path: Path) -> 
 def test_edited_blue_green_steps_are_refused(tmp_path: Path, edit: str) -> None:
     report = _report(tmp_path)
     replanned = tmp_path / "replanned.json"
+    from rdsaudit.plan.replan import replan
     from rdsaudit.policy import Policy
-    from rdsaudit.replan import replan
-    from rdsaudit.reportfile import load_report
+    from rdsaudit.report.reading import load_report
 
     doc = replan(load_report(report), Policy(target_keys={f"{ACCOUNT}:us-east-1": CMK,
                                                           f"{ACCOUNT}:{EU}": EU_KEY}),

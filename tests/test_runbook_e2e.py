@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from rdsaudit.demo_estate import DEMO_REGIONS, DemoEstate, demo_environment
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment
 
 BIN = Path(sys.executable).parent
 RDSAUDIT = str(BIN / "rdsaudit")

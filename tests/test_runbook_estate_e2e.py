@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from rdsaudit.demo_estate import DEMO_REGIONS, DemoEstate, demo_environment
-from rdsaudit.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment
 from tests.aws_fork import fast_aws
 
 BIN = Path(sys.executable).parent
@@ -125,7 +125,7 @@ def _automated_backup_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
     instance incarnation, the cluster backup the layer's own record."""
     from moto.rds.models import rds_backends
 
-    from rdsaudit import emulator
+    from rdsaudit.demo import emulator
 
     original = FakeAWS._handle
 

@@ -9,7 +9,7 @@ import boto3
 
 from rdsaudit import __version__
 from rdsaudit.collect import scan
-from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment, demo_policy, demo_scan_request
+from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment, demo_policy, demo_scan_request
 from rdsaudit.evaluate import evaluate
 from rdsaudit.report import FORMATS, report_document
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.redact import (
     MASK,
     RedactingFilter,

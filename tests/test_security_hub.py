@@ -22,7 +22,7 @@ from rdsaudit.deliver.securityhub import (
     SecurityHubSender,
     batches,
 )
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.model import finding_id
 from rdsaudit.report.asff import (
     DESCRIPTION_MAX,

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.shard import Shard, parse_shard, shard_of
 from tests.seeded_org import MANAGEMENT, ROLE, audited, in_account
 from tests.test_cli import one_line_error

@@ -20,6 +20,7 @@ from botocore.exceptions import (
 )
 
 from rdsaudit.arns import partition_of_region
+from rdsaudit.collect.account_scan import AccountScan, AccountScanner, ProgressFn
 from rdsaudit.collect.accounts import (
     AccountsProblem,
     AccountsRequest,
@@ -36,7 +37,6 @@ from rdsaudit.collect.aws import (
     retry_config,
 )
 from rdsaudit.collect.deadline import DEFAULT_TIMEOUT, GRACE, Deadline, DeadlineExceeded, bounded
-from rdsaudit.collect.scan import AccountScan, AccountScanner, ProgressFn
 from rdsaudit.merge import merge_keys
 from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
 from rdsaudit.redact import remember_session

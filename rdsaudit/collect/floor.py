@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.collect.scan import ALIAS_PAGE
+from rdsaudit.collect.account_scan import ALIAS_PAGE
 from rdsaudit.collect.specs import (
     LISTINGS,
     PAGE_SIZE,

@@ -3,7 +3,7 @@
 `report_document` builds a `ReportDocument`; the formats read it by these names, so a
 renamed member is a mypy error, not a silently empty column. The contract is documented for
 users in docs/contract.md; version 1 (findings only, passes included) is still read by
-`plan` and `--baseline` (rdsaudit.reportfile).
+`plan` and `--baseline` (rdsaudit.report.reading).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import pytest
 
 from rdsaudit.collect import ScanRequest, scan
 from rdsaudit.collect.specs import LISTINGS
-from rdsaudit.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.evaluate import evaluate
 from rdsaudit.gate import ExitCode, gate
 from rdsaudit.model import Inventory, Result, Severity, Status

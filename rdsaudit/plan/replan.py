@@ -7,7 +7,7 @@ target keys or another strategy. The plan keeps what the report's plans were mad
 (`remediation.target_key`, `customer_key_required`) unless told otherwise: a key given now
 (`--target-key`, the config's `target_keys`) wins; a policy that forbade the AWS managed key
 still forbids it. The new steps are rendered and checked exactly like the report's own
-(rdsaudit.runbook, rdsaudit.awscli).
+(rdsaudit.plan.runbook, rdsaudit.plan.awscli).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from rdsaudit.model import (
     SkippedRegion,
     Status,
 )
-from rdsaudit.plan import key_from, remediation_for
+from rdsaudit.plan.steps import key_from, remediation_for
 from rdsaudit.policy import KeyProtectionRule, Policy
-from rdsaudit.reportfile import ReportProblem
+from rdsaudit.report.reading import ReportProblem
 from rdsaudit.rules.context import Context
 from rdsaudit.serialize import InventoryProblem, build_record
 

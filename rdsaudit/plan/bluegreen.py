@@ -8,7 +8,7 @@ Reference, TargetResourceConfiguration). The RDS User Guide's Blue/Green limitat
 still says encryption cannot be changed this way: the documents disagree, so every plan says
 so and asks the operator to confirm it for their engine; the snapshot path stays the
 default. There is no waiter: the runbook polls describe-blue-green-deployments in a bounded
-loop (rdsaudit.runbook). The switchover is the cut-over: it runs, with the clean-up, only in
+loop (rdsaudit.plan.runbook). The switchover is the cut-over: it runs, with the clean-up, only in
 the runbook's confirmed section. After it the old (blue) resources carry the suffix -old1.
 
 Where Blue/Green does not apply the plan falls back to the snapshot path and says why.
@@ -20,7 +20,7 @@ import json
 from dataclasses import replace
 
 from rdsaudit.model import Remediation, Resource, ResourceType, Step, StepKind
-from rdsaudit.plan import (
+from rdsaudit.plan.steps import (
     _aws,
     _delete_replica,
     _key_for,
@@ -37,7 +37,7 @@ ENGINES = ("mysql", "mariadb", "postgres", "aurora-mysql", "aurora-postgresql")
 # The name switchover gives the old (blue) resources: the green ones take the blue names.
 OLD_SUFFIX = "-old1"
 # The runbook resolves this to the deployment's identifier (bgd-…) at run time: it exists
-# only once create-blue-green-deployment has run. rdsaudit.awscli accepts it only for a
+# only once create-blue-green-deployment has run. rdsaudit.plan.awscli accepts it only for a
 # deployment the plan itself created.
 PLACEHOLDER = "{{bgd-id:{name}}}"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import boto3
 
 from rdsaudit.collect import scan
-from rdsaudit.demo_estate import DEMO_REGIONS, demo_environment, demo_policy, demo_scan_request
+from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment, demo_policy, demo_scan_request
 from rdsaudit.evaluate import evaluate
+from rdsaudit.plan.runbook import render_runbook
 from rdsaudit.report import FORMATS, report_document
-from rdsaudit.runbook import render_runbook
 
 PINNED_START, PINNED_END = "2026-11-27T09:00:00Z", "2026-11-27T09:00:04Z"
 CHROMIUM = Path("/usr/bin/chromium")

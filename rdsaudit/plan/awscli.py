@@ -68,7 +68,7 @@ _RDS: dict[str, Operation] = {
     "delete-db-cluster-automated-backup": Operation(("--db-cluster-resource-id",)),
     "start-db-instance": Operation(("--db-instance-identifier",)),
     "start-db-cluster": Operation(("--db-cluster-identifier",)),
-    # Blue/Green (rdsaudit.bluegreen): the deployment is named by the plan; its identifier
+    # Blue/Green (rdsaudit.plan.bluegreen): the deployment is named by the plan; its identifier
     # (bgd-…) exists only at run time, so later steps name it by BLUE_GREEN_ID placeholder.
     "create-blue-green-deployment": Operation(("--source",),
                                               ("--blue-green-deployment-name",)),

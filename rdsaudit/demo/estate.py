@@ -1,7 +1,7 @@
 """The built-in demo estate: a small, realistic RDS estate that trips every rule.
 
 `rdsaudit demo` and the end-to-end tests scan this estate through the emulator
-(`rdsaudit.emulator.FakeAWS`). It spans us-east-1 and eu-west-1, carries owner /
+(`rdsaudit.demo.emulator.FakeAWS`). It spans us-east-1 and eu-west-1, carries owner /
 environment / team tags, and mixes healthy resources (which must pass everything) with one
 or more offenders for each rule in DESIGN.md. Nearly all of it is in DEMO_ACCOUNT, the
 caller's; a small second account (REGULATED_ACCOUNT, entered through the audit role) has
@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
-from rdsaudit.emulator import FakeAWS, Fault, instance_automated_backup_arn
+from rdsaudit.demo.emulator import FakeAWS, Fault, instance_automated_backup_arn
 from rdsaudit.keyref import KNOWN_KEY_STATES, NO_ROTATION_ORIGINS, UNUSABLE_KEY_STATES
 from rdsaudit.model import KeyProtection, ResourceType
 from rdsaudit.policy import Policy, policy_from_mapping

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from rdsaudit.arns import Arn
-from rdsaudit.carry import carried
 from rdsaudit.model import (
     Finding,
     KeyLookup,
@@ -28,6 +27,7 @@ from rdsaudit.model import (
     Step,
     StepKind,
 )
+from rdsaudit.plan.carry import carried
 from rdsaudit.rules.catalogue import NO_ENCRYPTION_CLASSES, unusable_keys
 from rdsaudit.rules.context import Context
 
@@ -810,7 +810,7 @@ def remediation_for(finding: Finding, ctx: Context, strategy: str = "snapshot"
     if planner is None or resource is None:
         return None
     if strategy == "blue-green" and finding.rule_id in REENCRYPTING:
-        from rdsaudit.bluegreen import blue_green, with_fallback
+        from rdsaudit.plan.bluegreen import blue_green, with_fallback
 
         rem = blue_green(resource, ctx, finding.rule_id) or with_fallback(
             planner(resource, ctx), resource, ctx)

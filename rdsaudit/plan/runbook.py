@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rdsaudit.awscli import BLUE_GREEN_ID, CommandRefused, Scope, blue_green_name, check_argv
 from rdsaudit.model import SEVERITY_LABELS
-from rdsaudit.reportfile import ReportProblem, load_report
+from rdsaudit.plan.awscli import BLUE_GREEN_ID, CommandRefused, Scope, blue_green_name, check_argv
+from rdsaudit.report.reading import ReportProblem, load_report
 
 __all__ = ["ReportProblem", "StepRefused", "blocked", "load_report", "render_runbook",
            "runbook_accounts"]
