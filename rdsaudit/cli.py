@@ -950,8 +950,14 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
 
 def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
     """Serve the demo estate until interrupted; tell the newcomer how to use it."""
-    with environment() as (fake, _estate):
+    from rdsaudit.demo.estate import DEMO_ACCOUNTS, DEMO_CONFIG, DEMO_ROLE
+
+    with environment() as (fake, _estate), tempfile.TemporaryDirectory(
+            prefix="rdsaudit-demo-") as tmp:
         url = fake.endpoint_url
+        # The demo's config, for the scan of both accounts (removed when the demo stops).
+        config = Path(tmp) / "rdsaudit-demo.toml"
+        config.write_text(DEMO_CONFIG, encoding="utf-8")
         fault = ('{"service": "kms", "action": "DescribeKey", "region": "' + regions[0]
                  + '", "code": "AccessDenied"}')
         click.echo("\n".join([
@@ -968,6 +974,11 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
             f"  curl -X POST $AWS_ENDPOINT_URL/_fault -d '{fault}'",
             "Clear every fault:",
             "  curl -X DELETE $AWS_ENDPOINT_URL/_fault",
+            "",
+            f"Both demo accounts, as `rdsaudit demo` scans them ({DEMO_ACCOUNTS[1]} through "
+            "the audit role, under the demo's config):",
+            f"  rdsaudit scan --region {','.join(regions)} --accounts {','.join(DEMO_ACCOUNTS)} "
+            f"--role-name {DEMO_ROLE} --config {config} --no-history",
         ]))
         sys.stdout.flush()
         try:
