@@ -158,7 +158,7 @@ def run(size: int, workdir: Path, profile: bool = True) -> dict[str, Any]:
     import subprocess
 
     sys.path.insert(0, str(HERE))
-    from run import RDSAUDIT, timed
+    from common import RDSAUDIT, timed
 
     from rdsaudit.report import FORMATS
     from rdsaudit.serialize import dump_inventory

@@ -34,13 +34,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 
+from common import RDSAUDIT, Measured, aws_env, timed  # noqa: E402
+
 from rdsaudit.collect.floor import ListingOrder, api_floor, critical_path  # noqa: E402
 from rdsaudit.collect.specs import LISTINGS  # noqa: E402
 from rdsaudit.model import Inventory  # noqa: E402
 from rdsaudit.serialize import load_inventory  # noqa: E402
 
 PYTHON = sys.executable
-RDSAUDIT = str(Path(sys.executable).with_name("rdsaudit"))
 LATENCY = 0.05
 THROTTLE = ("kms:DescribeKey", 20.0)
 PLAIN_SIZE = 10000  # the size also scanned against plain FakeAWS
@@ -95,41 +96,6 @@ class Server:
             self.endpoint + path, data=data, method=method)
         with urllib.request.urlopen(req, timeout=600) as resp:  # noqa: S310 - 127.0.0.1 only
             return json.loads(resp.read())
-
-
-@dataclass
-class Measured:
-    wall: float
-    user: float
-    sys: float
-    rss_mb: float
-    rc: int
-
-    @property
-    def cpu(self) -> float:
-        return self.user + self.sys
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> Measured:
-    """Run under /usr/bin/time: wall, CPU and peak RSS of the process."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
-        proc = subprocess.run(["/usr/bin/time", "-o", out.name, "-f", "%e %U %S %M", *cmd],
-                              env=env, capture_output=True, text=True, timeout=1800,
-                              check=False)
-        fields = out.read().split()[-4:]
-    if proc.returncode not in (0,):
-        sys.stderr.write(proc.stderr[-2000:])
-    wall, user, system, rss = (float(f) for f in fields)
-    return Measured(wall, user, system, rss / 1024, proc.returncode)
-
-
-def aws_env(endpoint: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
-               AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",  # noqa: S106
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-               AWS_EC2_METADATA_DISABLED="true")
-    return env
 
 
 def listing_order(server: Server) -> ListingOrder:
@@ -268,7 +234,7 @@ def per_call_cpu(server: Server, calls: int = 300) -> float:
     what each call costs the scanner besides parsing its answer."""
     import boto3
 
-    from rdsaudit.collect.aws import AwsClients
+    from rdsaudit.collect.clients import AwsClients
 
     server.request("POST", "/_latency", {"latency": 0})
     try:
@@ -470,8 +436,8 @@ ORG_BEGIN, ORG_END = "<!-- org-bench -->", "<!-- /org-bench -->"
 
 
 def bench_org(accounts: int, workdir: Path) -> list[str]:
-    """The Organization run (benchmarks/org.py): its section of results.md."""
-    import org
+    """The Organization run (benchmarks/organization.py): its section of results.md."""
+    import organization as org
 
     started = time.perf_counter()
     print(f"== Organization of {accounts} accounts: seeding the server", flush=True)

@@ -307,7 +307,7 @@ class BenchAWS(FakeAWS):
         import botocore.session
         from botocore.parsers import ResponseParserFactory
 
-        from rdsaudit.collect.aws import parse_timestamp
+        from rdsaudit.collect.answers import parse_timestamp
 
         factory = ResponseParserFactory()
         factory.set_parser_defaults(timestamp_parser=parse_timestamp)
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--size", type=int, default=0)
     ap.add_argument("--org", type=int, metavar="ACCOUNTS",
-                    help="serve an Organization of ACCOUNTS accounts (benchmarks/org.py) "
+                    help="serve an Organization of ACCOUNTS accounts (benchmarks/organization.py) "
                          "instead of a --size estate")
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--max-seconds", type=float, default=1800)
@@ -589,7 +589,7 @@ _ORG_MEMO = _MEMO | frozenset({"ListKeys", "ListAliases", "DescribeTrails", "Get
 
 
 def _serve_org(args: argparse.Namespace) -> int:
-    import org
+    import organization as org
     from moto import mock_aws
 
     started = time.perf_counter()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from rdsaudit.model import BaselineReport, ResolvedFinding, Result, Status
+from rdsaudit.model import BaselineReport, BaselineState, ResolvedFinding, Result, Status
 
 FAILING = ("fail", "waived")
 
@@ -34,10 +34,10 @@ def apply_baseline(result: Result, previous: Mapping[str, Any], source: str) -> 
             now.add(key)
             if key in before:
                 unchanged += 1
-                finding = replace(finding, baseline="unchanged")
+                finding = replace(finding, baseline=BaselineState.UNCHANGED)
             else:
                 new += 1
-                finding = replace(finding, baseline="new")
+                finding = replace(finding, baseline=BaselineState.NEW)
         findings.append(finding)
     resolved = tuple(
         ResolvedFinding(rule_id=f["rule_id"], resource_arn=f["resource"]["arn"],

@@ -1,16 +1,19 @@
-"""The command line: it only wires collect, evaluate, report and gate together."""
+"""The command line: it only wires collect, evaluate, report and gate together.
+
+Size (~880 lines): nine click commands and their options, help texts and flag checks;
+everything a command does after parsing lives elsewhere (`outputs`, `inputs`, the layers).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -18,23 +21,18 @@ import click
 
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
-from rdsaudit.gate import ExitCode, gate
-from rdsaudit.history import scan_label
-from rdsaudit.model import SEVERITY_LABELS, CollectionError, Inventory, Result, Severity, Status
-from rdsaudit.policy import ConfigProblem, Policy, load_policy
-from rdsaudit.redact import redact, redact_data, say
+from rdsaudit.errors import UsageProblem
+from rdsaudit.gate import ExitCode
+from rdsaudit.inputs import existing_input, local_copy
+from rdsaudit.model import SEVERITY_LABELS, CollectionError, Inventory, Severity
+from rdsaudit.outputs import REPORT_STEM, Outputs, finish, publish, stage, write_atomically
+from rdsaudit.policy import Policy, load_policy
+from rdsaudit.redact import redact, say
 
 if TYPE_CHECKING:
     from rdsaudit.report.contract import Evidence, ReportDocument
 
 SEVERITIES = SEVERITY_LABELS
-REPORT_STEM = "rdsaudit-report"
-
-
-class InputProblem(click.ClickException):
-    """Bad input the user can fix: one line on stderr, exit 2."""
-
-    exit_code = ExitCode.USAGE
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -47,16 +45,13 @@ def _formats(values: Sequence[str], default: str = "json") -> list[str]:
     names = _split(values) or [default]
     unknown = [n for n in names if n not in FORMATS]
     if unknown:
-        raise InputProblem(f"unknown format(s) {', '.join(unknown)} "
+        raise UsageProblem(f"unknown format(s) {', '.join(unknown)} "
                            f"(available: {', '.join(FORMATS)})")
     return list(dict.fromkeys(names))
 
 
 def _policy(config: Path | None, fail_on: str | None, targets: Sequence[str]) -> Policy:
-    try:
-        policy = load_policy(config) if config else Policy()
-    except ConfigProblem as exc:
-        raise InputProblem(str(exc)) from None
+    policy = load_policy(config) if config else Policy()
     if fail_on:
         policy = replace(policy, fail_on=Severity.parse(fail_on))
     return replace(policy, target_keys=target_key_map(policy.target_keys, targets))
@@ -70,360 +65,51 @@ def target_key_map(configured: Mapping[str, str], targets: Sequence[str]) -> dic
         account, _, key = target.rpartition("=") if "=" in target else ("", "", target)
         arn = Arn.parse(key)
         if arn is None or arn.service != "kms" or not arn.region or not arn.account:
-            raise InputProblem(f"--target-key {target!r} is not a KMS key ARN "
+            raise UsageProblem(f"--target-key {target!r} is not a KMS key ARN "
                                "(or ACCOUNT=ARN)")
         if account and not (len(account) == 12 and account.isdigit()):
-            raise InputProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
+            raise UsageProblem(f"--target-key {target!r}: {account!r} is not a 12-digit "
                                "account id")
         keys[f"{account or arn.account}:{arn.region}"] = key
     return keys
 
 
-def _write_atomically(path: Path, text: str | Iterable[str]) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    _publish(_stage({path: text}))
 
 
-def _stage(files: Mapping[Path, str | bytes | Iterable[str]]) -> list[tuple[Path, Path]]:
-    """Write every file to a temporary name first; nothing is visible yet. A file given as
-    an iterable of text chunks (a streaming renderer: whole lines or items, so no secret is
-    split between two chunks) is written chunk by chunk, never held whole."""
-    staged: list[tuple[Path, Path]] = []
-    try:
-        for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            staged.append((Path(tmp_name), path))
-            # Reports and inventories are for sharing (CI artifacts, auditors) and hold no
-            # secret (redacted below): they take the user's umask, as any file they write,
-            # not mkstemp's 0600. The history database is private (rdsaudit.history).
-            os.fchmod(fd, 0o666 & ~_umask())
-            if isinstance(text, bytes):
-                # A binary report (xlsx) is rendered from the redacted document.
-                with os.fdopen(fd, "wb") as binary:
-                    binary.write(text)
-            else:
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                    # Every file rdsaudit writes passes through redact, chunk by chunk.
-                    for chunk in (_lines_of(text) if isinstance(text, str) else text):
-                        handle.write(redact(chunk))
-    except BaseException:
-        for staged_path, _ in staged:
-            staged_path.unlink(missing_ok=True)
-        raise
-    return staged
 
 
-def _lines_of(text: str, size: int = 1 << 20) -> Iterator[str]:
-    """A rendered report in pieces of about `size` characters, each ending a line: redaction
-    works on a piece at a time (no secret spans a line), never on a copy of the whole."""
-    start, end_of_text = 0, len(text)
-    while start < end_of_text:
-        end = text.find("\n", min(start + size, end_of_text))
-        end = end_of_text if end == -1 else end + 1
-        yield text[start:end]
-        start = end
 
 
-def _umask() -> int:
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
 
 
-def _publish(staged: list[tuple[Path, Path]]) -> None:
-    """Rename every staged file into place. Ctrl-C is held until all renames are done, so
-    the set is either all previous or all new; staged files never outlive this call."""
-    held: list[int] = []
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, lambda signum, _: held.append(signum)) \
-        if in_main else None
-    try:
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    finally:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
-    if held:
-        raise KeyboardInterrupt
 
 
-@dataclass(frozen=True)
-class Outputs:
-    """What to write and how to gate: the options `scan`, `evaluate` and `demo` share."""
-
-    formats: list[str]
-    output_dir: Path | None
-    exit_zero: bool
-    quiet: bool
-    baseline: str | None = None  # a path or s3://…
-    fail_on_new: bool = False
-    history: Path | None = None  # None: do not record
-    # (profile, role, endpoint) of a scan: with its accounts and regions, the history label.
-    source: tuple[str | None, str | None, str | None] = (None, None, None)
-    # Opt-in deliveries after the local reports are written (Security Hub, S3, notify):
-    # each takes the document and returns what failed, as errors of the report.
-    deliveries: tuple[Callable[[ReportDocument], list[CollectionError]], ...] = ()
-    # --output-dir s3://…: `output_dir` is then a local staging directory, uploaded last.
-    s3: Any = None  # rdsaudit.deliver.s3.S3Location
-    s3_kms_key: str | None = None
-    session: Any = None  # boto3.Session for S3 reads and writes (default chain if None)
-
-    def aws(self) -> Any:
-        import boto3
-
-        return self.session or boto3.Session()
-    evidence: Evidence = "failures"
-    color: bool = True  # --no-color turns it off; NO_COLOR and a non-terminal do too
 
 
-def _emit_reports(doc: ReportDocument, out: Outputs) -> list[Path]:
-    from rdsaudit.report import FORMATS
-
-    if out.output_dir is None:
-        name = out.formats[0]
-        if name == "table":
-            from rdsaudit.report.table import render_table
-
-            click.echo(redact(render_table(doc, color=_color_allowed(out, sys.stdout))),
-                       nl=False)
-            return []
-        fmt = FORMATS[name]
-        if fmt.stream is not None:
-            for chunk in fmt.stream(doc):
-                click.echo(redact(chunk), nl=False)
-            return []
-        rendered = fmt.render(doc)
-        if isinstance(rendered, bytes):
-            raise InputProblem(f"--format {name} writes a binary file: give --output-dir")
-        for piece in _lines_of(rendered):
-            click.echo(redact(piece), nl=False)
-        return []
-    staged: list[tuple[Path, Path]] = []
-    try:
-        # One format at a time is rendered and staged (a large estate's reports are hundreds
-        # of megabytes each); all are renamed into place together at the end, so an
-        # interruption leaves either the previous reports or the complete new set.
-        for name in out.formats:
-            fmt = FORMATS[name]
-            path = out.output_dir / f"{REPORT_STEM}.{fmt.extension}"
-            staged += _stage({path: fmt.stream(doc) if fmt.stream else fmt.render(doc)})
-        _publish(staged)
-    except BaseException as exc:
-        for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise InputProblem(f"cannot write reports to {out.output_dir}: "
-                               f"{exc.strerror or exc}") from None
-        raise
-    return [path for _, path in staged]
 
 
-def _color_allowed(out: Outputs, stream: Any) -> bool:
-    """Colour only on a terminal, never with --no-color or NO_COLOR (https://no-color.org)."""
-    if not out.color or os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
-def _summary_line(result: Result, code: ExitCode, exit_zero: bool = False,
-                  failed_deliveries: int = 0) -> str:
-    inv = result.inventory
-    failing = [f for f in result.findings if f.status is Status.FAIL]
-    counts = {s: sum(1 for f in failing if f.severity is s) for s in Severity}
-    by_sev = ", ".join(f"{counts[s]} {s.label}" for s in sorted(Severity, reverse=True)
-                       if counts[s])
-    parts = [
-        f"{len(inv.resources)} resources in {len(inv.scan.regions)} region(s) of "
-        f"{len(inv.scan.accounts)} account(s)",
-        f"{len(failing)} failing" + (f" ({by_sev})" if by_sev else ""),
-        f"{result.pass_count()} passing",
-    ]
-    if inv.errors:
-        parts.append(f"{len(inv.errors)} collection error(s): INCOMPLETE")
-    if failed_deliveries:
-        parts.append(f"{failed_deliveries} delivery error(s)")
-    if inv.scan.skipped_regions:
-        parts.append(f"{len(inv.scan.skipped_regions)} region(s) not enabled, skipped")
-    calls = sum(n for _, n in inv.scan.api_calls)
-    if calls:
-        parts.append(f"{calls} API calls")
-    # The exit code the process really returns: --exit-zero turns a failing gate into 0.
-    real = "exit 0" + (f" (--exit-zero; the gate says {int(code)})" if int(code) else "") \
-        if exit_zero else f"exit {int(code)}"
-    return "rdsaudit: " + "; ".join(parts) + f"; {real}"
 
 
-def _finish(result: Result, policy: Policy, out: Outputs) -> int:
-    from rdsaudit.report import report_document
-
-    if out.baseline is not None:
-        result = _with_baseline(result, out.baseline)
-    # Redacted before anything renders it: every format, and the history, see the same.
-    doc: ReportDocument = redact_data(report_document(result, policy.fail_on,
-                                                      out.fail_on_new, out.evidence))
-    warnings: list[str] = []
-    label = ""
-    if out.history is not None:
-        profile, role, endpoint = out.source
-        label = scan_label(profile=profile, role=role, endpoint=endpoint,
-                           accounts=list(doc["scan"]["accounts"]),
-                           regions=list(doc["scan"]["regions"]))
-        # Read before rendering (the HTML draws the trend), written after publishing: the
-        # history never costs a scan its reports or its exit code.
-        doc["history"] = _read_history(out.history, doc, label, warnings)
-    written = _emit_reports(doc, out)
-    code = gate(result, policy.fail_on, out.fail_on_new)
-    if out.history is not None:
-        _write_history(out.history, doc, label, warnings)
-    failed: list[CollectionError] = []
-    from rdsaudit.deliver import with_delivery_errors
-
-    for deliver in out.deliveries:
-        # Each sees what failed before it: the notification (last) tells of a failed import.
-        failed += deliver(with_delivery_errors(doc, failed))
-    if failed:
-        # The reports are already safe on disk; written again, they say what failed.
-        doc = with_delivery_errors(doc, failed)
-        written = _emit_reports(doc, out)
-        if code is ExitCode.COMPLIANT:
-            code = ExitCode.INCOMPLETE
-    if out.s3 is not None:
-        written, upload_failed = _upload(doc, out)
-        failed += upload_failed
-        if upload_failed and code is ExitCode.COMPLIANT:
-            code = ExitCode.INCOMPLETE
-    if not out.quiet:
-        for warning in warnings:
-            say(f"rdsaudit: warning: {warning}")
-        for error in (*result.inventory.errors, *failed):
-            say(f"rdsaudit: error: {error.account_id} {error.region} {error.service}:"
-                       f"{error.operation}: {error.code}: {error.message}")
-        for waiver in result.waivers:
-            if waiver.state != "active":
-                say(f"rdsaudit: warning: {waiver.state} waiver: rule {waiver.rule}, "
-                           f"resource {waiver.resource} (owner {waiver.owner}, expires "
-                           f"{waiver.expires})")
-        if result.baseline is not None:
-            b = result.baseline
-            say(f"rdsaudit: against {b.source}: {b.new} new, {b.unchanged} unchanged, "
-                       f"{len(b.resolved)} resolved failure(s)")
-        for path in written:
-            say(f"rdsaudit: wrote {path}")
-        say(_summary_line(result, code, out.exit_zero, len(failed)))
-    return ExitCode.COMPLIANT if out.exit_zero else code
 
 
-def _upload(doc: ReportDocument, out: Outputs) -> tuple[list[Any], list[CollectionError]]:
-    """Upload the staged reports; on failure keep them and say where they are."""
-    import shutil
-
-    from rdsaudit.deliver import with_delivery_errors
-    from rdsaudit.deliver.s3 import upload
-
-    assert out.output_dir is not None
-    files = sorted(p for p in out.output_dir.iterdir() if p.is_file()
-                   and not p.name.startswith("."))
-    failed = upload(out.aws(), out.s3, files, out.s3_kms_key)
-    if failed:
-        # The staged copy is complete and stays; its JSON says what did not upload.
-        _emit_reports(with_delivery_errors(doc, failed), out)
-        say(f"rdsaudit: error: {len(failed)} report file(s) not uploaded to {out.s3}; "
-            f"the reports are in {out.output_dir}")
-        return list(files), failed
-    shutil.rmtree(out.output_dir, ignore_errors=True)
-    return [out.s3.child(p.name) for p in files], []
 
 
-def _local_copy(text: str, what: str) -> Path | None:
-    """A path as given, or an s3:// object fetched into a private temporary directory;
-    None when the S3 object does not exist."""
-    from rdsaudit.deliver.s3 import S3Problem, download, is_s3, parse_s3
-
-    if not is_s3(text):
-        return Path(text)
-    import boto3
-
-    try:
-        return download(boto3.Session(), parse_s3(text), _scratch())
-    except S3Problem as exc:
-        raise InputProblem(f"{what}: {exc}") from None
 
 
-def _scratch() -> Path:
-    import atexit
-    import shutil
-
-    global _SCRATCH
-    if _SCRATCH is None:
-        _SCRATCH = Path(tempfile.mkdtemp(prefix="rdsaudit-"))
-        atexit.register(shutil.rmtree, _SCRATCH, True)
-    return _SCRATCH
 
 
-_SCRATCH: Path | None = None
 
 
-def _existing(text: str, what: str) -> Path:
-    path = _local_copy(text, what)
-    if path is None:
-        raise InputProblem(f"{what}: {text}: no such object")
-    return path
 
 
-def _with_baseline(result: Result, text: str) -> Result:
-    from rdsaudit.baseline import apply_baseline
-    from rdsaudit.report.reading import ReportProblem, load_report
-
-    path = _existing(text, "--baseline")
-    try:
-        previous = load_report(path)
-    except ReportProblem as exc:
-        raise InputProblem(f"--baseline: {exc}") from None
-    return apply_baseline(result, previous, text.rsplit("/", 1)[-1])
 
 
-def _read_history(path: Path, doc: ReportDocument, label: str,
-                  warnings: list[str]) -> list[dict[str, Any]]:
-    """The earlier scans of the same label (oldest first) and this one, for the trend; a
-    history that cannot be read is a warning, and the trend shows this scan alone."""
-    from rdsaudit.history import SCHEMA_VERSION, entry_for, open_history, recent, writable
-
-    current = entry_for(doc, label)
-    if not path.exists():
-        return [current]
-    try:
-        with open_history(path, create=False) as db:
-            if not writable(db):
-                warnings.append(f"{path}: history schema is newer than this rdsaudit's "
-                                f"({SCHEMA_VERSION}): read only, this scan is not recorded")
-            return [*recent(db, 29, label), current]
-    except Exception as exc:  # noqa: BLE001 - any history failure is a warning, never fatal
-        warnings.append(f"history not read: {_history_problem(exc)}")
-        return [current]
 
 
-def _write_history(path: Path, doc: ReportDocument, label: str,
-                   warnings: list[str]) -> None:
-    from rdsaudit.history import open_history, record, writable
-
-    try:
-        with open_history(path) as db:
-            if writable(db):
-                record(db, doc, label)
-    except Exception as exc:  # noqa: BLE001 - any history failure is a warning, never fatal
-        warnings.append(f"scan not recorded in the history: {_history_problem(exc)}")
 
 
-def _history_problem(exc: Exception) -> str:
-    from rdsaudit.history import HistoryProblem
-
-    if isinstance(exc, HistoryProblem):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _progress_printer(quiet: bool) -> Callable[[Any], None] | None:
@@ -510,14 +196,11 @@ def _with_notify_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _notify_targets(values: tuple[str, ...], on: str | None) -> list[Any]:
-    from rdsaudit.deliver.notify import NotifyProblem, parse_target
+    from rdsaudit.deliver.notify import parse_target
 
     if on is not None and not values:
-        raise InputProblem("--notify-on needs --notify")
-    try:
-        return [parse_target(v) for v in values]
-    except NotifyProblem as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem("--notify-on needs --notify")
+    return [parse_target(v) for v in values]
 
 
 def _with_notify(out: Outputs, targets: list[Any], on: str | None, timeout: float) -> Outputs:
@@ -547,23 +230,23 @@ def _outputs(formats: tuple[str, ...], output_dir: str | None, exit_zero: bool, 
     default = "table" if output_dir is None and sys.stdout.isatty() else "json"
     names = _formats(formats, default)
     if len(names) > 1 and output_dir is None:
-        raise InputProblem("several formats need --output-dir")
+        raise UsageProblem("several formats need --output-dir")
     if fail_on_new and baseline is None:
-        raise InputProblem("--fail-on-new needs --baseline PREVIOUS.json")
+        raise UsageProblem("--fail-on-new needs --baseline PREVIOUS.json")
     evidence_mode: Evidence = "full" if evidence == "full" else "failures"
     if output_dir is not None and is_s3(output_dir):
         try:
             location = parse_s3(output_dir)
         except S3Problem as exc:
-            raise InputProblem(f"--output-dir: {exc}") from None
+            raise UsageProblem(f"--output-dir: {exc}") from None
         if s3_kms_key is not None and not s3_kms_key.startswith(("arn:", "alias/")):
-            raise InputProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
+            raise UsageProblem("--s3-kms-key must be a KMS key ARN or alias/NAME")
         staging = Path(tempfile.mkdtemp(prefix="rdsaudit-staging-"))
         return Outputs(names, staging, exit_zero, quiet, baseline, fail_on_new, history,
                        s3=location, s3_kms_key=s3_kms_key, session=session,
                        evidence=evidence_mode, color=not no_color)
     if s3_kms_key is not None:
-        raise InputProblem("--s3-kms-key needs --output-dir s3://…")
+        raise UsageProblem("--s3-kms-key needs --output-dir s3://…")
     return Outputs(names, Path(output_dir) if output_dir else None, exit_zero, quiet,
                    baseline, fail_on_new, history, evidence=evidence_mode, color=not no_color)
 
@@ -672,10 +355,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     from rdsaudit.collect import (
-        AccountsProblem,
         AccountsRequest,
-        CredentialsProblem,
-        RegionProblem,
         ScanRequest,
         caller_account,
         home_region,
@@ -688,7 +368,7 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
 
         history = history_path or default_path()
     if endpoint_url is not None and not endpoint_url.startswith(("http://", "https://")):
-        raise InputProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
+        raise UsageProblem(f"--endpoint-url {endpoint_url!r} is not an http(s) URL")
     if verbose:
         from rdsaudit.verbose import log_aws_calls
 
@@ -699,19 +379,19 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     account_ids = _split(accounts)
     bad = [a for a in account_ids if not (a.isdigit() and len(a) == 12)]
     if bad:
-        raise InputProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
+        raise UsageProblem(f"--accounts: {', '.join(bad)} is not a 12-digit account id")
     if accounts_file is not None:
         account_ids += _accounts_from_file(accounts_file)
     if (account_ids or organization) and not (role_name or role_arn):
-        raise InputProblem("--accounts, --accounts-file and --organization need --role-name "
+        raise UsageProblem("--accounts, --accounts-file and --organization need --role-name "
                            "or --role-arn")
     if role_arn and "{account_id}" not in role_arn:
-        raise InputProblem("--role-arn must contain {account_id}")
+        raise UsageProblem("--role-arn must contain {account_id}")
     if role_arn:
         try:
             role_arn.format(account_id="123456789012")
         except (KeyError, IndexError, ValueError, AttributeError) as exc:
-            raise InputProblem(f"--role-arn {role_arn!r}: only {{account_id}} may be "
+            raise UsageProblem(f"--role-arn {role_arn!r}: only {{account_id}} may be "
                                f"replaced ({type(exc).__name__}: {exc})") from None
     shard = _shard(shard_text, bool(account_ids or organization), output_dir, save_inventory)
     if shard is not None and output_dir is not None:
@@ -722,9 +402,9 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
     try:
         session = boto3.Session(profile_name=profile)
     except ProfileNotFound as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem(str(exc)) from None
     except BotoCoreError as exc:
-        raise InputProblem(f"cannot set up AWS session: {exc}") from None
+        raise UsageProblem(f"cannot set up AWS session: {exc}") from None
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new, history,
                    s3_kms_key=s3_kms_key, session=session, evidence=evidence,
                    no_color=no_color)
@@ -740,20 +420,15 @@ def scan(profile: str | None, regions: tuple[str, ...], accounts: tuple[str, ...
                                                  workers=workers, accounts=request_accounts,
                                                  timeout=timeout, endpoint_url=endpoint_url),
                             progress)
-    except (CredentialsProblem, RegionProblem, AccountsProblem) as exc:
-        raise InputProblem(str(exc)) from None
     finally:
         _end_progress(progress)
     if security_hub:
         from rdsaudit.arns import partition_of_region
         from rdsaudit.collect.accounts import AccountSessions
-        from rdsaudit.collect.aws import CallCounter
+        from rdsaudit.collect.clients import CallCounter
 
         home = home_region(session, wanted)
-        try:
-            caller = caller_account(session, home, None, CallCounter())
-        except CredentialsProblem as exc:
-            raise InputProblem(str(exc)) from None
+        caller = caller_account(session, home, None, CallCounter())
         sessions = AccountSessions(session, request_accounts, caller,
                                    partition_of_region(home), home, None)
         out = replace(out, deliveries=(*out.deliveries,
@@ -784,18 +459,18 @@ def _accounts_from_file(path: Path) -> list[str]:
     try:
         text = read_user_file(path, "account list", 64 * 1024**2)
     except UserFileProblem as exc:
-        raise InputProblem(f"--accounts-file {exc}") from None
+        raise UsageProblem(f"--accounts-file {exc}") from None
     ids: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
         if not (entry.isdigit() and len(entry) == 12):
-            raise InputProblem(f"--accounts-file {path}:{number}: {entry[:40]!r} is not a "
+            raise UsageProblem(f"--accounts-file {path}:{number}: {entry[:40]!r} is not a "
                                "12-digit account id")
         ids.append(entry)
     if not ids:
-        raise InputProblem(f"--accounts-file {path}: no account ids in it")
+        raise UsageProblem(f"--accounts-file {path}: no account ids in it")
     return ids
 
 
@@ -803,17 +478,14 @@ def _shard(text: str | None, multi: bool, output_dir: str | None,
            save_inventory: Path | None) -> Any:
     if text is None:
         return None
-    from rdsaudit.shard import ShardProblem, parse_shard
+    from rdsaudit.shard import parse_shard
 
     if not multi:
-        raise InputProblem("--shard needs --organization, --accounts or --accounts-file")
+        raise UsageProblem("--shard needs --organization, --accounts or --accounts-file")
     if output_dir is None and save_inventory is None:
-        raise InputProblem("--shard needs --output-dir (or --save-inventory): the merge "
+        raise UsageProblem("--shard needs --output-dir (or --save-inventory): the merge "
                            "reads the shard's inventory")
-    try:
-        return parse_shard(text, os.environ)
-    except ShardProblem as exc:
-        raise InputProblem(str(exc)) from None
+    return parse_shard(text, os.environ)
 
 
 def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
@@ -823,10 +495,10 @@ def _judge_and_report(inventory: Inventory, policy: Policy, out: Outputs,
 
     if save_inventory is not None:
         try:
-            _write_atomically(save_inventory, iter_inventory(inventory))
+            write_atomically(save_inventory, iter_inventory(inventory))
         except OSError as exc:
-            raise InputProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
-    return _finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
+            raise UsageProblem(f"cannot write {save_inventory}: {exc.strerror or exc}") from None
+    return finish(evaluate(inventory, policy, pass_findings=out.evidence == "full"), policy,
                    out)
 
 
@@ -838,15 +510,12 @@ def evaluate_cmd(inventory_file: str, formats: tuple[str, ...], output_dir: str 
                  config: Path | None, target_keys: tuple[str, ...], baseline: str | None,
                  fail_on_new: bool, quiet: bool, evidence: str, no_color: bool) -> int:
     """Judge a saved inventory again, offline (no AWS calls but s3:// reads and writes)."""
-    from rdsaudit.serialize import InventoryProblem, load_inventory
+    from rdsaudit.serialize import load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
                    s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
     policy = _policy(config, fail_on, target_keys)
-    try:
-        inventory = load_inventory(_existing(inventory_file, "evaluate"))
-    except InventoryProblem as exc:
-        raise InputProblem(str(exc)) from None
+    inventory = load_inventory(existing_input(inventory_file, "evaluate"))
     return _judge_and_report(inventory, policy, out)
 
 
@@ -870,7 +539,7 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
     """
     from rdsaudit.deliver.s3 import is_s3
     from rdsaudit.merge import INVENTORY_NAME, MergeProblem, Part, merge_inventories
-    from rdsaudit.serialize import InventoryProblem, load_inventory
+    from rdsaudit.serialize import load_inventory
 
     out = _outputs(formats, output_dir, exit_zero, quiet, baseline, fail_on_new,
                    s3_kms_key=s3_kms_key, evidence=evidence, no_color=no_color)
@@ -884,23 +553,20 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
     for text in parts:
         if is_s3(text) and not text.endswith(".json"):
             text = text.rstrip("/") + "/" + INVENTORY_NAME  # a shard's output prefix
-        found = _local_copy(text, "merge")
+        found = local_copy(text, "merge")
         path = found if found is not None else Path(os.devnull, "missing")
         if path.is_dir():
             path = path / INVENTORY_NAME
         if not path.exists():
             not_found.append(text)
             continue
-        try:
-            loaded.append(Part(text, load_inventory(path)))
-        except InventoryProblem as exc:
-            raise InputProblem(str(exc)) from None
+        loaded.append(Part(text, load_inventory(path)))
     if not loaded:
-        raise InputProblem(f"merge: none of the parts exists ({', '.join(parts)})")
+        raise UsageProblem(f"merge: none of the parts exists ({', '.join(parts)})")
     try:
         inventory = merge_inventories(loaded, not_found, shard_count)
     except MergeProblem as exc:
-        raise InputProblem(f"merge: {exc}") from None
+        raise UsageProblem(f"merge: {exc}") from None
     return _judge_and_report(inventory, policy, out)
 
 
@@ -921,7 +587,7 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
             demo_scan_request,
         )
     except ImportError as exc:
-        raise InputProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
+        raise UsageProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
                            f"{exc}") from None
     import boto3
 
@@ -998,22 +664,19 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
 def history_cmd(history_path: Path | None, limit: int, prune: int | None,
                 as_json: bool) -> None:
     """List past scans with failures by severity and account, or prune old ones."""
-    from rdsaudit.history import HistoryProblem, default_path, open_history, recent
+    from rdsaudit.history import default_path, open_history, recent
     from rdsaudit.history import prune as prune_scans
 
     path = history_path or default_path()
     if not path.exists():
-        raise InputProblem(f"{path}: no scan history yet (scans record it unless --no-history)")
-    try:
-        with open_history(path) as db:
-            if prune is not None:
-                removed = prune_scans(db, prune)
-                say(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
-                           f"from {path}")
-                return
-            scans = recent(db, limit)
-    except HistoryProblem as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem(f"{path}: no scan history yet (scans record it unless --no-history)")
+    with open_history(path) as db:
+        if prune is not None:
+            removed = prune_scans(db, prune)
+            say(f"rdsaudit: pruned {removed} scan(s) older than {prune} day(s) "
+                       f"from {path}")
+            return
+        scans = recent(db, limit)
     if as_json:
         click.echo(redact(json.dumps(scans, indent=2)))
         return
@@ -1060,34 +723,31 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
     )
 
     if output is not None and output_dir is not None:
-        raise InputProblem("--output and --output-dir cannot be combined")
-    try:
-        source = report.rsplit("/", 1)[-1]
-        doc = load_report(_existing(report, "plan"))
-        if target_keys or strategy or config:
-            if not replannable(doc):
-                raise ReportProblem(f"{source} has no resources[].config (a version 1 report, "
-                                    "or older): --target-key, --strategy and --config need "
-                                    "a rescan; without them plan uses the report's steps")
-            doc = replan(doc, _policy(config, None, target_keys), strategy or "snapshot")
-        missing = unmatched_resources(doc, resources)
-        if missing:
-            for name in missing:
-                say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
-            raise InputProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
-        accounts = runbook_accounts(doc, resources)
-        for line in blocked(doc, resources):
-            say(f"rdsaudit: warning: {line}")
-        if account is not None and output_dir is None:
-            scripts = {account: render_runbook(doc, resources, source, account, accounts)}
-        elif output_dir is not None:
-            chosen = [account] if account else accounts
-            scripts = {a: render_runbook(doc, resources, source, a, accounts)
-                       for a in chosen}
-        else:
-            scripts = {"": render_runbook(doc, resources, source)}
-    except ReportProblem as exc:
-        raise InputProblem(str(exc)) from None
+        raise UsageProblem("--output and --output-dir cannot be combined")
+    source = report.rsplit("/", 1)[-1]
+    doc = load_report(existing_input(report, "plan"))
+    if target_keys or strategy or config:
+        if not replannable(doc):
+            raise ReportProblem(f"{source} has no resources[].config (a version 1 report, "
+                                "or older): --target-key, --strategy and --config need "
+                                "a rescan; without them plan uses the report's steps")
+        doc = replan(doc, _policy(config, None, target_keys), strategy or "snapshot")
+    missing = unmatched_resources(doc, resources)
+    if missing:
+        for name in missing:
+            say(f"rdsaudit: warning: --resource {name!r} matches no resource of {source}")
+        raise UsageProblem(f"--resource matched nothing for {', '.join(map(repr, missing))}")
+    accounts = runbook_accounts(doc, resources)
+    for line in blocked(doc, resources):
+        say(f"rdsaudit: warning: {line}")
+    if account is not None and output_dir is None:
+        scripts = {account: render_runbook(doc, resources, source, account, accounts)}
+    elif output_dir is not None:
+        chosen = [account] if account else accounts
+        scripts = {a: render_runbook(doc, resources, source, a, accounts)
+                   for a in chosen}
+    else:
+        scripts = {"": render_runbook(doc, resources, source)}
     files: dict[Path, str | bytes]
     if output_dir is not None:
         files = {output_dir / f"runbook-{a}.sh": text for a, text in scripts.items()}
@@ -1097,9 +757,9 @@ def plan(report: str, resources: tuple[str, ...], account: str | None, output: P
         click.echo(redact(next(iter(scripts.values()))), nl=False)
         return
     try:
-        _publish(_stage(files))
+        publish(stage(files))
     except OSError as exc:
-        raise InputProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
+        raise UsageProblem(f"cannot write runbooks: {exc.strerror or exc}") from None
 
 
 @cli.command()
@@ -1173,10 +833,10 @@ def _opt_in_statements(output: str | None, kms_key: str | None, inputs: tuple[st
         read = [s3.parse_s3(i) for i in inputs]
         targets = [notifying.parse_target(t) for t in notify]
     except (s3.S3Problem, NotifyProblem) as exc:
-        raise InputProblem(f"iam-policy: {exc}") from None
+        raise UsageProblem(f"iam-policy: {exc}") from None
     if kms_key is not None and ((where is None and not read)
                                 or not kms_key.startswith(("arn:", "alias/"))):
-        raise InputProblem("iam-policy --s3-kms-key takes a KMS key ARN or alias/NAME, with "
+        raise UsageProblem("iam-policy --s3-kms-key takes a KMS key ARN or alias/NAME, with "
                            "--output-dir s3://… or --s3-input s3://…")
     return s3.iam_statements(where, read, kms_key) + notifying.iam_statements(targets)
 
@@ -1220,6 +880,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
             sys.exit(ExitCode.USAGE)
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         _fail(" ".join(exc.format_message().split()) + hint, ExitCode.USAGE)
+    except UsageProblem as exc:
+        # Every input error (rdsaudit.errors), wherever it was found: one line, exit 2.
+        _fail(" ".join(str(exc).split()), ExitCode.USAGE)
     except click.ClickException as exc:
         _fail(" ".join(exc.format_message().split()), exc.exit_code)
     except (KeyboardInterrupt, click.Abort):

@@ -78,7 +78,7 @@ def evaluate(inventory: Inventory, policy: Policy, *, pass_findings: bool = True
     waivers = tuple(
         WaiverReport(rule=o.waiver.rule, resource=o.waiver.resource, reason=o.waiver.reason,
                      owner=o.waiver.owner, expires=o.waiver.expires.isoformat(),
-                     state=o.state.value, matched=o.matched, account=o.waiver.account,
+                     state=o.state, matched=o.matched, account=o.waiver.account,
                      region=o.waiver.region)
         for o in outcomes
     )

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.errors import UsageProblem
 from rdsaudit.model import SEVERITY_LABELS
 from rdsaudit.timestamps import iso_utc
 
@@ -73,7 +74,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class HistoryProblem(Exception):
+class HistoryProblem(UsageProblem):
     """A history database we cannot open or use."""
 
 

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from rdsaudit.errors import UsageProblem
 from rdsaudit.model import (
     CollectionError,
     Inventory,
@@ -26,7 +27,7 @@ INVENTORY_NAME = "rdsaudit-inventory.json"
 MERGE_SERVICE = "rdsaudit"  # errors the merge itself records, not an AWS service's
 
 
-class MergeProblem(ValueError):
+class MergeProblem(UsageProblem, ValueError):
     """Parts that cannot belong to one sharded scan (exit 2)."""
 
 

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.errors import UsageProblem
 from rdsaudit.model import KeyProtection, Severity
 from rdsaudit.waivers import WaiverProblem, WaiverRule, parse_waivers
 
 
-class ConfigProblem(ValueError):
+class ConfigProblem(UsageProblem, ValueError):
     """A config file we cannot use; the message names the file and the entry."""
 
 

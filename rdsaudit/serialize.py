@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.errors import UsageProblem
 from rdsaudit.model import Inventory
 from rdsaudit.text import identifier_problem, valid_text
 from rdsaudit.userfile import UserFileProblem, read_user_file
@@ -24,7 +25,7 @@ INVENTORY_FORMAT = "rdsaudit-inventory"
 INVENTORY_VERSION = 1
 
 
-class InventoryProblem(ValueError):
+class InventoryProblem(UsageProblem, ValueError):
     """A saved inventory we cannot use (exit 2)."""
 
 

@@ -11,12 +11,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rdsaudit.errors import UsageProblem
+
 # Array-job engines number their workers from 0 (AWS Batch, Kubernetes Indexed Jobs).
 INDEX_VARIABLES = ("AWS_BATCH_JOB_ARRAY_INDEX", "JOB_COMPLETION_INDEX")
 MAX_SHARDS = 10_000
 
 
-class ShardProblem(ValueError):
+class ShardProblem(UsageProblem, ValueError):
     """A --shard value that cannot be used (exit 2)."""
 
 

@@ -8,12 +8,14 @@ import os
 import stat
 from pathlib import Path
 
+from rdsaudit.errors import UsageProblem
+
 # The largest input rdsaudit reads: a saved inventory of a 100,000-resource estate is a few
 # hundred megabytes (benchmarks/results.md); more is not an rdsaudit file.
 MAX_INPUT_BYTES = 2 * 1024**3
 
 
-class UserFileProblem(ValueError):
+class UserFileProblem(UsageProblem, ValueError):
     """A file that cannot be read as rdsaudit input (the message names it)."""
 
 

@@ -9,24 +9,18 @@ no failing finding is reported as stale, so exceptions cannot outlive their reas
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import fnmatch
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from rdsaudit.model import Finding, Status, Waiver
+from rdsaudit.errors import UsageProblem
+from rdsaudit.model import Finding, Status, Waiver, WaiverState
 
 
-class WaiverProblem(ValueError):
+class WaiverProblem(UsageProblem, ValueError):
     """A waiver entry we cannot use; the message names the file and the entry."""
-
-
-class WaiverState(enum.StrEnum):
-    ACTIVE = "active"  # applies, and matched at least one failing finding
-    STALE = "stale"  # applies, but matched nothing: the exception may be obsolete
-    EXPIRED = "expired"  # past its date: no longer applies
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from tests.aws_hooks import FaultHook, PagedAnswers
+from tests.support.aws_hooks import FaultHook, PagedAnswers
 
 _AWS_VARS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN",
              "AWS_SECURITY_TOKEN", "AWS_REGION", "AWS_CONFIG_FILE",

@@ -28,15 +28,10 @@ from rdsaudit.collect.accounts import (
     organization_accounts,
     unique,
 )
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    AwsClients,
-    CallCounter,
-    Failure,
-    describe_failure,
-    retry_config,
-)
+from rdsaudit.collect.clients import AwsClients, CallCounter, counted_client, retry_config
 from rdsaudit.collect.deadline import DEFAULT_TIMEOUT, GRACE, Deadline, DeadlineExceeded, bounded
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
+from rdsaudit.errors import UsageProblem
 from rdsaudit.merge import merge_keys
 from rdsaudit.model import CollectionError, Inventory, ScanInfo, ShardInfo
 from rdsaudit.redact import remember_session
@@ -47,11 +42,11 @@ DEFAULT_HOME_REGION = "us-east-1"
 T = TypeVar("T")
 
 
-class CredentialsProblem(Exception):
+class CredentialsProblem(UsageProblem):
     """No usable credentials or no reachable endpoint: nothing can be scanned (exit 2)."""
 
 
-class RegionProblem(Exception):
+class RegionProblem(UsageProblem):
     """A region named on the command line or in the config that RDS does not have (exit 2)."""
 
 
@@ -77,13 +72,9 @@ def home_region(session: boto3.Session, regions: Sequence[str] | None) -> str:
 def caller_account(session: boto3.Session, region: str, endpoint_url: str | None,
                    counter: CallCounter) -> str:
     """The account the credentials belong to; fails fast (two attempts, short timeouts)."""
-    kwargs: dict[str, Any] = {"region_name": region, "config": retry_config(2)}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
     remember_session(session)  # the caller's own key id, secret and token are never shown
     try:
-        sts = session.client("sts", **kwargs)
-        counter.attach(sts)
+        sts = counted_client(session, "sts", region, retry_config(2), endpoint_url, counter)
         return str(sts.get_caller_identity()["Account"])
     except NoCredentialsError:
         raise CredentialsProblem(

@@ -12,6 +12,12 @@ rotation, then snapshot attributes: the critical path before the rest) with at m
 The calls are the API floor (`rdsaudit.collect.floor`): each page once, each key looked up
 exactly once in its own region, each attribute call once. Every failure becomes a
 `CollectionError` (or a `SkippedRegion` for a region the account has not enabled).
+
+Size (~830 lines): one class, `AccountScanner`, whose methods share its scheduler, lock and
+accumulated answers; each method is one AWS call and what its answer starts. Splitting it
+by service would put that shared state behind an interface for no reader's gain. What does
+not need the state is elsewhere: answer checks in `answers`, which call a resource needs in
+`specs` and `keyref` (the floor asks the same predicates), the scheduler's lanes here.
 """
 
 from __future__ import annotations
@@ -22,18 +28,23 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 from rdsaudit.arns import Arn
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    AwsClients,
-    Failure,
-    PageBound,
-    describe_failure,
+from rdsaudit.collect.answers import (
+    SELECTOR_FREE_TEXT,
+    TRAIL_STATUS_FREE_TEXT,
+    iso_text,
+    key_metadata_problem,
+    multi_region_config,
+    str_or_none,
+    text_problem,
+    trail_entry_problem,
 )
+from rdsaudit.collect.clients import AwsClients
 from rdsaudit.collect.deadline import Deadline
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
+from rdsaudit.collect.paging import PageBound
 from rdsaudit.collect.specs import (
     LISTINGS,
     OPTION_GROUP_CALL,
@@ -67,7 +78,6 @@ from rdsaudit.model import (
     Trail,
 )
 from rdsaudit.text import identifier_problem, shown, valid_text
-from rdsaudit.timestamps import iso_utc
 
 ProgressFn = Callable[["Progress"], None]
 
@@ -98,6 +108,13 @@ class AccountScan:
 
 class _Malformed(ValueError):
     """An answer that parsed but lacks what the API promises."""
+
+
+def _failure_of(exc: Exception) -> Failure:
+    """A failed call's failure; an answer we found malformed ourselves says so in our words."""
+    if isinstance(exc, _Malformed):
+        return Failure("MalformedResponse", str(exc))
+    return describe_failure(exc)
 
 
 # What runs first when more work is ready than lanes allow: the critical path. Listing
@@ -483,7 +500,7 @@ class AccountScanner:
                                if isinstance(o, Mapping) and o.get("OptionName")))
         with self._lock:
             self._option_groups[(region, name)] = OptionGroup(
-                name, region, self.account_id, _str(found[0].get("EngineName")), options)
+                name, region, self.account_id, str_or_none(found[0].get("EngineName")), options)
 
     def _describe_share(self, snapshot: Resource) -> None:
         operation, method, id_param, result_key, list_key = SNAPSHOT_SHARE_CALLS[snapshot.type]
@@ -538,9 +555,7 @@ class AccountScanner:
             if not isinstance(entries, list):
                 raise _Malformed("ListAliases answer has no Aliases list")
         except (*AWS_FAILURES, _Malformed) as exc:
-            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
-                       else describe_failure(exc))
-            self._fail(region, "kms", "ListAliases", failure)
+            self._fail(region, "kms", "ListAliases", _failure_of(exc))
             with self._lock:
                 self._waiting_for_aliases.pop(region, None)
             self._region_finished(region)
@@ -632,8 +647,8 @@ class AccountScanner:
         deletion = meta.get("DeletionDate")
         description = meta.get("Description")
         valid_to = meta.get("ValidTo")
-        primary, replicas = _multi_region(meta.get("MultiRegionConfiguration"))
-        origin = _str(meta.get("Origin"))
+        primary, replicas = multi_region_config(meta.get("MultiRegionConfiguration"))
+        origin = str_or_none(meta.get("Origin"))
         window = meta.get("PendingDeletionWindowInDays")
         key = KmsKey(
             arn=arn,
@@ -641,18 +656,18 @@ class AccountScanner:
             account_id=account,
             lookup=KeyLookup.OK,
             key_state=meta["KeyState"],
-            key_manager=_str(meta.get("KeyManager")),
+            key_manager=str_or_none(meta.get("KeyManager")),
             origin=origin,
             description=valid_text(description) if description else None,
-            deletion_date=_iso(deletion) if deletion is not None else None,
+            deletion_date=iso_text(deletion) if deletion is not None else None,
             multi_region=meta.get("MultiRegion") if isinstance(meta.get("MultiRegion"),
                                                                 bool) else None,
             primary_key_arn=primary,
             replica_key_arns=replicas,
             pending_deletion_window_days=(window if isinstance(window, int)
                                           and not isinstance(window, bool) else None),
-            valid_to=_iso(valid_to) if valid_to is not None else None,
-            expiration_model=_str(meta.get("ExpirationModel")),
+            valid_to=iso_text(valid_to) if valid_to is not None else None,
+            expiration_model=str_or_none(meta.get("ExpirationModel")),
             custom_key_store_type=origin if origin in CUSTOM_KEY_STORE_ORIGINS else None,
         )
         reason = rotation_not_applicable(key)
@@ -733,13 +748,13 @@ class AccountScanner:
             return
         if not isinstance(usage, Mapping) or not usage:
             tracking = answer.get("TrackingStartDate")
-            since = f" since {_iso(tracking)}" if tracking is not None else ""
+            since = f" since {iso_text(tracking)}" if tracking is not None else ""
             self._update_key(arn, last_usage_note=f"no cryptographic use recorded{since}")
             return
         when = usage.get("Timestamp")
-        self._update_key(arn, last_used_at=_iso(when) if when is not None else None,
-                         last_used_operation=_str(usage.get("Operation")),
-                         last_used_event_id=_str(usage.get("CloudTrailEventId")))
+        self._update_key(arn, last_used_at=iso_text(when) if when is not None else None,
+                         last_used_operation=str_or_none(usage.get("Operation")),
+                         last_used_event_id=str_or_none(usage.get("CloudTrailEventId")))
 
     def _update_key(self, arn: str, **changes: Any) -> None:
         with self._lock:
@@ -759,13 +774,11 @@ class AccountScanner:
             if not isinstance(listed, list):
                 raise _Malformed("DescribeTrails answer has no trailList")
         except (*AWS_FAILURES, _Malformed) as exc:
-            failure = (Failure("MalformedResponse", str(exc)) if isinstance(exc, _Malformed)
-                       else describe_failure(exc))
-            self._fail(region, "cloudtrail", "DescribeTrails", failure)
+            self._fail(region, "cloudtrail", "DescribeTrails", _failure_of(exc))
             self._region_finished(region)
             return
         for entry in listed:
-            arn = _str(entry.get("TrailARN")) if isinstance(entry, Mapping) else None
+            arn = str_or_none(entry.get("TrailARN")) if isinstance(entry, Mapping) else None
             if arn is None:
                 continue
             problem = trail_entry_problem(entry)
@@ -775,7 +788,7 @@ class AccountScanner:
                     "MalformedResponse", f"DescribeTrails ({shown(arn)}): {problem}"),
                     shown(arn))
                 continue
-            home = _str(entry.get("HomeRegion")) or region
+            home = str_or_none(entry.get("HomeRegion")) or region
             with self._lock:
                 held = self._trails.get(arn)
                 if held is not None:
@@ -783,7 +796,7 @@ class AccountScanner:
                     continue
                 self._trails[arn] = Trail(
                     arn=arn, account_id=self.account_id, home_region=home,
-                    name=_str(entry.get("Name")) or arn.rsplit("/", 1)[-1],
+                    name=str_or_none(entry.get("Name")) or arn.rsplit("/", 1)[-1],
                     multi_region=entry.get("IsMultiRegionTrail") is True,
                     organization=entry.get("IsOrganizationTrail") is True,
                     regions=(region,))
@@ -792,45 +805,39 @@ class AccountScanner:
         self._region_finished(region)
 
     def _trail_status(self, arn: str, home: str) -> None:
-        operation, method, param = TRAIL_CALLS["status"]
-        try:
-            answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
-        except AWS_FAILURES as exc:
-            self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
-            return
-        problem = text_problem(answer, free=_TRAIL_STATUS_FREE_TEXT)
-        if problem is not None:
-            self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetTrailStatus {arn}: {problem}"), arn)
-            return
-        logging = answer.get("IsLogging")
-        if not isinstance(logging, bool):
-            self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetTrailStatus {arn}: no IsLogging"), arn)
-            return
-        with self._lock:
-            self._trails[arn] = replace(self._trails[arn], logging=logging)
+        answer = self._trail_answer("status", arn, home, TRAIL_STATUS_FREE_TEXT, lambda a: (
+            None if isinstance(a.get("IsLogging"), bool) else "no IsLogging"))
+        if answer is not None:
+            with self._lock:
+                self._trails[arn] = replace(self._trails[arn], logging=answer["IsLogging"])
 
     def _trail_selectors(self, arn: str, home: str) -> None:
-        operation, method, param = TRAIL_CALLS["selectors"]
+        answer = self._trail_answer("selectors", arn, home, SELECTOR_FREE_TEXT, lambda a: (
+            None if isinstance(a.get("EventSelectors"), list)
+            or isinstance(a.get("AdvancedEventSelectors"), list) else "no event selectors"))
+        if answer is not None:
+            logged, why = kms_reads_logged(answer)
+            with self._lock:
+                self._trails[arn] = replace(self._trails[arn], logs_kms=logged, note=why)
+
+    def _trail_answer(self, kind: str, arn: str, home: str, free: frozenset[str],
+                      missing: Callable[[Mapping[str, Any]], str | None],
+                      ) -> Mapping[str, Any] | None:
+        """GetTrailStatus or GetEventSelectors of one trail in its home region; None, with
+        the error recorded against the trail, when the call failed, a field it needs is
+        `missing`, or text sits where AWS writes none (`free` lists where it may)."""
+        operation, method, param = TRAIL_CALLS[kind]
         try:
             answer = self.clients.call("cloudtrail", home, operation, method, **{param: arn})
         except AWS_FAILURES as exc:
             self._record_error(home, "cloudtrail", operation, describe_failure(exc), arn)
-            return
-        if not isinstance(answer.get("EventSelectors"), list) and not isinstance(
-                answer.get("AdvancedEventSelectors"), list):
-            self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetEventSelectors {arn}: no event selectors"), arn)
-            return
-        problem = text_problem(answer, free=_SELECTOR_FREE_TEXT)
+            return None
+        problem = missing(answer) or text_problem(answer, free=free)
         if problem is not None:
             self._record_error(home, "cloudtrail", operation, Failure(
-                "MalformedResponse", f"GetEventSelectors {arn}: {problem}"), arn)
-            return
-        logged, why = kms_reads_logged(answer)
-        with self._lock:
-            self._trails[arn] = replace(self._trails[arn], logs_kms=logged, note=why)
+                "MalformedResponse", f"{operation} {arn}: {problem}"), arn)
+            return None
+        return answer
 
     def _record_error(self, region: str, service: str, operation: str, failure: Failure,
                       resource: str | None = None) -> None:
@@ -839,100 +846,20 @@ class AccountScanner:
                                                 failure.code, failure.message, resource))
 
 
-# DescribeKey fields a rule or report reads, by the type they must have.
-_KEY_TEXT = ("KeyState", "KeyManager", "Origin", "KeySpec", "KeyUsage", "ExpirationModel",
-             "CustomKeyStoreId", "MultiRegionKeyType")
 
 
-def key_metadata_problem(meta: Any) -> str | None:
-    """What makes a DescribeKey `KeyMetadata` unusable, or None."""
-    if not isinstance(meta, Mapping):
-        return "the answer has no KeyMetadata structure"
-    if not isinstance(meta.get("KeyState"), str):
-        return "no KeyMetadata.KeyState"
-    for name in _KEY_TEXT:
-        value = meta.get(name)
-        if value is not None and (not isinstance(value, str)
-                                  or identifier_problem(value) is not None):
-            return f"KeyMetadata.{name} is not a sound name"
-    for name in ("DeletionDate", "ValidTo", "CreationDate"):
-        if meta.get(name) is not None and not isinstance(meta[name], datetime):
-            return f"KeyMetadata.{name} is not a date"
-    for name in ("MultiRegion", "Enabled"):
-        if meta.get(name) is not None and not isinstance(meta[name], bool):
-            return f"KeyMetadata.{name} is not true or false"
-    if meta.get("Description") is not None and not isinstance(meta["Description"], str):
-        return "KeyMetadata.Description is not text"
-    window = meta.get("PendingDeletionWindowInDays")
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
-        return "KeyMetadata.PendingDeletionWindowInDays is not a whole number"
-    return None
 
 
-# Free text (error messages, a selector's own name) in the answers below; every other
-# string there is a machine value (ARN, region, key id, timestamp, enum, event source) and is
-# held to identifier_problem.
-_TRAIL_STATUS_FREE_TEXT = frozenset({"LatestDeliveryError", "LatestNotificationError",
-                                     "LatestDigestDeliveryError",
-                                     "LatestCloudWatchLogsDeliveryError"})
-_SELECTOR_FREE_TEXT = frozenset({"Name"})
 
 
-def text_problem(value: Any, free: frozenset[str] = frozenset(),
-                 where: str = "the answer") -> str | None:
-    """The first string of an answer (walked through structures and lists) that cannot be
-    an identifier, as "<where> <problem>", or None. Strings under a key in `free` are free
-    text and not checked."""
-    if isinstance(value, str):
-        problem = identifier_problem(value)
-        return f"{where} {problem}" if problem is not None else None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if key in free:
-                continue
-            problem = text_problem(item, free, f"{key}" if where == "the answer"
-                                   else f"{where}.{key}")
-            if problem is not None:
-                return problem
-    elif isinstance(value, list):
-        for item in value:
-            problem = text_problem(item, free, where)
-            if problem is not None:
-                return problem
-    return None
 
 
-def trail_entry_problem(entry: Mapping[str, Any]) -> str | None:
-    """What makes a DescribeTrails entry unusable (its TrailARN, Name and HomeRegion are
-    used as the ARN and region of later calls and shown as identifiers), or None."""
-    for name in ("TrailARN", "Name", "HomeRegion"):
-        value = entry.get(name)
-        if value is not None and (not isinstance(value, str)
-                                  or identifier_problem(value) is not None):
-            return f"{name} is not a sound name"
-    return None
 
 
-def _iso(value: Any) -> str:
-    return iso_utc(value) if isinstance(value, datetime) else str(value)
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
-def _multi_region(config: Any) -> tuple[str | None, tuple[str, ...]]:
-    """(primary key ARN, replica key ARNs) of DescribeKey's MultiRegionConfiguration."""
-    if not isinstance(config, Mapping):
-        return None, ()
-    primary = config.get("PrimaryKey")
-    primary_arn = _str(primary.get("Arn")) if isinstance(primary, Mapping) else None
-    replicas = config.get("ReplicaKeys")
-    replica_arns = tuple(
-        arn for arn in (_str(r.get("Arn")) for r in replicas if isinstance(r, Mapping))
-        if arn is not None
-    ) if isinstance(replicas, list) else ()
-    return primary_arn, replica_arns
 
 
 __all__ = ["AccountScan", "AccountScanner", "Progress"]

@@ -12,17 +12,11 @@ from typing import Any
 import boto3
 import botocore.session
 
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    CallCounter,
-    Failure,
-    MalformedAnswer,
-    PageBound,
-    describe_failure,
-    page_of,
-    read_answer,
-    retry_config,
-)
+from rdsaudit.collect.answers import read_answer
+from rdsaudit.collect.clients import CallCounter, counted_client, retry_config
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, MalformedAnswer, describe_failure
+from rdsaudit.collect.paging import PageBound, page_of
+from rdsaudit.errors import UsageProblem
 from rdsaudit.redact import remember_credentials
 from rdsaudit.shard import Shard
 
@@ -33,7 +27,7 @@ _ACCOUNT_ID = re.compile(r"\d{12}")
 MULTI_ACCOUNT_ACTIONS = ("organizations:ListAccounts", "sts:AssumeRole")
 
 
-class AccountsProblem(Exception):
+class AccountsProblem(UsageProblem):
     """The account list cannot be had (e.g. not an Organization's management account)."""
 
 
@@ -60,12 +54,7 @@ class AccountsRequest:
 
 def _client(session: boto3.Session, service: str, region: str, endpoint_url: str | None,
             counter: CallCounter) -> Any:
-    kwargs: dict[str, Any] = {"region_name": region, "config": retry_config(3)}
-    if endpoint_url:
-        kwargs["endpoint_url"] = endpoint_url
-    client = session.client(service, **kwargs)
-    counter.attach(client)
-    return client
+    return counted_client(session, service, region, retry_config(3), endpoint_url, counter)
 
 
 def organization_accounts(session: boto3.Session, region: str, endpoint_url: str | None,

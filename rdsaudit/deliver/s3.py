@@ -19,7 +19,10 @@ from typing import Any
 
 import boto3
 
-from rdsaudit.collect.aws import AWS_FAILURES, OPT_IN_WRITES, AwsClients, describe_failure
+from rdsaudit.collect.clients import AwsClients
+from rdsaudit.collect.failures import AWS_FAILURES, describe_failure
+from rdsaudit.collect.readonly import OPT_IN_WRITES
+from rdsaudit.errors import UsageProblem
 from rdsaudit.model import CollectionError
 
 SCHEME = "s3://"
@@ -28,7 +31,7 @@ CONTENT_TYPES = {".json": "application/json", ".html": "text/html; charset=utf-8
                  ".sarif": "application/sarif+json"}
 
 
-class S3Problem(ValueError):
+class S3Problem(UsageProblem, ValueError):
     """An s3:// location that cannot be used or read (exit 2)."""
 
 

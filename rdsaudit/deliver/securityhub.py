@@ -22,13 +22,9 @@ from typing import Any
 
 import boto3
 
-from rdsaudit.collect.aws import (
-    AWS_FAILURES,
-    OPT_IN_WRITES,
-    AwsClients,
-    Failure,
-    describe_failure,
-)
+from rdsaudit.collect.clients import AwsClients
+from rdsaudit.collect.failures import AWS_FAILURES, Failure, describe_failure
+from rdsaudit.collect.readonly import OPT_IN_WRITES
 from rdsaudit.model import CollectionError
 from rdsaudit.report.asff import asff_findings, product_arn
 from rdsaudit.rules import RULES

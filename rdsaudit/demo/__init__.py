@@ -1,7 +1,7 @@
 """The built-in demo: an emulated AWS on 127.0.0.1 and the estate seeded into it.
 
 Optional (the `demo` extra: moto, werkzeug). The core never imports this package: a scan, an
-evaluation and every report work without it (tests/test_core_without_demo.py shows it).
+evaluation and every report work without it (tests/e2e/test_core_without_demo.py shows it).
 
 * `emulator` — `FakeAWS`: moto's server with the AWS behaviours moto lacks patched in, paged
   answers, latency and injected faults; also the benchmarks' server.

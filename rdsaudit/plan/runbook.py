@@ -11,6 +11,9 @@ A runbook must be safe to run whole, from a report that may have been edited:
   its account; steps for another account go to that account's runbook, or are comments;
 * destructive steps run only after the cut-over, in a section of their own, and only with
   RDSAUDIT_CONFIRM_DELETE=1.
+
+Size (~410 lines): the guarantees above are one renderer's; split, they would be easy to
+weaken in one place.
 """
 
 from __future__ import annotations

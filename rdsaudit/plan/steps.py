@@ -8,6 +8,10 @@ database's own configuration (network, groups, storage, protection, monitoring);
 copies need a destination-region key; a key pending deletion is cancelled, then enabled.
 Deletions of what the plan replaced are `destructive` steps: the runbook runs them only after
 the cut-over and only when confirmed. rdsaudit never runs any of it.
+
+Size (~840 lines): one planner per rule, each a short function over the same step builders
+(`_aws`, `_run`, `_wait`, `_manual`, `_key_step`) and key choice (`_key_for`); they are read
+and reviewed together, as the rules are (Blue/Green, a whole strategy, is its own module).
 """
 
 from __future__ import annotations

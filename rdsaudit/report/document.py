@@ -27,6 +27,7 @@ from rdsaudit.model import (
     Result,
     Severity,
     Status,
+    WaiverState,
     finding_id,
 )
 from rdsaudit.policy import Policy
@@ -99,7 +100,7 @@ class _FindingWriter:
             "remediation": remediation,
             "waiver": waiver,
             "tags": tags,
-            "baseline": f.baseline,
+            "baseline": f.baseline.value if f.baseline is not None else None,
         }
 
 
@@ -387,8 +388,8 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
         "passes_by_rule": dict(sorted((Counter(f.rule_id for f in result.findings
                                                if f.status is Status.PASS)
                                        + Counter(rule for _, rule in result.passes)).items())),
-        "waivers": {state: waiver_states.get(state, 0) for state in ("active", "stale",
-                                                                     "expired")},
+        "waivers": {state.value: waiver_states.get(state, 0) for state in (
+            WaiverState.ACTIVE, WaiverState.STALE, WaiverState.EXPIRED)},
         "errors": len(inv.errors),
         "skipped_regions": len(inv.scan.skipped_regions),
         "fail_on": fail_on.label,

@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rdsaudit.errors import UsageProblem
 from rdsaudit.text import identifier_problem, valid_text
 from rdsaudit.userfile import UserFileProblem, read_user_file
 
 READABLE_VERSIONS = (1, 2)
 
 
-class ReportProblem(ValueError):
+class ReportProblem(UsageProblem, ValueError):
     """A report file we cannot plan from (exit 2)."""
 
 
