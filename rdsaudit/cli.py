@@ -580,13 +580,17 @@ def merge_cmd(parts: tuple[str, ...], shard_count: int | None, formats: tuple[st
 def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
     """Scan a built-in demo estate on an emulated AWS (moto on 127.0.0.1); no account needed."""
     try:
-        from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment
+        from rdsaudit.demo.estate import (
+            DEMO_REGIONS,
+            demo_environment,
+            demo_policy,
+            demo_scan_request,
+        )
     except ImportError as exc:
         raise UsageProblem(f"the demo needs the demo extra (pip install 'rdsaudit[demo]'): "
                            f"{exc}") from None
     import boto3
 
-    from rdsaudit.collect import ScanRequest
     from rdsaudit.collect import scan as collect
     from rdsaudit.report import FORMATS
 
@@ -599,12 +603,12 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
                                 region_name=DEMO_REGIONS[0])
         if not quiet:
             say(f"rdsaudit: demo estate served by an emulator at {fake.endpoint_url}")
-        inventory = collect(session, ScanRequest(regions=list(DEMO_REGIONS),
-                                                 endpoint_url=fake.endpoint_url),
+        # Both demo accounts, under the demo's config (rdsaudit.demo.estate.DEMO_CONFIG).
+        inventory = collect(session, demo_scan_request(fake.endpoint_url),
                             _progress_printer(quiet))
     # The demo gates nothing (exit 0) and keeps no history: it is a demonstration.
     out = Outputs(list(FORMATS), output_dir, exit_zero=True, quiet=quiet)
-    code = _judge_and_report(inventory, Policy(), out)
+    code = _judge_and_report(inventory, demo_policy(), out)
     if not quiet:
         say(f"rdsaudit: demo done; open {output_dir / (REPORT_STEM + '.html')}")
     return code
@@ -612,8 +616,14 @@ def demo(output_dir: Path, quiet: bool, serve: bool) -> int:
 
 def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
     """Serve the demo estate until interrupted; tell the newcomer how to use it."""
-    with environment() as (fake, _estate):
+    from rdsaudit.demo.estate import DEMO_ACCOUNTS, DEMO_CONFIG, DEMO_ROLE
+
+    with environment() as (fake, _estate), tempfile.TemporaryDirectory(
+            prefix="rdsaudit-demo-") as tmp:
         url = fake.endpoint_url
+        # The demo's config, for the scan of both accounts (removed when the demo stops).
+        config = Path(tmp) / "rdsaudit-demo.toml"
+        config.write_text(DEMO_CONFIG, encoding="utf-8")
         fault = ('{"service": "kms", "action": "DescribeKey", "region": "' + regions[0]
                  + '", "code": "AccessDenied"}')
         click.echo("\n".join([
@@ -630,6 +640,11 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
             f"  curl -X POST $AWS_ENDPOINT_URL/_fault -d '{fault}'",
             "Clear every fault:",
             "  curl -X DELETE $AWS_ENDPOINT_URL/_fault",
+            "",
+            f"Both demo accounts, as `rdsaudit demo` scans them ({DEMO_ACCOUNTS[1]} through "
+            "the audit role, under the demo's config):",
+            f"  rdsaudit scan --region {','.join(regions)} --accounts {','.join(DEMO_ACCOUNTS)} "
+            f"--role-name {DEMO_ROLE} --config {config} --no-history",
         ]))
         sys.stdout.flush()
         try:

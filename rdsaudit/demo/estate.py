@@ -3,7 +3,10 @@
 `rdsaudit demo` and the end-to-end tests scan this estate through the emulator
 (`rdsaudit.demo.emulator.FakeAWS`). It spans us-east-1 and eu-west-1, carries owner /
 environment / team tags, and mixes healthy resources (which must pass everything) with one
-or more offenders for each rule in DESIGN.md.
+or more offenders for each rule in DESIGN.md. Nearly all of it is in DEMO_ACCOUNT, the
+caller's; a small second account (REGULATED_ACCOUNT, entered through the audit role) has
+its own `[[key_protection]]` minimum in the demo's config (DEMO_CONFIG), so that
+`key-below-external-store` is judged there and nowhere else.
 
 moto cannot express every state we need (moto-fidelity.md), so seeding goes through boto3
 under `mock_aws` and then adjusts moto's backend objects in-process (instance status,
@@ -19,15 +22,20 @@ computed from the seeded facts, so tests can compare a scan against them.
 from __future__ import annotations
 
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from rdsaudit.demo.emulator import FakeAWS, Fault, instance_automated_backup_arn
 from rdsaudit.keyref import KNOWN_KEY_STATES, NO_ROTATION_ORIGINS, UNUSABLE_KEY_STATES
-from rdsaudit.model import ResourceType
+from rdsaudit.model import KeyProtection, ResourceType
+from rdsaudit.policy import Policy, policy_from_mapping
+
+if TYPE_CHECKING:
+    from rdsaudit.collect import ScanRequest
 
 DEMO_ACCOUNT: Final = "123456789012"  # moto's default account
 DEMO_REGIONS: Final = ("us-east-1", "eu-west-1")
@@ -35,10 +43,25 @@ PRIMARY: Final = "us-east-1"
 SECONDARY: Final = "eu-west-1"
 OTHER_ACCOUNT: Final = "999999999999"  # owns the cross-account key
 PARTNER_ACCOUNT: Final = "210987654321"  # a snapshot is shared with it
+# A second scanned account, entered through the audit role: the card-payments account, whose
+# [[key_protection]] entry (DEMO_CONFIG) requires keys in a custom key store.
+REGULATED_ACCOUNT: Final = "444455556666"
+DEMO_ACCOUNTS: Final = (DEMO_ACCOUNT, REGULATED_ACCOUNT)
+DEMO_ROLE: Final = "rdsaudit-read-only"  # the role `rdsaudit iam-policy --organization` names
+# The demo's config, as a user would write it (rdsaudit scan --config): read by the real
+# parser (demo_policy). DEMO_ACCOUNT keeps the default minimum (aws-owned).
+DEMO_CONFIG: Final = f"""\
+# The card-payments account must keep its databases under keys in a custom key store.
+[[key_protection]]
+account = "{REGULATED_ACCOUNT}"
+minimum = "customer-external-store"
+"""
 
-# Every rule id in DESIGN.md's catalogue; the estate trips each of them at least once.
+# Every rule id in DESIGN.md's catalogue; the estate, scanned as `rdsaudit demo` scans it
+# (both accounts, DEMO_CONFIG), trips each of them at least once.
 ALL_RULES: Final = frozenset(
     {
+        "key-below-external-store",
         "instance-unencrypted",
         "cluster-unencrypted",
         "snapshot-unencrypted",
@@ -60,15 +83,13 @@ ALL_RULES: Final = frozenset(
         "key-usage-not-audited",
     }
 )
-# Rules that fire only under a stricter policy than the demo's default (the demo trips them
-# when scanned with that policy: tests/e2e/test_scan.py).
-POLICY_RULES: Final = frozenset({"key-below-external-store"})
 
 # KMS key states that make a key unusable for RDS (DESIGN.md, key-unusable), plus "missing"
 # for a key that no longer exists (DescribeKey answers NotFoundException).
 _UNUSABLE_STATES: Final = UNUSABLE_KEY_STATES
 _KNOWN_STATES: Final = KNOWN_KEY_STATES
 _NO_ROTATION_ORIGINS: Final = frozenset(NO_ROTATION_ORIGINS)
+_CUSTOM_KEY_STORES: Final = frozenset({"AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"})
 _MASTER_PASSWORD: Final = "demo-only-not-a-secret"  # noqa: S105 - fake database in moto
 
 
@@ -124,6 +145,10 @@ class DemoResource:
     # Keys beside the storage key: (role, key ARN), role as rdsaudit's KeyRole values.
     other_keys: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def account_id(self) -> str:
+        return _account_of(self.arn)
+
 
 @dataclass(frozen=True)
 class DemoEstate:
@@ -140,6 +165,14 @@ class DemoEstate:
     overlays: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     cluster_automated_backups: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     denied_key_arns: tuple[str, ...] = field(default=())
+    # Every account seeded and scanned: account_id (the caller's) first.
+    accounts: tuple[str, ...] = ()
+
+    def failure_arns_in(self, *accounts: str) -> frozenset[tuple[str, str]]:
+        """The expected failures of resources and keys in these accounts (a scan of only
+        some of the demo's accounts finds these)."""
+        return frozenset((rule, arn) for rule, arn in self.expected_failure_arns
+                         if _account_of(arn) in accounts)
 
     def resource(self, resource_id: str, type: ResourceType | None = None) -> DemoResource:
         matches = [
@@ -189,34 +222,51 @@ def _tag_tuple(tags: list[dict[str, str]]) -> tuple[tuple[str, str], ...]:
 
 
 class _Seeder:
-    """Creates the estate through boto3 (moto in-process) and records what it made."""
+    """Creates one account's share of the estate through boto3 (moto in-process) and records
+    what it made. moto serves another account to the credentials of a role assumed in it
+    (the audit role the scan assumes there too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str = DEMO_ACCOUNT) -> None:
         import boto3
         from botocore.config import Config
 
+        self.account = account
+        credentials: dict[str, str] = {}
         # Never follow AWS_ENDPOINT_URL while seeding: moto intercepts the real endpoints.
-        config = Config(ignore_configured_endpoint_urls=True)
-        self.rds = {r: boto3.client("rds", region_name=r, config=config) for r in DEMO_REGIONS}
-        self.kms = {r: boto3.client("kms", region_name=r, config=config) for r in DEMO_REGIONS}
+        self._config = Config(ignore_configured_endpoint_urls=True)
+        if account != DEMO_ACCOUNT:
+            creds = boto3.client("sts", region_name=PRIMARY, config=self._config).assume_role(
+                RoleArn=f"arn:aws:iam::{account}:role/{DEMO_ROLE}",
+                RoleSessionName="demo-seed")["Credentials"]
+            credentials = {"aws_access_key_id": creds["AccessKeyId"],
+                           "aws_secret_access_key": creds["SecretAccessKey"],
+                           "aws_session_token": creds["SessionToken"]}
+        self._credentials = credentials
+        self.rds = {r: self.client("rds", r) for r in DEMO_REGIONS}
+        self.kms = {r: self.client("kms", r) for r in DEMO_REGIONS}
         self.keys: dict[str, DemoKey] = {}
         self.resources: list[DemoResource] = []
         self.overlays: dict[str, dict[str, Any]] = {}
         self.cluster_backups: list[tuple[str, dict[str, Any]]] = []
 
+    def client(self, service: str, region: str) -> Any:
+        """A boto3 client acting in this seeder's account."""
+        import boto3
+
+        return boto3.client(service, region_name=region, config=self._config,
+                            **self._credentials)
+
     # ---------------------------------------------------------------- moto backends
 
-    @staticmethod
-    def rds_backend(region: str) -> Any:
+    def rds_backend(self, region: str) -> Any:
         from moto.rds.models import rds_backends
 
-        return rds_backends[DEMO_ACCOUNT][region]
+        return rds_backends[self.account][region]
 
-    @staticmethod
-    def kms_backend(region: str) -> Any:
+    def kms_backend(self, region: str) -> Any:
         from moto.kms.models import kms_backends
 
-        return kms_backends[DEMO_ACCOUNT][region]
+        return kms_backends[self.account][region]
 
     # ---------------------------------------------------------------- KMS
 
@@ -232,7 +282,7 @@ class _Seeder:
         if rotation:
             kms.enable_key_rotation(KeyId=meta["KeyId"])
         key = DemoKey(
-            name, meta["Arn"], region, DEMO_ACCOUNT, "Enabled", "CUSTOMER", rotation, alias
+            name, meta["Arn"], region, self.account, "Enabled", "CUSTOMER", rotation, alias
         )
         self.keys[name] = key
         return key
@@ -272,7 +322,8 @@ class _Seeder:
             "Default key that protects my RDS database volumes when no other key is defined"
         )
         key = DemoKey(
-            "aws-rds", meta["Arn"], region, DEMO_ACCOUNT, "Enabled", "AWS", True, "alias/aws/rds"
+            "aws-rds", meta["Arn"], region, self.account, "Enabled", "AWS", True,
+            "alias/aws/rds"
         )
         self.keys[key.name] = key
         return key
@@ -536,7 +587,7 @@ class _Seeder:
             # ManageMasterUserPassword: RDS keeps the password in Secrets Manager under a
             # KMS key, reported as MasterUserSecret {SecretArn, SecretStatus, KmsKeyId}.
             fields = {"MasterUserSecret": {
-                "SecretArn": f"arn:aws:secretsmanager:{r.region}:{DEMO_ACCOUNT}:secret:"
+                "SecretArn": f"arn:aws:secretsmanager:{r.region}:{self.account}:secret:"
                              f"rds!db-{uuid.uuid5(uuid.NAMESPACE_URL, r.arn)}-AbCdEf",
                 "SecretStatus": "active", "KmsKeyId": key.arn}}
         elif role == "activity-stream":
@@ -598,7 +649,7 @@ class _Seeder:
                         ResourceType.DB_AUTOMATED_BACKUP,
                         "",
                         instance_automated_backup_arn(
-                            region, DEMO_ACCOUNT, snap.db_instance_identifier, facts.created
+                            region, self.account, snap.db_instance_identifier, facts.created
                         ),
                         region,
                         encrypted,
@@ -898,12 +949,15 @@ def seed_demo_estate(now: float | None = None) -> DemoEstate:
         )
     )
 
-    keys = tuple(s.keys.values())
-    resources = tuple(s.resources)
+    regulated = _regulated_account()
+    s.overlays.update(regulated.overlays)
+    keys = (*s.keys.values(), *regulated.keys.values())
+    resources = (*s.resources, *regulated.resources)
     failures = _expected_failures(resources, keys)
     by_arn = {r.arn: r for r in resources} | {k.arn: k for k in keys}
     return DemoEstate(
         account_id=DEMO_ACCOUNT,
+        accounts=DEMO_ACCOUNTS,
         regions=DEMO_REGIONS,
         keys=keys,
         resources=resources,
@@ -940,8 +994,48 @@ def _trails() -> None:
         trail.start_logging(Name=name)
 
 
-# Regions whose trail logs KMS read events (see _trails).
-_AUDITED_REGIONS: Final = frozenset({PRIMARY})
+# (account, region) pairs whose trails log KMS read events (see _trails and
+# _regulated_account).
+_AUDITED: Final = frozenset({(DEMO_ACCOUNT, PRIMARY), (REGULATED_ACCOUNT, PRIMARY),
+                             (REGULATED_ACCOUNT, SECONDARY)})
+
+
+def _regulated_account() -> _Seeder:
+    """REGULATED_ACCOUNT, whose policy (DEMO_CONFIG) requires keys in a custom key store:
+    the card vault database on a key in an AWS CloudHSM key store passes
+    key-below-external-store (so do its automated snapshot and backup); a copy of its
+    automated snapshot re-encrypted for exports under an ordinary customer key (Origin
+    AWS_KMS) fails it. Otherwise healthy: the export key rotates, and a multi-region trail
+    logs every management event, so key use is audited."""
+    s = _Seeder(REGULATED_ACCOUNT)
+    tags = _tags("cards", "carla@example.com")
+    vault_key = s.patched_key(
+        "cards-hsm", PRIMARY, "alias/cards-vault", "Card vault (CloudHSM key store)",
+        # Keys in an AWS CloudHSM key store: Origin AWS_CLOUDHSM, with the store's ids
+        # (moto creates every key with Origin AWS_KMS and has no custom key stores).
+        {"Origin": "AWS_CLOUDHSM", "CustomKeyStoreId": "cks-0a1b2c3d4e5f67890",
+         "CloudHsmClusterId": "cluster-2b34c5defgh"},
+        origin="AWS_CLOUDHSM")
+    export_key = s.customer_key("cards-export", PRIMARY, "alias/cards-export",
+                                "Card data exports", rotation=True)
+    s.instance("cards-vault-db", PRIMARY, "postgres", vault_key, tags)
+    s.record_automated_artefacts()
+    (automated,) = (r for r in s.resources
+                    if r.type == ResourceType.DB_SNAPSHOT and r.source_id == "cards-vault-db")
+    copy = s.rds[PRIMARY].copy_db_snapshot(
+        SourceDBSnapshotIdentifier=automated.id, TargetDBSnapshotIdentifier="cards-vault-export",
+        KmsKeyId=export_key.arn, Tags=tags)["DBSnapshot"]
+    s.resources.append(replace(automated, id="cards-vault-export", arn=copy["DBSnapshotArn"],
+                               kms_key_arn=copy["KmsKeyId"], snapshot_type="manual",
+                               tags=_tag_tuple(tags)))
+    name = "cards-audit"
+    s.client("s3", PRIMARY).create_bucket(Bucket=name)
+    trail = s.client("cloudtrail", PRIMARY)
+    trail.create_trail(Name=name, S3BucketName=name, IsMultiRegionTrail=True)
+    trail.put_event_selectors(TrailName=name, EventSelectors=[
+        {"ReadWriteType": "All", "IncludeManagementEvents": True}])
+    trail.start_logging(Name=name)
+    return s
 
 
 # (instance, key, region): each key lifecycle carries one database.
@@ -1022,6 +1116,10 @@ def _lifecycle_keys(s: _Seeder, now: float) -> dict[str, DemoKey]:
             "future-state": future}
 
 
+def _account_of(arn: str) -> str:
+    return arn.split(":")[4]
+
+
 def _resource_id(item: DemoResource | DemoKey) -> str:
     return item.key_id if isinstance(item, DemoKey) else item.id
 
@@ -1029,7 +1127,9 @@ def _resource_id(item: DemoResource | DemoKey) -> str:
 def _expected_failures(
     resources: tuple[DemoResource, ...], keys: tuple[DemoKey, ...]
 ) -> set[tuple[str, str]]:
-    """The (rule_id, ARN) pairs DESIGN.md's rules must fail on the seeded facts."""
+    """The (rule_id, ARN) pairs DESIGN.md's rules must fail on the seeded facts, every demo
+    account scanned under the demo's policy (DEMO_CONFIG)."""
+    policy = demo_policy()
     key_by_arn = {k.arn: k for k in keys}
     instances = {(r.region, r.id): r for r in resources if r.type == ResourceType.DB_INSTANCE}
     instances_by_arn = {r.arn: r for r in instances.values()}
@@ -1103,12 +1203,15 @@ def _expected_failures(
             fail("key-region-mismatch")
         if key.manager == "AWS":
             fail("aws-managed-key")
-        if key.account_id != DEMO_ACCOUNT:
+        if key.account_id != r.account_id:
             fail("cross-account-key")
+        if (policy.minimum_for(r.account_id) >= KeyProtection.CUSTOMER_EXTERNAL_STORE
+                and key.manager == "CUSTOMER" and key.origin not in _CUSTOM_KEY_STORES):
+            fail("key-below-external-store")
     for arn in used_keys:
         key = key_by_arn[arn]
-        if (key.manager == "CUSTOMER" and key.account_id == DEMO_ACCOUNT
-                and key.region not in _AUDITED_REGIONS and arn in named_keys):
+        if (key.manager == "CUSTOMER" and key.account_id in DEMO_ACCOUNTS
+                and (key.account_id, key.region) not in _AUDITED and arn in named_keys):
             out.add(("key-usage-not-audited", key.arn))
         # A key pending deletion always reads "rotation off" (aws-facts §5): no signal, so
         # rdsaudit does not judge its rotation.
@@ -1117,6 +1220,20 @@ def _expected_failures(
                 and key.origin not in _NO_ROTATION_ORIGINS):
             out.add(("key-rotation-disabled", key.arn))
     return out
+
+
+def demo_policy() -> Policy:
+    """The policy `rdsaudit demo` judges with: DEMO_CONFIG through the config parser."""
+    return policy_from_mapping(tomllib.loads(DEMO_CONFIG), "the demo's config")
+
+
+def demo_scan_request(endpoint_url: str) -> ScanRequest:
+    """What `rdsaudit demo` scans: both demo accounts (REGULATED_ACCOUNT through the audit
+    role, as `--accounts … --role-name` would) in the demo's regions."""
+    from rdsaudit.collect import AccountsRequest, ScanRequest
+
+    return ScanRequest(regions=list(DEMO_REGIONS), endpoint_url=endpoint_url,
+                       accounts=AccountsRequest(accounts=DEMO_ACCOUNTS, role_name=DEMO_ROLE))
 
 
 def apply_demo_overlays(fake: FakeAWS, estate: DemoEstate) -> None:

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import boto3
 
-from rdsaudit.collect import ScanRequest, scan
-from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment
+from rdsaudit.collect import scan
+from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment, demo_policy, demo_scan_request
 from rdsaudit.evaluate import evaluate
 from rdsaudit.plan.runbook import render_runbook
-from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
 
 PINNED_START, PINNED_END = "2026-11-27T09:00:00Z", "2026-11-27T09:00:04Z"
@@ -34,11 +33,10 @@ def main(out: Path) -> None:
         session = boto3.Session(aws_access_key_id="demo",
                                 aws_secret_access_key="demo",  # noqa: S106 - emulator
                                 region_name=DEMO_REGIONS[0])
-        inventory = scan(session, ScanRequest(regions=list(DEMO_REGIONS),
-                                              endpoint_url=fake.endpoint_url))
+        inventory = scan(session, demo_scan_request(fake.endpoint_url))
     inventory = replace(inventory, scan=replace(inventory.scan, started_at=PINNED_START,
                                                 finished_at=PINNED_END))
-    doc = report_document(evaluate(inventory, Policy()))
+    doc = report_document(evaluate(inventory, demo_policy()))
     out.mkdir(parents=True, exist_ok=True)
     for fmt in FORMATS.values():
         rendered = fmt.render(doc)

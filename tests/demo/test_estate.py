@@ -14,17 +14,24 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from rdsaudit.collect import scan
+from rdsaudit.collect.floor import api_floor
 from rdsaudit.demo.emulator import FakeAWS
 from rdsaudit.demo.estate import (
     ALL_RULES,
     DEMO_ACCOUNT,
     DEMO_REGIONS,
+    DEMO_ROLE,
     PARTNER_ACCOUNT,
+    REGULATED_ACCOUNT,
     DemoEstate,
     demo_environment,
+    demo_policy,
+    demo_scan_request,
     seed_demo_estate,
 )
-from rdsaudit.model import ResourceType
+from rdsaudit.model import KeyProtection, ResourceType
+from rdsaudit.rules import RULES
 
 T = ResourceType
 
@@ -35,42 +42,50 @@ def demo() -> Iterator[tuple[FakeAWS, DemoEstate]]:
         yield env
 
 
-def client(fake: FakeAWS, service: str, region: str) -> Any:
-    return boto3.client(
-        service,
-        region_name=region,
-        endpoint_url=fake.endpoint_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"total_max_attempts": 1}),
-    )
+def client(fake: FakeAWS, service: str, region: str, account: str = DEMO_ACCOUNT) -> Any:
+    """A client of the caller's account, or of another demo account through the audit
+    role, as the scan enters it."""
+    config = Config(retries={"total_max_attempts": 1})
+    creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if account != DEMO_ACCOUNT:
+        answer = boto3.client("sts", region_name=region, endpoint_url=fake.endpoint_url,
+                              config=config, **creds).assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/{DEMO_ROLE}", RoleSessionName="test")
+        c = answer["Credentials"]
+        creds = {"aws_access_key_id": c["AccessKeyId"],
+                 "aws_secret_access_key": c["SecretAccessKey"],
+                 "aws_session_token": c["SessionToken"]}
+    return boto3.client(service, region_name=region, endpoint_url=fake.endpoint_url,
+                        config=config, **creds)
 
 
-def listing(fake: FakeAWS, region: str, operation: str, key: str) -> list[dict[str, Any]]:
-    paginator = client(fake, "rds", region).get_paginator(operation)
+def listing(fake: FakeAWS, account: str, region: str, operation: str,
+            key: str) -> list[dict[str, Any]]:
+    paginator = client(fake, "rds", region, account).get_paginator(operation)
     return [item for page in paginator.paginate() for item in page[key]]
 
 
-def served(fake: FakeAWS) -> dict[str, tuple[T, dict[str, Any]]]:
-    """Every RDS resource the emulator serves, by its own ARN."""
+# (paginator, result key, ARN field, resource type) of every RDS listing the estate fills.
+LISTINGS = (
+    ("describe_db_instances", "DBInstances", "DBInstanceArn", T.DB_INSTANCE),
+    ("describe_db_clusters", "DBClusters", "DBClusterArn", T.DB_CLUSTER),
+    ("describe_db_snapshots", "DBSnapshots", "DBSnapshotArn", T.DB_SNAPSHOT),
+    ("describe_db_cluster_snapshots", "DBClusterSnapshots", "DBClusterSnapshotArn",
+     T.DB_CLUSTER_SNAPSHOT),
+    ("describe_db_instance_automated_backups", "DBInstanceAutomatedBackups",
+     "DBInstanceAutomatedBackupsArn", T.DB_AUTOMATED_BACKUP),
+    ("describe_db_cluster_automated_backups", "DBClusterAutomatedBackups",
+     "DBClusterAutomatedBackupsArn", T.DB_AUTOMATED_BACKUP),
+)
+
+
+def served(fake: FakeAWS, account: str = DEMO_ACCOUNT) -> dict[str, tuple[T, dict[str, Any]]]:
+    """Every RDS resource the emulator serves in `account`, by its own ARN."""
     out: dict[str, tuple[T, dict[str, Any]]] = {}
     for region in DEMO_REGIONS:
-        for item in listing(fake, region, "describe_db_instances", "DBInstances"):
-            out[item["DBInstanceArn"]] = (T.DB_INSTANCE, item)
-        for item in listing(fake, region, "describe_db_clusters", "DBClusters"):
-            out[item["DBClusterArn"]] = (T.DB_CLUSTER, item)
-        for item in listing(fake, region, "describe_db_snapshots", "DBSnapshots"):
-            out[item["DBSnapshotArn"]] = (T.DB_SNAPSHOT, item)
-        for item in listing(fake, region, "describe_db_cluster_snapshots", "DBClusterSnapshots"):
-            out[item["DBClusterSnapshotArn"]] = (T.DB_CLUSTER_SNAPSHOT, item)
-        for item in listing(
-            fake, region, "describe_db_instance_automated_backups", "DBInstanceAutomatedBackups"
-        ):
-            out[item["DBInstanceAutomatedBackupsArn"]] = (T.DB_AUTOMATED_BACKUP, item)
-        for item in listing(
-            fake, region, "describe_db_cluster_automated_backups", "DBClusterAutomatedBackups"
-        ):
-            out[item["DBClusterAutomatedBackupsArn"]] = (T.DB_AUTOMATED_BACKUP, item)
+        for operation, key, arn_field, kind in LISTINGS:
+            for item in listing(fake, account, region, operation, key):
+                out[item[arn_field]] = (kind, item)
     return out
 
 
@@ -78,8 +93,15 @@ def test_estate_trips_every_rule_and_has_healthy_resources(
     demo: tuple[FakeAWS, DemoEstate],
 ) -> None:
     _, estate = demo
-    assert estate.rules_tripped == ALL_RULES
+    assert estate.rules_tripped == ALL_RULES == set(RULES)
     assert estate.account_id == DEMO_ACCOUNT and estate.regions == ("us-east-1", "eu-west-1")
+    assert estate.accounts == (DEMO_ACCOUNT, REGULATED_ACCOUNT)
+    # The second account is small: one database, its automated snapshot and backup, and a
+    # copy of that snapshot under another key.
+    regulated = [r for r in estate.resources if r.account_id == REGULATED_ACCOUNT]
+    assert sorted((r.type.value, r.snapshot_type or "") for r in regulated) == [
+        ("db-automated-backup", "active"), ("db-instance", ""), ("db-snapshot", "automated"),
+        ("db-snapshot", "manual")]
     healthy = {r.id for r in estate.healthy}
     assert {
         "orders-db",
@@ -95,6 +117,7 @@ def test_estate_trips_every_rule_and_has_healthy_resources(
         "treasury-eu-db",
         "erp-oracle-db",
         "treasury-replicated-db",
+        "cards-vault-db",
     } <= healthy
     in_scope = [r for r in estate.resources if not r.excluded and r.cluster_id is None]
     assert 40 <= len(in_scope) <= 120
@@ -143,8 +166,22 @@ def test_expected_failures_are_consistent(demo: tuple[FakeAWS, DemoEstate]) -> N
         ("key-unusable", "treasury-insights-db"),
         ("key-unusable", "treasury-secret-db"),
         ("key-usage-not-audited", estate.key("eu-orders").key_id),
+        ("key-below-external-store", "cards-vault-export"),
     ]:
         assert pair in fails, pair
+    # key-below-external-store is judged only where the demo's config requires that rung:
+    # the regulated account's key outside a custom key store, never the first account's
+    # plain customer keys.
+    policy = demo_policy()
+    assert policy.minimum_for(REGULATED_ACCOUNT) is KeyProtection.CUSTOMER_EXTERNAL_STORE
+    assert policy.minimum_for(DEMO_ACCOUNT) is KeyProtection.AWS_OWNED
+    below = {arn for rule, arn in estate.expected_failure_arns
+             if rule == "key-below-external-store"}
+    assert below == {estate.resource("cards-vault-export").arn}
+    assert estate.key("cards-export").origin == "AWS_KMS"
+    assert estate.key("cards-hsm").origin == "AWS_CLOUDHSM"
+    assert estate.resource("cards-vault-export").kms_key_arn == estate.key("cards-export").arn
+    assert estate.resource("cards-vault-db").kms_key_arn == estate.key("cards-hsm").arn
     assert not [p for p in fails if p[1] in {"orders-db", "billing-aurora", "docs-docdb"}]
     retained = [r for r in estate.of_type(T.DB_AUTOMATED_BACKUP) if r.source_id == "old-billing-db"]
     assert [("automated-backup-unencrypted", r.id) in fails for r in retained] == [True]
@@ -152,8 +189,10 @@ def test_expected_failures_are_consistent(demo: tuple[FakeAWS, DemoEstate]) -> N
 
 def test_served_resources_match_the_estate_records(demo: tuple[FakeAWS, DemoEstate]) -> None:
     fake, estate = demo
-    seen = served(fake)
+    seen = {arn: item for account in estate.accounts
+            for arn, item in served(fake, account).items()}
     assert set(seen) == {r.arn for r in estate.resources}
+    assert {r.account_id for r in estate.resources} == set(estate.accounts)
     for resource in estate.resources:
         kind, item = seen[resource.arn]
         assert kind == resource.type, resource.id
@@ -246,7 +285,9 @@ def test_kms_keys_over_http(demo: tuple[FakeAWS, DemoEstate]) -> None:
     fake, estate = demo
     kms = client(fake, "kms", "us-east-1")
     for key in estate.keys:
-        region_kms = client(fake, "kms", key.region)
+        # Keys of another account (the partner's, denied) are asked for from the caller's.
+        owner = key.account_id if key.account_id in estate.accounts else DEMO_ACCOUNT
+        region_kms = client(fake, "kms", key.region, owner)
         if key.state in ("denied", "missing"):
             with pytest.raises(ClientError) as info:
                 region_kms.describe_key(KeyId=key.arn)
@@ -278,6 +319,20 @@ def test_kms_keys_over_http(demo: tuple[FakeAWS, DemoEstate]) -> None:
     }
     assert aliases["alias/aws/rds"] == estate.key("aws-rds").key_id
     assert aliases["alias/analytics"] == estate.key("analytics").key_id
+
+
+def test_the_demo_scan_makes_exactly_its_floor_calls(demo: tuple[FakeAWS, DemoEstate]) -> None:
+    """`rdsaudit demo`'s own scan request (both accounts, one AssumeRole) makes the calls
+    of its API floor, no more, as the emulator counts them."""
+    fake, estate = demo
+    fake.reset_calls()
+    session = boto3.Session(aws_access_key_id="demo", aws_secret_access_key="demo",
+                            region_name=DEMO_REGIONS[0])
+    inventory = scan(session, demo_scan_request(fake.endpoint_url))
+    assert inventory.scan.accounts == estate.accounts
+    floor = api_floor(inventory, caller=estate.account_id)
+    assert floor["sts:AssumeRole"] == 1
+    assert dict(inventory.scan.api_calls) == floor == fake.call_counts()
 
 
 def test_seeding_refuses_to_run_without_moto() -> None:

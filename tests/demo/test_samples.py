@@ -8,10 +8,9 @@ from pathlib import Path
 import boto3
 
 from rdsaudit import __version__
-from rdsaudit.collect import ScanRequest, scan
-from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment
+from rdsaudit.collect import scan
+from rdsaudit.demo.estate import DEMO_REGIONS, demo_environment, demo_policy, demo_scan_request
 from rdsaudit.evaluate import evaluate
-from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_reports"
@@ -38,8 +37,9 @@ def test_samples_are_current_with_the_demo() -> None:
     with demo_environment() as (fake, _):
         session = boto3.Session(aws_access_key_id="t", aws_secret_access_key="t",
                                 region_name=DEMO_REGIONS[0])
-        inventory = scan(session, ScanRequest(regions=list(DEMO_REGIONS),
-                                              endpoint_url=fake.endpoint_url))
-    fresh = report_document(evaluate(inventory, Policy()))
-    for key in ("failures_by_rule", "failures_by_severity", "resources", "findings"):
+        inventory = scan(session, demo_scan_request(fake.endpoint_url))
+    fresh = report_document(evaluate(inventory, demo_policy()))
+    assert sample["scan"]["accounts"] == fresh["scan"]["accounts"], "run `make samples`"
+    for key in ("failures_by_rule", "failures_by_severity", "resources", "findings",
+                "by_account"):
         assert sample["summary"][key] == fresh["summary"][key], f"{key}: run `make samples`"

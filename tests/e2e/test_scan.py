@@ -15,16 +15,20 @@ from typing import Any
 import boto3
 import pytest
 
+from rdsaudit.collect.floor import api_floor
 from rdsaudit.demo.emulator import FakeAWS, Fault
 from rdsaudit.demo.estate import (
+    DEMO_CONFIG,
     DEMO_REGIONS,
-    POLICY_RULES,
+    DEMO_ROLE,
+    REGULATED_ACCOUNT,
     DemoEstate,
     apply_demo_overlays,
     demo_environment,
 )
 from rdsaudit.report import FORMATS
 from rdsaudit.rules import RULES
+from rdsaudit.serialize import load_inventory
 from tests.support.reports import report_text
 
 RDSAUDIT = str(Path(sys.executable).with_name("rdsaudit"))
@@ -73,27 +77,36 @@ def failing(doc: dict[str, Any]) -> set[tuple[str, str]]:
 
 def test_scan_finds_exactly_the_seeded_failures(demo: tuple[FakeAWS, DemoEstate],
                                                 tmp_path: Path) -> None:
+    """Scanned as `rdsaudit demo` scans it: both accounts, the second through the audit
+    role, under the demo's config."""
     fake, estate = demo
+    config = tmp_path / "rdsaudit.toml"
+    config.write_text(DEMO_CONFIG)
     fake.reset_calls()
     proc = run(fake, "scan", "--regions", ",".join(DEMO_REGIONS), "--output-dir", tmp_path,
-               "--save-inventory", tmp_path / "inv.json")
+               "--accounts", ",".join(estate.accounts), "--role-name", DEMO_ROLE,
+               "--config", config, "--save-inventory", tmp_path / "inv.json")
     assert proc.returncode == 1, proc.stderr
     doc = json.loads((tmp_path / "rdsaudit-report.json").read_text())
     assert failing(doc) == set(estate.expected_failure_arns)
     assert {f["rule_id"] for f in doc["findings"] if f["status"] == "fail"} == set(
-        estate.rules_tripped)
+        estate.rules_tripped) == set(RULES)
     # The only error is the cross-account key nobody let us describe.
     assert [(e["operation"], e["code"]) for e in doc["errors"]] == [
         ("DescribeKey", "AccessDeniedException")]
     assert doc["summary"]["complete"] is False and doc["summary"]["exit_code"] == 1
-    # Calls we counted are the calls the emulator saw.
+    # Calls we counted are the calls the emulator saw, and exactly the floor: nothing twice,
+    # one AssumeRole into the second account.
     assert doc["scan"]["api_calls"] == fake.call_counts()
-    assert doc["scan"]["accounts"] == [estate.account_id]
+    floor = api_floor(load_inventory(tmp_path / "inv.json"), caller=estate.account_id)
+    assert doc["scan"]["api_calls"] == floor and floor["sts:AssumeRole"] == 1
+    assert doc["scan"]["accounts"] == list(estate.accounts) == [estate.account_id,
+                                                                REGULATED_ACCOUNT]
     healthy = {r.arn for r in estate.healthy}
     passing = {r["arn"] for r in doc["resources"] if r["passes"]}  # the pass evidence
     assert healthy <= passing
     # The saved inventory is judged again offline to the same findings.
-    again = run(fake, "evaluate", tmp_path / "inv.json", "--quiet")
+    again = run(fake, "evaluate", tmp_path / "inv.json", "--quiet", "--config", config)
     assert again.returncode == 1
     assert failing(json.loads(again.stdout)) == failing(doc)
 
@@ -158,7 +171,9 @@ def test_default_regions_come_from_describe_regions(demo: tuple[FakeAWS, DemoEst
     assert set(DEMO_REGIONS) <= set(regions)
     assert "ap-east-1" not in regions and not any(r.startswith("cn-") for r in regions)
     assert doc["scan"]["api_calls"]["ec2:DescribeRegions"] == 1
-    assert failing(doc) >= set(estate.expected_failure_arns)
+    # The caller's account only (no --accounts): its share of the estate's failures.
+    assert failing(doc) >= estate.failure_arns_in(estate.account_id)
+    assert doc["scan"]["accounts"] == [estate.account_id]
 
 
 def test_no_secret_reaches_any_report_or_log(demo: tuple[FakeAWS, DemoEstate],
@@ -180,15 +195,54 @@ def test_no_secret_reaches_any_report_or_log(demo: tuple[FakeAWS, DemoEstate],
         assert not any(needle in text for text in texts), needle
 
 
-def test_demo_command_writes_every_format(tmp_path: Path) -> None:
-    proc = subprocess.run([RDSAUDIT, "demo", "--output-dir", str(tmp_path / "d")],
-                          capture_output=True, text=True, timeout=300, check=False,
-                          cwd=tmp_path)
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """`rdsaudit demo`, run once: its stderr and its output directory."""
+    cwd = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([RDSAUDIT, "demo", "--output-dir", str(cwd / "d")],
+                          capture_output=True, text=True, timeout=300, check=False, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    assert "failing" in proc.stderr.splitlines()[-2]
-    doc = json.loads((tmp_path / "d" / "rdsaudit-report.json").read_text())
+    return proc.stderr, cwd / "d"
+
+
+def test_demo_command_writes_every_format(demo_run: tuple[str, Path]) -> None:
+    stderr, out = demo_run
+    assert "failing" in stderr.splitlines()[-2]
+    assert "of 2 account(s)" in stderr.splitlines()[-2]
+    doc = json.loads((out / "rdsaudit-report.json").read_text())
     assert doc["summary"]["failures_by_severity"]["critical"] > 0
     tripped = {f["rule_id"] for f in doc["findings"] if f["status"] == "fail"}
-    assert tripped == set(RULES) - POLICY_RULES
+    assert tripped == set(RULES)  # every rule, key-below-external-store included
     for fmt in FORMATS.values():
-        assert (tmp_path / "d" / f"rdsaudit-report.{fmt.extension}").exists()
+        assert (out / f"rdsaudit-report.{fmt.extension}").exists()
+
+
+def test_demo_judges_key_protection_per_account(demo_run: tuple[str, Path]) -> None:
+    """The second account's [[key_protection]] minimum (customer-external-store): its
+    snapshot copy under an ordinary customer key (Origin AWS_KMS) fails
+    key-below-external-store, its database on a CloudHSM key store key passes; the first
+    account keeps the default minimum, so the rule judges none of its resources, not even
+    those on plain customer keys."""
+    _, out = demo_run
+    doc = json.loads((out / "rdsaudit-report.json").read_text())
+    rule = "key-below-external-store"
+    [finding] = [f for f in doc["findings"] if f["rule_id"] == rule]
+    assert (finding["resource"]["account_id"], finding["resource"]["id"]) == (
+        REGULATED_ACCOUNT, "cards-vault-export")
+    assert (finding["status"], finding["severity"]) == ("fail", "high")
+    [key] = [k for k in doc["keys"] if k["arn"] == finding["kms_key"]["arn"]]
+    assert (key["account_id"], key["origin"], key["key_manager"]) == (
+        REGULATED_ACCOUNT, "AWS_KMS", "CUSTOMER")
+    resources = {(r["account_id"], r["id"]): r for r in doc["resources"]}
+    export = resources[(REGULATED_ACCOUNT, "cards-vault-export")]
+    assert rule in export["fails"] and export["posture"] == "customer"
+    vault = resources[(REGULATED_ACCOUNT, "cards-vault-db")]
+    assert rule in vault["passes"] and not vault["fails"]
+    assert vault["posture"] == "customer-external-store"
+    [storage] = [k["arn"] for k in vault["keys"] if k["role"] == "storage"]
+    [vault_key] = [k for k in doc["keys"] if k["arn"] == storage]
+    assert (vault_key["origin"], vault_key["custom_key_store_type"]) == (
+        "AWS_CLOUDHSM", "AWS_CLOUDHSM")
+    first = [r for (account, _), r in resources.items() if account != REGULATED_ACCOUNT]
+    assert any(r["posture"] == "customer" for r in first)  # plain customer keys there
+    assert not [r["id"] for r in first if rule in r["passes"] or rule in r["fails"]]

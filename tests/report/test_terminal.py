@@ -33,7 +33,8 @@ needs_script = pytest.mark.skipif(shutil.which("script") is None,
 
 
 @pytest.fixture(scope="module")
-def served() -> Iterator[dict[str, str]]:
+def serving() -> Iterator[tuple[dict[str, str], list[str]]]:
+    """`rdsaudit demo --serve`: the environment it says to export, and what it printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NO_COLOR"))}
     env.update({"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "AWS_EC2_METADATA_DISABLED": "true"})
@@ -51,11 +52,18 @@ def served() -> Iterator[dict[str, str]]:
         if line.strip().startswith("export "):
             exports = dict(part.split("=", 1) for part in line.split()[1:])
     assert "AWS_ENDPOINT_URL" in exports, "".join(lines)
-    assert any("curl -X POST $AWS_ENDPOINT_URL/_fault" in line
-               for line in lines + [proc.stdout.readline() for _ in range(5)])
-    yield {**env, **exports}
+    # The rest of the instructions, down to the scan of both demo accounts (the last).
+    while len(lines) < 40 and "--accounts" not in lines[-1]:
+        lines.append(proc.stdout.readline())
+    assert any("curl -X POST $AWS_ENDPOINT_URL/_fault" in line for line in lines)
+    yield {**env, **exports}, lines
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="module")
+def served(serving: tuple[dict[str, str], list[str]]) -> dict[str, str]:
+    return serving[0]
 
 
 def _tty(command: list[str], env: dict[str, str]) -> tuple[int, str]:
@@ -121,6 +129,24 @@ def test_a_pipe_still_gets_json(served: dict[str, str]) -> None:
     doc = json.loads(proc.stdout)
     assert doc["schema_version"] == 2 and doc["summary"]["actions"]
     assert "\x1b" not in proc.stderr  # no progress line off a terminal
+
+
+def test_the_scan_of_both_demo_accounts_it_prints_is_the_demo(
+        serving: tuple[dict[str, str], list[str]]) -> None:
+    """The served estate has two accounts; the command printed for them (the audit role,
+    the demo's config in a file that lives while the demo serves) judges them as
+    `rdsaudit demo` does: key-below-external-store in the second account only."""
+    env, lines = serving
+    command = lines[-1].split()
+    assert command[:2] == ["rdsaudit", "scan"] and "--accounts" in command, lines[-3:]
+    proc = subprocess.run([RDSAUDIT, *command[1:]], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert doc["scan"]["accounts"] == ["123456789012", "444455556666"]
+    below = [(f["resource"]["account_id"], f["resource"]["id"]) for f in doc["findings"]
+             if f["rule_id"] == "key-below-external-store"]
+    assert below == [("444455556666", "cards-vault-export")]
 
 
 def test_a_fault_injected_as_the_demo_says_makes_the_scan_incomplete(
