@@ -54,20 +54,18 @@ from wsgiref.types import WSGIEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rdsaudit.demo.emulator import (
-    FakeAWS,
-    Fault,
-    _decode_marker,
-    _encode_marker,
-    _error_resp,
-    _parse_request,
-    _parse_xml,
-    _q,
-    _Req,
-    _Resp,
-    _serialize,
-    _with_query,
-    _xml_resp,
+from rdsaudit.demo.emulator import FakeAWS, Fault
+from rdsaudit.demo.emulator.paging import decode_marker, encode_marker
+from rdsaudit.demo.emulator.wire import (
+    Request,
+    Response,
+    error_resp,
+    parse_request,
+    parse_xml,
+    rds_tag,
+    serialize,
+    with_query,
+    xml_resp,
 )
 
 _LISTINGS = frozenset({
@@ -221,7 +219,7 @@ class BenchAWS(FakeAWS):
         self._first: float | None = None
         self._last: float | None = None
         self._bodies: list[tuple[str, str, bytes]] = []
-        self._memo: dict[tuple[Any, ...], _Resp] = {}
+        self._memo: dict[tuple[Any, ...], Response] = {}
 
     def start(self) -> str:
         """FakeAWS.start, on a keep-alive HTTP/1.1 server instead of werkzeug's."""
@@ -286,16 +284,16 @@ class BenchAWS(FakeAWS):
             key, (_, frozen) = max(self._frozen.items(), key=lambda kv: len(kv[1][1].members))
         full = b"".join((frozen.prefix, *frozen.members, frozen.middle, frozen.suffix))
         start = time.process_time()
-        root = _parse_xml(full)
-        result = root.find(_q(f"{key[2]}Result"))
+        root = parse_xml(full)
+        result = root.find(rds_tag(f"{key[2]}Result"))
         assert result is not None
-        container = next(c for c in result if c.tag != _q("Marker"))
+        container = next(c for c in result if c.tag != rds_tag("Marker"))
         members = list(container)
         for child in members:
             container.remove(child)
         for child in members[:100]:
             container.append(child)
-        _serialize(root)
+        serialize(root)
         per_page = time.process_time() - start
         pages = max(1, -(-len(frozen.members) // 100))
         return {"listing": f"{key[2]} {key[1]}", "items": len(frozen.members),
@@ -364,7 +362,7 @@ class BenchAWS(FakeAWS):
 
     # -- AWS path --------------------------------------------------------------------------
 
-    def _aws(self, environ: WSGIEnvironment, body: bytes) -> _Resp:
+    def _aws(self, environ: WSGIEnvironment, body: bytes) -> Response:
         now = time.monotonic()
         with self._lock:
             if self._first is None:
@@ -372,14 +370,14 @@ class BenchAWS(FakeAWS):
         resp = super()._aws(environ, body)
         end = time.monotonic()
         keep = self.capture and resp.status == 200
-        req = _parse_request(environ, body) if keep else None
+        req = parse_request(environ, body) if keep else None
         with self._lock:
             self._last = end
             if req is not None and req.service:
                 self._bodies.append((req.service, req.action, resp.body))
         return resp
 
-    def _pick_fault(self, req: _Req) -> tuple[Fault | None, float]:
+    def _pick_fault(self, req: Request) -> tuple[Fault | None, float]:
         fault, delay = super()._pick_fault(req)
         if fault is not None:
             return fault, delay
@@ -398,50 +396,50 @@ class BenchAWS(FakeAWS):
         return Fault(service=req.service, action=req.action, code=code, status=400,
                      message="Rate exceeded"), delay
 
-    def _handle(self, environ: WSGIEnvironment, req: _Req) -> _Resp:
+    def handle(self, environ: WSGIEnvironment, req: Request) -> Response:
         if self.plain:
-            return super()._handle(environ, req)
+            return super().handle(environ, req)
         if req.service == "rds" and req.action in _LISTINGS:
             return self._frozen_page(environ, req)
         if req.action not in self.memo_actions:
-            return super()._handle(environ, req)
+            return super().handle(environ, req)
         key = (req.account, req.region, req.service, req.action,
                tuple(sorted(req.form)) if req.protocol == "query" else req.body)
         with self._lock:
             known = self._memo.get(key)
         if known is not None:
-            return _Resp(known.status, list(known.headers), known.body)
-        resp = super()._handle(environ, req)
+            return Response(known.status, list(known.headers), known.body)
+        resp = super().handle(environ, req)
         if resp.status == 200:
             with self._lock:
                 self._memo[key] = resp
         return resp
 
-    def _frozen_page(self, environ: WSGIEnvironment, req: _Req) -> _Resp:
+    def _frozen_page(self, environ: WSGIEnvironment, req: Request) -> Response:
         size = self._page_size(req.param("MaxRecords"), (20, 100, 100))
         marker = req.param("Marker")
         if marker:
             try:
-                cache_id, offset = _decode_marker(marker)
+                cache_id, offset = decode_marker(marker)
             except ValueError as exc:
-                return _error_resp(req, 400, "InvalidParameterValue", str(exc))
+                return error_resp(req, 400, "InvalidParameterValue", str(exc))
             frozen = self._frozen_ids.get(cache_id)
             if frozen is None:
-                return _error_resp(req, 400, "InvalidParameterValue", "unknown marker")
+                return error_resp(req, 400, "InvalidParameterValue", "unknown marker")
         else:
             offset = 0
             found = self._freeze(environ, req)
-            if isinstance(found, _Resp):
+            if isinstance(found, Response):
                 return found
             cache_id, frozen = found
         end = offset + size
         more = end < len(frozen.members)
-        tag = b"<Marker>" + _encode_marker(cache_id, end).encode() + b"</Marker>"
+        tag = b"<Marker>" + encode_marker(cache_id, end).encode() + b"</Marker>"
         body = b"".join((frozen.prefix, *frozen.members[offset:end], frozen.middle,
                          tag if more else b"", frozen.suffix))
-        return _xml_resp(200, body)
+        return xml_resp(200, body)
 
-    def _freeze(self, environ: WSGIEnvironment, req: _Req) -> tuple[str, _Frozen] | _Resp:
+    def _freeze(self, environ: WSGIEnvironment, req: Request) -> tuple[str, _Frozen] | Response:
         key = (req.account, req.region, req.action,
                tuple(sorted((k, v) for k, v in req.form if k not in ("Marker", "MaxRecords"))))
         with self._freeze_lock:
@@ -457,7 +455,7 @@ class BenchAWS(FakeAWS):
             if req.action == "DescribeDBInstances":
                 form = [(k, v) for k, v in req.form if k not in ("Marker", "MaxRecords")]
                 form.append(("MaxRecords", "100000000"))
-                resp = self._forward(_with_query(environ, ""), urlencode(form).encode())
+                resp = self._forward(with_query(environ, ""), urlencode(form).encode())
             else:
                 resp = self._rds_full_listing(environ, req)
             if resp.status != 200:
@@ -471,19 +469,19 @@ class BenchAWS(FakeAWS):
 
 
 def _cut(body: bytes, action: str) -> _Frozen:
-    root = _parse_xml(body)
-    result = root.find(_q(f"{action}Result"))
+    root = parse_xml(body)
+    result = root.find(rds_tag(f"{action}Result"))
     assert result is not None, action
-    container = next(c for c in result if c.tag != _q("Marker"))
-    members = [_serialize(m) for m in list(container)]
+    container = next(c for c in result if c.tag != rds_tag("Marker"))
+    members = [serialize(m) for m in list(container)]
     arns = [_own_arn(m) for m in list(container)]
     for child in list(container):
         container.remove(child)
-    for old in result.findall(_q("Marker")):
+    for old in result.findall(rds_tag("Marker")):
         result.remove(old)
     container.text = _MEMBERS.decode()
     container.tail = _MARKER.decode()
-    text = _serialize(root)
+    text = serialize(root)
     prefix, rest = text.split(_MEMBERS, 1)
     middle, suffix = rest.split(_MARKER, 1)
     return _Frozen(prefix, middle, suffix, members, arns)
@@ -492,7 +490,7 @@ def _cut(body: bytes, action: str) -> _Frozen:
 def _own_arn(member: ET.Element) -> str:
     name = member.tag.rsplit("}", 1)[-1]
     for own in (f"{name}Arn", f"{name}sArn"):
-        text = member.findtext(_q(own))
+        text = member.findtext(rds_tag(own))
         if text:
             return text
     return ""

@@ -22,7 +22,7 @@ from rdsaudit.collect.floor import api_floor, critical_chain, critical_path, lis
 from rdsaudit.collect.specs import LISTINGS
 from rdsaudit.collect.throttle import RateLimiter
 from rdsaudit.demo.emulator import FakeAWS, Fault
-from rdsaudit.demo.emulator import _Req as EmulatorRequest
+from rdsaudit.demo.emulator.wire import Request as EmulatorRequest
 from rdsaudit.model import EncryptionType, Inventory, KmsAlias, ResourceType, SkippedRegion
 from tests.support.builders import (
     ACCOUNT,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from rdsaudit.demo.emulator import FakeAWS
+from rdsaudit.demo.emulator import FakeAWS, instance_automated_backup_arn
 from rdsaudit.demo.estate import DEMO_REGIONS, DemoEstate, demo_environment
 from tests.support.aws_fork import fast_aws
 
@@ -123,11 +123,13 @@ def _automated_backup_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
     (moto-fidelity §11.13), and the cluster backups exist only in the emulator's layer. The
     layer answers them here: the instance backup is moto's automated snapshots of that
     instance incarnation, the cluster backup the layer's own record."""
+    import xml.etree.ElementTree as ET
+
     from moto.rds.models import rds_backends
 
-    from rdsaudit.demo import emulator
+    from rdsaudit.demo.emulator import wire
 
-    original = FakeAWS._handle
+    original = FakeAWS.handle
 
     def handle(self: FakeAWS, environ: Any, req: Any) -> Any:
         action = req.action
@@ -140,7 +142,7 @@ def _automated_backup_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
             arn = req.param("DBInstanceAutomatedBackupsArn")
             for name, snap in list(backend.database_snapshots.items()):
                 if snap.snapshot_type == "automated" and arn == \
-                        emulator.instance_automated_backup_arn(
+                        instance_automated_backup_arn(
                             req.region, req.account, snap.db_instance_identifier,
                             getattr(snap.database, "created", None)):
                     del backend.database_snapshots[name]
@@ -154,17 +156,17 @@ def _automated_backup_deletes(monkeypatch: pytest.MonkeyPatch) -> None:
                 self._cluster_backups[(req.account, req.region)] = kept
                 self._pages.clear()
         if not found:
-            return emulator._error_resp(req, 404, "DBInstanceAutomatedBackupNotFound"
+            return wire.error_resp(req, 404, "DBInstanceAutomatedBackupNotFound"
                                         if "Instance" in action else
                                         "DBClusterAutomatedBackupNotFoundFault",
                                         "no such retained automated backup")
-        root = emulator.ET.Element(emulator._q(f"{action}Response"))
-        emulator.ET.SubElement(root, emulator._q(f"{action}Result"))
-        meta = emulator.ET.SubElement(root, emulator._q("ResponseMetadata"))
-        emulator.ET.SubElement(meta, emulator._q("RequestId")).text = "rdsaudit-test"
-        return emulator._xml_resp(200, emulator._serialize(root))
+        root = ET.Element(wire.rds_tag(f"{action}Response"))
+        ET.SubElement(root, wire.rds_tag(f"{action}Result"))
+        meta = ET.SubElement(root, wire.rds_tag("ResponseMetadata"))
+        ET.SubElement(meta, wire.rds_tag("RequestId")).text = "rdsaudit-test"
+        return wire.xml_resp(200, wire.serialize(root))
 
-    monkeypatch.setattr(FakeAWS, "_handle", handle)
+    monkeypatch.setattr(FakeAWS, "handle", handle)
 
 
 def _cluster_delete_removes_automated_backups(monkeypatch: pytest.MonkeyPatch) -> None:
