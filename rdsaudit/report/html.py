@@ -57,7 +57,7 @@ RESOLVED_MAX = 500  # resolved failures listed in the page; the JSON report has 
 
 
 def render_html(doc: Mapping[str, Any]) -> str:
-    env = _environment()
+    env = environment()
     script = env.get_template("report.js.j2").render()
     style = env.get_template("report.css.j2").render()
     page = _page(doc)
@@ -70,7 +70,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
     # Templates are package resources of rdsaudit.templates (templates/ in the source tree),
     # read through importlib.resources so an installed wheel or a zip finds them too.
     root = importlib.resources.files("rdsaudit.templates")

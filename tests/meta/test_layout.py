@@ -74,4 +74,16 @@ def test_the_core_never_imports_the_demo() -> None:
                           if n.startswith(("rdsaudit.demo", "moto", "werkzeug"))]
     # The CLI's `demo` command is the one door, and it imports the demo lazily, inside
     # the command (tests/e2e/test_core_without_demo.py shows a scan never opens it).
-    assert offenders == ["rdsaudit/cli.py: rdsaudit.demo.estate"]
+    assert sorted(set(offenders)) == ["rdsaudit/cli.py: rdsaudit.demo.estate"]
+
+
+def test_every_package_is_installed() -> None:
+    """`pip install .` (not editable) ships only the packages pyproject lists: a new
+    sub-package left out would import in the tests and be missing from a real install."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "rdsaudit").rglob("__init__.py")}
+    assert found - listed == set()

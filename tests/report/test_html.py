@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rdsaudit.report.html import _environment, render_html
+from rdsaudit.report.html import environment, render_html
 from tests.report.test_formats import (
     IMG_XSS,
     KEY_PENDING_DELETION,
@@ -75,7 +75,7 @@ def page(html: str) -> _Page:
 
 
 def test_autoescape_is_on() -> None:
-    assert _environment().autoescape is True
+    assert environment().autoescape is True
 
 
 def test_attacker_text_never_appears_as_markup(html: str) -> None:
