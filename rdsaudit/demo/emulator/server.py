@@ -15,7 +15,7 @@ import threading
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict
 from types import TracebackType
 from typing import Any, Final
@@ -501,23 +501,25 @@ class FakeAWS:
         form = [(k, v) for k, v in req.form if k != "MaxRecords"] + [("MaxRecords", str(size))]
         return self._forward(with_query(environ, ""), urlencode(form).encode())
 
-    def _rds_paged(self, environ: WSGIEnvironment, req: Request) -> Response:
-        list_tag, _member_tag = RDS_PAGED[req.action]
-        size = self._page_size(req.param("MaxRecords"), RDS_MAX_RECORDS)
-        marker = req.param("Marker")
+    def _cached_listing(self, req: Request, marker: str | None, invalid_code: str,
+                        fetch: Callable[[], Response]) -> tuple[str, int, bytes] | Response:
+        """The whole listing a page is cut from, and where the page starts: the first page
+        fetches it from moto (`fetch`) and caches it under a new id that its markers carry;
+        later pages find it by their marker (an evicted listing is fetched again). An error
+        answer when the marker is not one of ours or moto's answer is not a success."""
         offset = 0
         full: bytes | None = None
         if marker:
             try:
                 cache_id, offset = decode_marker(marker)
             except ValueError as exc:
-                return error_resp(req, 400, "InvalidParameterValue", str(exc))
+                return error_resp(req, 400, invalid_code, str(exc))
             with self._lock:
                 full = self._pages.get(cache_id)
         else:
             cache_id = secrets.token_hex(8)
         if full is None:
-            resp = self._rds_full_listing(environ, req)
+            resp = fetch()
             if resp.status != 200:
                 return resp
             full = resp.body
@@ -525,6 +527,16 @@ class FakeAWS:
                 self._pages[cache_id] = full
                 while len(self._pages) > PAGE_CACHE_SIZE:
                     self._pages.popitem(last=False)
+        return cache_id, offset, full
+
+    def _rds_paged(self, environ: WSGIEnvironment, req: Request) -> Response:
+        list_tag, _member_tag = RDS_PAGED[req.action]
+        size = self._page_size(req.param("MaxRecords"), RDS_MAX_RECORDS)
+        cached = self._cached_listing(req, req.param("Marker"), "InvalidParameterValue",
+                                      lambda: self._rds_full_listing(environ, req))
+        if isinstance(cached, Response):
+            return cached
+        cache_id, offset, full = cached
         root = parse_xml(full)
         result = root.find(rds_tag(f"{req.action}Result"))
         container = result.find(rds_tag(list_tag)) if result is not None else None
@@ -716,26 +728,12 @@ class FakeAWS:
         limit = params.pop("Limit", None)
         marker = params.pop("Marker", None)
         size = self._page_size(None if limit is None else str(limit), (low, high, default))
-        offset = 0
-        full: bytes | None = None
-        if marker:
-            try:
-                cache_id, offset = decode_marker(str(marker))
-            except ValueError as exc:
-                return error_resp(req, 400, "InvalidMarkerException", str(exc))
-            with self._lock:
-                full = self._pages.get(cache_id)
-        else:
-            cache_id = secrets.token_hex(8)
-        if full is None:
-            resp = self._forward(environ, json.dumps(params).encode())
-            if resp.status != 200:
-                return resp
-            full = resp.body
-            with self._lock:
-                self._pages[cache_id] = full
-                while len(self._pages) > PAGE_CACHE_SIZE:
-                    self._pages.popitem(last=False)
+        cached = self._cached_listing(req, None if marker is None else str(marker),
+                                      "InvalidMarkerException",
+                                      lambda: self._forward(environ, json.dumps(params).encode()))
+        if isinstance(cached, Response):
+            return cached
+        cache_id, offset, full = cached
         data = json.loads(full)
         items = list(data.get(key, []))
         page: dict[str, Any] = {k: v for k, v in data.items() if k not in (key, "NextMarker")}
