@@ -212,13 +212,15 @@ def test_demo_report_replans_with_a_target_key(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = out / "rdsaudit-report.json"
     doc = json.loads(report.read_text())
-    own, own_err = _plan(report)
+    # Two accounts: a runbook to stdout is one account's (the caller's, which holds orders).
+    demo = doc["scan"]["accounts"][0]
+    own, own_err = _plan(report, "--account", demo)
     assert "refusing to plan with alias/aws/rds" in own_err  # aws-managed-key findings
-    assert _plan(report, "--strategy", "snapshot")[0] == own
+    assert _plan(report, "--account", demo, "--strategy", "snapshot")[0] == own
     [orders] = [k["arn"] for k in doc["keys"] if "alias/orders-db" in k["aliases"]
                 and k["region"] == "us-east-1"]
-    script, stderr = _plan(report, "--target-key", orders)
-    assert "refusing" not in stderr
+    script, stderr = _plan(report, "--account", demo, "--target-key", orders)
+    assert f"No customer managed key for account {demo}" not in stderr  # the other's may be
     used = _kms_keys_used(script)
     assert orders in used and not {k for k in used if ":us-east-1:" not in k} - {
         "alias/aws/rds"}
