@@ -20,7 +20,7 @@ from botocore.exceptions import (
 )
 
 from rdsaudit.arns import partition_of_region
-from rdsaudit.collect.account_scan import AccountScan, AccountScanner, ProgressFn
+from rdsaudit.collect.account_scan import AccountScan, AccountScanner, Progress, ProgressFn
 from rdsaudit.collect.accounts import (
     AccountsProblem,
     AccountsRequest,
@@ -177,6 +177,28 @@ def resolve_regions(session: boto3.Session, requested: Sequence[str] | None,
     return list(dict.fromkeys(requested))
 
 
+class CombinedProgress:
+    """One progress line for the accounts of a scan: the sums over the accounts that have
+    reported so far (regions done of regions known, resources, errors)."""
+
+    def __init__(self, progress: ProgressFn) -> None:
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._last: dict[str, Progress] = {}
+
+    def of(self, account_id: str) -> ProgressFn:
+        def report(update: Progress) -> None:
+            with self._lock:  # held while printing, so lines never go backwards
+                self._last[account_id] = update
+                seen = self._last.values()
+                self._progress(Progress(sum(p.regions_done for p in seen),
+                                        sum(p.regions_total for p in seen),
+                                        sum(p.resources for p in seen),
+                                        sum(p.errors for p in seen)))
+
+        return report
+
+
 def scan(session: boto3.Session, request: ScanRequest,
          progress: ProgressFn | None = None) -> Inventory:
     """Scan the caller's account, or every account of `request.accounts`, concurrently,
@@ -214,6 +236,8 @@ def scan(session: boto3.Session, request: ScanRequest,
         targets = request.accounts.shard.select(targets)
     stage: dict[str, tuple[str, str]] = {}  # account -> the call it is (or was last) in
 
+    combined = CombinedProgress(progress) if progress is not None else None
+
     def one(account_id: str) -> AccountScan | CollectionError:
         account_session = session
         if account_id != caller:
@@ -236,7 +260,7 @@ def scan(session: boto3.Session, request: ScanRequest,
             regions = explicit
         stage[account_id] = ("rds", "scan")
         result = AccountScanner(clients, account_id, regions, workers=request.workers,
-                                progress=progress if len(targets) == 1 else None,
+                                progress=combined.of(account_id) if combined else None,
                                 deadline=deadline).run()
         return replace(result, errors=tuple(errors) + result.errors)
 

@@ -217,3 +217,17 @@ def test_table_escapes_control_characters_and_aligns_rules() -> None:
     assert rows and all(line[rule_col - 1] == " " and line[rule_col] != " "
                         and line[region_col - 1] == " " and line[region_col] != " "
                         for line in rows)
+
+
+@needs_script
+def test_a_scan_of_several_accounts_shows_one_progress_line_for_all(tmp_path: Path) -> None:
+    """The demo scans two accounts: the progress line sums them (2 accounts x 2 regions),
+    where it used to show nothing for a multi-account scan."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)
+    code, text = _tty([RDSAUDIT, "demo", "--output-dir", str(tmp_path / "out")], env)
+    assert code == 0, text[-2000:]
+    shown = re.findall(r"rdsaudit: regions (\d+)/(\d+) ", text)
+    assert shown, text[-2000:]
+    assert shown[-1] == ("4", "4")
+    assert all(int(done) <= int(total) for done, total in shown)
