@@ -129,16 +129,13 @@ def account_part(inventory: Inventory, account: str) -> Inventory:
 
 
 def org_floor(inventory: Inventory, processes: int, organization_size: int) -> dict[str, int]:
-    """The fewest calls `processes` processes scanning these accounts can make together."""
-    floor: dict[str, int] = {}
-    for account in inventory.scan.accounts:
-        for op, n in api_floor(account_part(inventory, account)).items():
-            floor[op] = floor.get(op, 0) + n
-        if account != MANAGEMENT:
-            floor["sts:AssumeRole"] = floor.get("sts:AssumeRole", 0) + 1
+    """The fewest calls `processes` processes scanning these accounts can make together: the
+    floor of one scan of them all (`api_floor` with the management account as caller), and
+    each further process's own identity check and listing of the Organization."""
+    pages = max(1, math.ceil(organization_size / LIST_ACCOUNTS_PAGE))
+    floor = api_floor(inventory, caller=MANAGEMENT, list_accounts_pages=pages)
     floor["sts:GetCallerIdentity"] = processes
-    floor["organizations:ListAccounts"] = processes * max(
-        1, math.ceil(organization_size / LIST_ACCOUNTS_PAGE))
+    floor["organizations:ListAccounts"] = processes * pages
     return dict(sorted(floor.items()))
 
 

@@ -217,11 +217,15 @@ def api_floor(inventory: Inventory, discovered_regions: bool = False,
         floor["kms:ListAliases"] += pages(alias_counts[pair], alias_page)
     keys = keys_looked_up(inventory)
     described = set(keys) | primaries(inventory, keys)
+    # Each account's scan looks its keys up itself: a key two scanned accounts use (a
+    # cross-account key) is described, and its rotation asked, once by each of them.
+    by_arn = {k.arn: k for k in inventory.keys}
+    users = {arn: len(_accounts_using(arn, keys, by_arn)) or 1 for arn in described}
     if described:
-        floor["kms:DescribeKey"] += len(described)
+        floor["kms:DescribeKey"] += sum(users.values())
     rotated = rotation_keys(inventory, described)
     if rotated:
-        floor["kms:GetKeyRotationStatus"] += len(rotated)
+        floor["kms:GetKeyRotationStatus"] += sum(users[arn] for arn in rotated)
     for resource in inventory.resources:
         if needs_share_call(resource):
             floor[f"rds:{SNAPSHOT_SHARE_CALLS[resource.type][0]}"] += 1

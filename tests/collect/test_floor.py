@@ -119,6 +119,21 @@ def test_keys_are_described_once_and_rotation_asked_only_of_customer_keys() -> N
     assert floor["kms:GetKeyRotationStatus"] == 2
 
 
+def test_a_key_two_scanned_accounts_use_is_described_by_each() -> None:
+    """Each account's scan looks up its own keys: a cross-account key used by both scanned
+    accounts costs each of them a DescribeKey and a GetKeyRotationStatus (the inventory
+    merges the two look-ups into one record, so counting records would say one)."""
+    other = "210987654321"
+    inv = inventory(instance("a", key=KEY), instance("b", key=KEY, account=other),
+                    instance("c", key=KEY2), keys=(kms_key(KEY), kms_key(KEY2)))
+    inv = replace(inv, scan=replace(inv.scan, accounts=(ACCOUNT, other)))
+    floor = api_floor(inv, caller=ACCOUNT)
+    assert floor["kms:DescribeKey"] == 3  # KEY by each account, KEY2 by its own
+    assert floor["kms:GetKeyRotationStatus"] == 3
+    assert floor["kms:GetKeyLastUsage"] == 2  # only in the key's own account
+    assert floor["sts:AssumeRole"] == 1
+
+
 def test_multi_region_primary_is_described_once_and_rotation_asked_of_it_only() -> None:
     primary = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab")
     replica = key_arn("mrk-1234abcd12ab34cd56ef1234567890ab", region=OTHER)
