@@ -152,3 +152,32 @@ def test_any_mutated_report_is_planned_or_refused_cleanly(tmp_path: Path,
     file = tmp_path / "r.json"
     file.write_text(json.dumps(report))
     assert_clean_outcome(*run_main("plan", str(file)))
+
+
+def _built(build: Any, body: Any) -> tuple[str, Any]:
+    from rdsaudit.serialize import _Bad
+
+    try:
+        return "ok", build(body)
+    except _Bad as bad:
+        return "refused", str(bad)
+
+
+hostile_text = st.text(alphabet=st.characters(codec=None, categories=None), max_size=8) | \
+    st.sampled_from(["\ud800", "a\x00b", "caf\u00e9", "\u202e", " ", "", "x" * 3])
+
+
+@SETTINGS
+@given(path=st.sampled_from(PATHS), new=json_values | hostile_text, delete=st.booleans())
+def test_fast_loader_builds_or_refuses_exactly_as_the_reflective_one(
+        path: tuple[Any, ...], new: Any, delete: bool) -> None:
+    # The generated builder (serialize._fast_builder) must make the same records as the
+    # reflective `_build`, and refuse what it refuses with the same path and words.
+    from rdsaudit.model import Inventory
+    from rdsaudit.serialize import _build, _build_fast
+
+    doc = _mutate(VALID, path, new, delete)
+    body = {k: v for k, v in doc.items() if k not in ("format", "version")}
+    fast = _built(lambda b: _build_fast(Inventory, b, "inventory"), body)
+    slow = _built(lambda b: _build(Inventory, b, "inventory"), body)
+    assert fast == slow
