@@ -31,7 +31,10 @@ class InventoryProblem(ValueError):
 
 def to_data(value: Any) -> Any:
     """Dataclasses, enums and tuples to plain JSON values. Severity renders as its label."""
-    converter = _DUMPERS.get(type(value))
+    tp = type(value)
+    if tp is tuple or tp is list:
+        return [v if type(v) in _SCALARS else to_data(v) for v in value]
+    converter = _DUMPERS.get(tp)
     if converter is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
         converter = _DUMPERS[type(value)] = _dumper(type(value))
     if converter is not None:

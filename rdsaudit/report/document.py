@@ -327,24 +327,34 @@ def _blank() -> dict[str, int]:
             "errors": 0}
 
 
-def _grouped(result: Result, names: Iterable[str], part: str) -> dict[str, dict[str, int]]:
+def _grouped(result: Result, names: Iterable[str], part: str,
+             pass_counts: Counter[str] | None = None) -> dict[str, dict[str, int]]:
     """Counts per account or per region: every scanned one, failing or not."""
     groups = {name: _blank() for name in names}
+
+    def group(name: str) -> dict[str, int]:
+        counts = groups.get(name)
+        if counts is None:
+            counts = groups[name] = _blank()
+        return counts
+
     for r in result.inventory.resources:
         if Context.judged(r):
-            groups.setdefault(getattr(r, part), _blank())["resources"] += 1
+            group(getattr(r, part))["resources"] += 1
     for f in result.findings:
-        counts = groups.setdefault(getattr(f.resource, part), _blank())
+        counts = group(getattr(f.resource, part))
         counts[f.status.value] += 1
         if f.status is Status.FAIL:
             counts[f.severity.label] += 1
     if result.passes:
+        if pass_counts is None:
+            pass_counts = Counter(arn for arn, _ in result.passes)
         where = {r.arn: getattr(r, part) for r in result.inventory.resources}
         where.update((k.arn, getattr(k, part)) for k in result.inventory.keys)
-        for arn, _ in result.passes:
-            groups.setdefault(where.get(arn, "unknown"), _blank())["pass"] += 1
+        for arn, n in pass_counts.items():
+            group(where.get(arn, "unknown"))["pass"] += n
     for e in result.inventory.errors:
-        groups.setdefault(getattr(e, part), _blank())["errors"] += 1
+        group(getattr(e, part))["errors"] += 1
     return dict(sorted(groups.items()))
 
 
@@ -372,6 +382,7 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
     by_severity = Counter(f.severity.label for f in failing)
     severities = {s: by_severity.get(s, 0) for s in SEVERITIES}
     waiver_states = Counter(w.state for w in result.waivers)
+    pass_counts = Counter(arn for arn, _ in result.passes)
     return {
         "complete": not inv.errors,
         "resources": dict(sorted(Counter(r.type.value for r in inv.resources).items())),
@@ -382,8 +393,8 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
         "failures_by_region": dict(sorted(Counter(f.resource.region for f in failing).items())),
         "failures_by_account": dict(sorted(
             Counter(f.resource.account_id for f in failing).items())),
-        "by_account": _grouped(result, inv.scan.accounts, "account_id"),
-        "by_region": _grouped(result, inv.scan.regions, "region"),
+        "by_account": _grouped(result, inv.scan.accounts, "account_id", pass_counts),
+        "by_region": _grouped(result, inv.scan.regions, "region", pass_counts),
         "passes_by_rule": dict(sorted((Counter(f.rule_id for f in result.findings
                                                if f.status is Status.PASS)
                                        + Counter(rule for _, rule in result.passes)).items())),
