@@ -346,3 +346,26 @@ def test_xlsx_survives_control_characters_in_aws_text() -> None:
     assert "m\ufffd[31mred" in set(frame["message"])
     assert any("v\ufffd[2Jx\ufffd" in t for t in frame["tags"])
     assert not any("\x1b" in v for col in frame.columns for v in frame[col])
+
+
+def test_xlsx_sheets_have_a_frozen_bold_header_a_filter_and_text_never_a_formula() -> None:
+    """Read back with openpyxl, as a spreadsheet would open it: every sheet, the Findings
+    header frozen and filterable, account ids as text, a `=` value stays text."""
+    from openpyxl import load_workbook
+
+    doc = sample_document()
+    doc["findings"][0]["message"] = "=HYPERLINK(\"http://x\")"
+    data = FORMATS["xlsx"].render(doc)
+    assert isinstance(data, bytes)
+    book = load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["Summary", "By account and region", "Actions", "Findings",
+                               "Keys", "Key dependents"]
+    findings = book["Findings"]
+    assert findings.freeze_panes == "A2"
+    rows = list(findings.iter_rows(values_only=True))
+    assert findings.auto_filter.ref == f"A1:U{len(rows)}"
+    assert rows[0][0] == "account_id" and findings["A1"].font.b
+    assert all(isinstance(r[0], str) and r[0] == ACCOUNT for r in rows[1:])
+    assert all(c.data_type != "f" for row in findings.iter_rows() for c in row)
+    assert "'=HYPERLINK(\"http://x\")" in {r[9] for r in rows}
+    assert len(rows) - 1 == len(doc["findings"]) + len(doc["errors"])
