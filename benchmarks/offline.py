@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -178,6 +179,7 @@ def run(size: int, workdir: Path, profile: bool = True) -> dict[str, Any]:
     stage_times: list[tuple[str, float]] = []
     state: dict[str, Any] = {}
     print("   stage by stage", flush=True)
+    gc.set_threshold(100_000, 10, 10)  # as rdsaudit.cli.main sets it
     for name, fn in _stages(path, out):
         start = time.perf_counter()
         fn(state)

@@ -125,7 +125,9 @@ def redact(text: str) -> str:
         text = _AUTHORIZATION.sub(lambda m: m.group(1) + MASK, text)
     if "x-amz-" in low:
         text = _HEADER_VALUE.sub(lambda m: m.group(1) + MASK, text)
-    if any(word in low for word in _FIELD_WORDS):
+    # Every field word holds one of these three: most text is passed over by three tests.
+    if ("secret" in low or "session" in low or "security" in low) and any(
+            word in low for word in _FIELD_WORDS):
         text = _FIELD_VALUE.sub(lambda m: m.group(1) + MASK, text)
     if "AKIA" in text or "ASIA" in text:
         text = _KEY_ID.sub(MASK, text)
@@ -147,11 +149,15 @@ class _Walk:
         self._seen: dict[int, Any] = {}
 
     def __call__(self, value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return self._string(value)
+        if kind is dict:
+            return self._dict(value)
+        if kind is list:
+            return self._list(value)
         if isinstance(value, str):
-            done = self._strings.get(value)
-            if done is None:
-                done = self._strings[value] = redact(value)
-            return done
+            return self._string(value)
         if isinstance(value, Mapping | list | tuple):
             held = self._seen.get(id(value))
             if held is not None:
@@ -163,6 +169,62 @@ class _Walk:
             self._seen[id(value)] = (value, out)  # the original kept alive: ids stay unique
             return out
         return value
+
+    def _string(self, value: str) -> str:
+        done = self._strings.get(value)
+        if done is None:
+            done = self._strings[value] = redact(value)
+        return done
+
+    # Plain dicts and lists (all a report document holds) are walked here, with their
+    # strings and scalars handled inline: the same result as __call__ on each item, without
+    # a call per value (a 100k-resource document holds millions of them).
+
+    def _dict(self, value: dict[Any, Any]) -> Any:
+        held = self._seen.get(id(value))
+        if held is not None:
+            return held[1]
+        strings = self._strings
+        out = {}
+        for k, v in value.items():
+            if type(k) is str:
+                key = strings.get(k)
+                if key is None:
+                    key = strings[k] = redact(k)
+            else:
+                key = self(k)
+            kind = type(v)
+            if kind is str:
+                done = strings.get(v)
+                if done is None:
+                    done = strings[v] = redact(v)
+                out[key] = done
+            elif v is None or kind is int or kind is bool or kind is float:
+                out[key] = v
+            else:
+                out[key] = self(v)
+        self._seen[id(value)] = (value, out)
+        return out
+
+    def _list(self, value: list[Any]) -> Any:
+        held = self._seen.get(id(value))
+        if held is not None:
+            return held[1]
+        strings = self._strings
+        out = []
+        for v in value:
+            kind = type(v)
+            if kind is str:
+                done = strings.get(v)
+                if done is None:
+                    done = strings[v] = redact(v)
+                out.append(done)
+            elif v is None or kind is int or kind is bool or kind is float:
+                out.append(v)
+            else:
+                out.append(self(v))
+        self._seen[id(value)] = (value, out)
+        return out
 
 
 def _unsafe(ch: str) -> bool:
