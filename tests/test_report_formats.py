@@ -145,16 +145,38 @@ def html_rows(text: str) -> list[dict[str, Any]]:
     """The findings as the HTML page's script sees them (rows of the embedded data)."""
     parser = _ScriptData()
     parser.feed(text)
-    data = json.loads(parser.text)
+    return html_data_rows(json.loads(parser.text))
+
+
+def html_expand(data: Mapping[str, Any], index: int | None, name: tuple[str, ...]) -> Any:
+    """A text of the page's data with its resource put back, as report.js.j2 `expand`
+    does: region, account, id, then ARN (the reverse of html.TEXT_SLOTS)."""
+    if index is None:
+        return None
+    text = data["texts"][index]
+    if isinstance(text, list):
+        return text[0]
+    arn, rid, account, region = name
+    for slot, value in (("\x03", region), ("\x04", account), ("\x01", rid), ("\x02", arn)):
+        text = text.replace(slot, value)
+    return text
+
+
+def html_data_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     col = {name: i for i, name in enumerate(data["columns"])}
     rows = []
     for f in data["findings"]:
         # A resource is [prefix, id, tags, posture, fails, waived, arn?] (html._table_data).
         res = data["resources"][f[col["resource"]]]
-        arn = res[6] if len(res) > 6 else data["prefixes"][res[0]][0] + res[1]
+        prefix = data["prefixes"][res[0]]
+        arn = res[6] if len(res) > 6 else prefix[0] + res[1]
+        name = (arn, res[1], prefix[3], prefix[2])
+        remediation = html_expand(data, f[col["remediation"]], name)
         rows.append({"rule_id": f[col["rule_id"]], "status": f[col["status"]],
-                     "arn": arn, "severity": f[col["severity"]], "tags": res[2],
-                     "message": f[col["message"]], "remediation": f[col["remediation"]]})
+                     "arn": arn, "severity": f[col["severity"]],
+                     "tags": data["tagsets"][res[2]],
+                     "message": html_expand(data, f[col["message"]], name),
+                     "remediation": None if remediation is None else json.loads(remediation)})
     return rows
 
 
