@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from rdsaudit.report.asff import render_asff
+from rdsaudit.report.asff import iter_asff, render_asff
 from rdsaudit.report.contract import ReportDocument
 from rdsaudit.report.csv import iter_csv, render_csv
 from rdsaudit.report.document import report_document
 from rdsaudit.report.html import render_html
 from rdsaudit.report.json import iter_json, render_json
 from rdsaudit.report.junit import iter_junit, render_junit
-from rdsaudit.report.ocsf import render_ocsf
+from rdsaudit.report.ocsf import iter_ocsf, render_ocsf
 from rdsaudit.report.sarif import render_sarif
 from rdsaudit.report.table import render_table
 from rdsaudit.report.xlsx import render_xlsx
@@ -36,8 +36,8 @@ FORMATS: dict[str, Format] = {
     "csv": Format("csv", "csv", render_csv, iter_csv),
     "junit": Format("junit", "xml", render_junit, iter_junit),
     "sarif": Format("sarif", "sarif", render_sarif),
-    "asff": Format("asff", "asff.json", render_asff),
-    "ocsf": Format("ocsf", "ocsf.json", render_ocsf),
+    "asff": Format("asff", "asff.json", render_asff, iter_asff),
+    "ocsf": Format("ocsf", "ocsf.json", render_ocsf, iter_ocsf),
     "table": Format("table", "txt", render_table),
     "xlsx": Format("xlsx", "xlsx", render_xlsx),
 }
