@@ -37,6 +37,7 @@ from rdsaudit.model import (
 from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
 from rdsaudit.report.csv import iter_csv
+from rdsaudit.report.sarif import iter_sarif
 
 ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"
@@ -345,13 +346,19 @@ def test_large_formats_stream_whole_lines_that_add_up_to_the_report() -> None:
     each chunk ends a line, so the per-chunk redaction never sees half a value."""
     doc = sample_document()
     streaming = {name for name, fmt in FORMATS.items() if fmt.stream is not None}
-    assert streaming >= {"json", "csv", "junit"}
+    assert streaming >= {"json", "csv", "junit", "sarif", "asff", "ocsf"}
     for name in streaming:
         stream = FORMATS[name].stream
         assert stream is not None
-        chunks = list(iter_csv(doc, batch=1) if name == "csv" else stream(doc))
+        chunks = list(iter_csv(doc, batch=1) if name == "csv" else
+                      iter_sarif(doc, batch=1) if name == "sarif" else stream(doc))
         assert len(chunks) > 2, name
-        assert all(c.endswith("\n") for c in chunks if c), name
+        if name == "sarif":  # one line: chunks end between two results, never in a value
+            assert all(c.endswith(("[", "}")) for c in chunks[:-1])
+            assert all(c.startswith(",") for c in chunks[1:-1]), chunks[1][:20]
+            assert chunks[-1].endswith("\n") and chunks[-1].count("\n") == 1
+        else:
+            assert all(c.endswith("\n") for c in chunks if c), name
         assert "".join(chunks) == FORMATS[name].render(doc) == "".join(stream(doc)), name
 
 

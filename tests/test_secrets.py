@@ -175,6 +175,13 @@ def test_redact_data_reaches_every_string_and_keeps_the_shape(remembered: None) 
                                    "none": None}
     assert out["[REDACTED]"] == [["t", "[REDACTED]"]]
     assert out["proxy"] == {"k": ["[REDACTED]", {"deep": "[REDACTED]"}]} and out[7] == "v"
+    # In place (the CLI's own document, held by no one else): the same result, in the same
+    # dicts and lists where their keys stay as they are.
+    resources = doc["resources"]
+    again = redact_data(doc, in_place=True)
+    assert again == out and CALLER_SECRET not in repr(again)
+    assert again["resources"] is resources and resources[0] is shared is resources[1]
+    assert shared["arn"] == "x[REDACTED]"
 
 
 def test_log_records_are_redacted(remembered: None) -> None:
