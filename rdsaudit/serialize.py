@@ -118,6 +118,7 @@ def load_inventory(path: Path) -> Inventory:
         raise InventoryProblem(f"{path}: inventory is not valid JSON: {exc}") from None
     except RecursionError:
         raise InventoryProblem(f"{path}: inventory is nested too deeply") from None
+    del text  # 128 MB for 100k resources: not held while the records are built
     if not isinstance(raw, dict) or raw.get("format") != INVENTORY_FORMAT:
         raise InventoryProblem(f"{path}: not an rdsaudit inventory (written by --save-inventory)")
     version = raw.get("version")
@@ -129,6 +130,8 @@ def load_inventory(path: Path) -> Inventory:
         inventory = _build_fast(Inventory, body, "inventory")
     except _Bad as bad:
         raise InventoryProblem(f"{path}: {bad}") from None
+    finally:
+        _shared.clear()
     assert isinstance(inventory, Inventory)
     return inventory
 
@@ -144,6 +147,8 @@ def build_record(tp: Any, value: Any, where: str) -> Any:
         return _build_fast(tp, value, where)
     except _Bad as bad:
         raise InventoryProblem(str(bad)) from None
+    finally:
+        _shared.clear()
 
 
 # Fields that name something (used as is in look-ups and remediation commands): never
@@ -277,7 +282,7 @@ _MISSING = object()
 def _build_fast(tp: Any, value: Any, where: str) -> Any:
     try:
         return _fast_builder(tp)(value, where)
-    except (_Fallback, _Bad):  # _build names the first bad value with its whole path
+    except _Fallback:  # _build accepts it, or names the first bad value with its path
         return _build(tp, value, where)
 
 
@@ -290,6 +295,11 @@ def _fast_builder(tp: Any) -> Callable[[Any, str], Any]:
         "T": tp, "NAMES": names, "M": _MISSING, "F": _Fallback, "PLAIN": _PLAIN_ID,
         "problem": identifier_problem, "text": valid_text, "slow": _build,
         "records": _records, "strs": _strings, "pairs": _pairs, "fast": _build_fast,
+        # The saved inventory's own lists are dropped record by record as they are built
+        # (load_inventory parsed them for this alone): never the parsed JSON and every
+        # record at once. Repeated values (regions, accounts, engines, keys, tags) are one
+        # object each: JSON parsing makes a string per occurrence.
+        "CONSUME": tp is Inventory, "SHARE": _shared,
     }
     lines = ["def build(d, where):",
              "    if type(d) is not dict or not NAMES.issuperset(d):",
@@ -315,12 +325,22 @@ def _fast_builder(tp: Any) -> Callable[[Any, str], Any]:
 _PLAIN_ID = re.compile(r"[\x21-\x7e]*").fullmatch  # identifier_problem's own fast test
 
 
-def _str_check(v: str, identifier: bool) -> list[str]:
-    if identifier:
-        return [f"if type({v}) is not str or (not PLAIN({v}) and problem({v}) is not None):",
-                "    raise F"]
-    return [f"if type({v}) is not str:", "    raise F",
-            f"if not {v}.isascii():", f"    {v} = text({v})"]
+def _str_check(v: str, identifier: bool, share: bool) -> list[str]:
+    lines = [f"if type({v}) is not str or (not PLAIN({v}) and problem({v}) is not None):",
+             "    raise F"] if identifier else [
+        f"if type({v}) is not str:", "    raise F",
+        f"if not {v}.isascii():", f"    {v} = text({v})"]
+    if share:
+        lines.append(f"{v} = SHARE.setdefault({v}, {v})")
+    return lines
+
+
+# Fields whose values are (nearly) unique to their record: not worth sharing.
+_UNIQUE_FIELDS = frozenset({"arn", "id", "resource_id", "snapshot_arn", "description", "note",
+                            "message", "deletion_date", "valid_to", "last_used_at",
+                            "last_used_event_id", "members", "backup_replications"})
+# The values of the records being loaded, each kept once (cleared after a load).
+_shared: dict[Any, Any] = {}
 
 
 def _check(hint: Any, v: str, name: str, n: int, namespace: dict[str, Any]) -> list[str]:
@@ -334,7 +354,7 @@ def _check(hint: Any, v: str, name: str, n: int, namespace: dict[str, Any]) -> l
         body = _check(inner, v, name, n, namespace)
         return [f"if {v} is not None:"] + ["    " + line for line in body]
     if hint is str:
-        return _str_check(v, identifier)
+        return _str_check(v, identifier, name not in _UNIQUE_FIELDS)
     if hint is bool:
         return [f"if type({v}) is not bool:", "    raise F"]
     if hint is int:
@@ -349,10 +369,10 @@ def _check(hint: Any, v: str, name: str, n: int, namespace: dict[str, Any]) -> l
         if item is str:
             return [f"{v} = strs({v}, {identifier})"]
         if item == tuple[str, str]:
-            return [f"{v} = pairs({v}, {identifier})"]
+            return [f"{v} = pairs({v}, {identifier})", f"{v} = SHARE.setdefault({v}, {v})"]
         if dataclasses.is_dataclass(item):
             namespace[f"R{n}"] = item
-            return [f"{v} = records(R{n}, {v}, where + {'.' + name!r})"]
+            return [f"{v} = records(R{n}, {v}, where + {'.' + name!r}, CONSUME)"]
     if dataclasses.is_dataclass(hint):
         namespace[f"R{n}"] = hint
         return [f"{v} = fast(R{n}, {v}, where + {'.' + name!r})"]
@@ -404,11 +424,12 @@ def _pairs(value: Any, identifier: bool) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _records(tp: Any, value: Any, where: str) -> tuple[Any, ...]:
+def _records(tp: Any, value: Any, where: str, consume: bool = False) -> tuple[Any, ...]:
     """A list of records, each by the fast path, or by `_build` when it must decide (which
-    names the path of the first bad value, as it would have for the whole list)."""
+    names the path of the first bad value, as it would have for the whole list). With
+    `consume`, each parsed item is dropped from the list once its record is built."""
     if type(value) is not list:
-        raise _Fallback
+        raise _Bad(f"{where}: expected a list")  # as _build says it
     build = _fast_builder(tp)
     out = []
     for i, item in enumerate(value):
@@ -416,4 +437,6 @@ def _records(tp: Any, value: Any, where: str) -> tuple[Any, ...]:
             out.append(build(item, where))
         except (_Fallback, _Bad):
             out.append(_build(tp, item, f"{where}[{i}]"))
+        if consume:
+            value[i] = None
     return tuple(out)

@@ -206,17 +206,38 @@ def _resources(result: Result, ctx: Context) -> list[ResourceEntry]:
         lists[1].append(rule_id)
     entries: list[ResourceEntry] = []
     planned = _planned(result, ctx)
+    # What many resources have alike is one object each in the document (the JSON is the
+    # same): a 100k-resource estate has a handful of tag sets, key lists and rule lists.
+    shared: dict[Any, Any] = {}
+
+    def one(value: Any) -> Any:
+        key = (type(value), tuple(value)) if isinstance(value, list) else value
+        return shared.setdefault(key, value)
+
+    keyed: dict[tuple[Any, ...], tuple[str, list[KeyRoleEntry]]] = {}
+    tag_dicts: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for r in ctx.inventory.resources:
         # Cluster members are judged through their cluster, but a few rules (the instance's
         # own status) still judge them: listed when some rule did.
         if not ctx.judged(r) and r.arn not in outcomes:
             continue
         fails, passes, waived = outcomes.pop(r.arn, ([], [], []))
+        # Posture and key roles depend on these fields alone (and the inventory's keys).
+        key_facts = (r.type, r.encrypted, r.encryption_type, r.kms_key_id, r.region,
+                     r.account_id, r.performance_insights_kms_key_id,
+                     r.master_user_secret_kms_key_id, r.activity_stream_kms_key_id)
+        facts = keyed.get(key_facts)
+        if facts is None:
+            facts = keyed[key_facts] = (posture(r, ctx), _key_roles(r, ctx))
+        tags = tag_dicts.get(r.tags)
+        if tags is None:
+            tags = tag_dicts[r.tags] = dict(r.tags)
         entries.append({
             "arn": r.arn, "type": r.type.value, "id": r.id, "region": r.region,
             "account_id": r.account_id, "engine": r.engine, "status": r.status,
-            "posture": posture(r, ctx), "keys": _key_roles(r, ctx), "tags": dict(r.tags),
-            "fails": sorted(fails), "passes": sorted(passes), "waived": sorted(waived)})
+            "posture": facts[0], "keys": facts[1], "tags": tags,
+            "fails": one(sorted(fails)), "passes": one(sorted(passes)),
+            "waived": one(sorted(waived))})
         if r.arn not in planned:
             continue
         entries[-1]["config"] = resource_config(r)
