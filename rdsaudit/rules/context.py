@@ -98,6 +98,7 @@ class Context:
             if source is not None:
                 self._replicas[source.arn].append(r)
         self._key_views: dict[str, KeyView] = {}
+        self._of_types: dict[tuple[ResourceType, ...], list[Resource]] = {}
         # (KmsKeyId, region, account) -> its view: most resources share a handful of keys.
         self._id_views: dict[tuple[str, str, str], KeyView] = {}
         self._role_views: dict[str, tuple[tuple[KeyRole, KeyView], ...]] = {}
@@ -149,9 +150,11 @@ class Context:
         return bool(r.encrypted) and r.encryption_type is not EncryptionType.SSE_RDS
 
     def subjects(self, types: tuple[ResourceType, ...]) -> Iterator[Resource | KmsKey]:
-        for r in self.inventory.resources:
-            if r.type in types:
-                yield r
+        of_types = self._of_types.get(types)
+        if of_types is None:  # rules share a few subject lists: each is made once
+            of_types = self._of_types[types] = [r for r in self.inventory.resources
+                                                if r.type in types]
+        yield from of_types
         if ResourceType.KMS_KEY in types:
             for arn in self.judged_keys:
                 key = self.keys.get(arn)
