@@ -87,7 +87,9 @@ def render_xlsx(doc: Mapping[str, Any]) -> bytes:
         for name, columns, rows in sheets:
             sheet = book.add_worksheet(name)
             rows = iter(rows)
-            first = [[_cell(v) for v in row] for row in itertools.islice(rows, WIDTH_SAMPLE)]
+            # The Findings rows are the CSV's, neutralised already: only made sheet-safe.
+            cell = _sheet_text if name == "Findings" else _cell
+            first = [[cell(v) for v in row] for row in itertools.islice(rows, WIDTH_SAMPLE)]
             for i, column in enumerate(columns):  # widths go before the rows in the file
                 longest = max([len(str(column))] + [len(str(row[i]).split("\n")[0])
                                                     for row in first])
@@ -97,7 +99,7 @@ def render_xlsx(doc: Mapping[str, Any]) -> bytes:
                 sheet.write_string(0, i, column, bold)
             count = 0
             text, number = sheet.write_string, sheet.write_number
-            for row in itertools.chain(first, ([_cell(v) for v in r] for r in rows)):
+            for row in itertools.chain(first, ([cell(v) for v in r] for r in rows)):
                 count += 1
                 for i, value in enumerate(row):
                     if type(value) is str:
@@ -122,7 +124,11 @@ def _cell(value: Any) -> Any:
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return value
-    text = neutralise(str(value))
+    return _sheet_text(neutralise(str(value)))
+
+
+def _sheet_text(text: str) -> str:
+    """Text a cell can hold: no control character, at most CELL_MAX characters."""
     if not text.isprintable():  # a cheap test first: most cells are plain text
         text = _NOT_IN_SHEET.sub("\ufffd", text)
     if len(text) > CELL_MAX:
