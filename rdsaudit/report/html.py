@@ -644,11 +644,11 @@ ACTIONS_OPEN = 3  # actions shown expanded on screen; print shows every one in f
 # Failures written out in full (message, remediation) under their actions: what the printed
 # report holds. Beyond it (a very large estate) the rest are counted, and the CSV, XLSX and
 # JSON reports hold every one; the findings table of the page still lists all of them.
-DETAILED_FAILURES_MAX = 2000
+DETAILED_FAILURES_MAX = 1000
 # Actions written out (with the cause's fix): a 100k-resource estate has 25,000, 70 MB of
 # page. Beyond this many the page says how many more there are and where they are listed
 # (the JSON report, the XLSX Actions sheet); every deadline is still shown.
-ACTIONS_SHOWN_MAX = 1000
+ACTIONS_SHOWN_MAX = 500
 # Dependents listed under each key in the key view; the rest are counted (the JSON report
 # and the XLSX Key dependents sheet list every one).
 KEY_USERS_SHOWN = 100
