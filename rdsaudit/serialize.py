@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from rdsaudit.model import Inventory
+from rdsaudit.model import Inventory, ScanInfo
 from rdsaudit.text import identifier_problem, valid_text
 from rdsaudit.userfile import UserFileProblem, read_user_file
 
@@ -113,12 +113,33 @@ def load_inventory(path: Path) -> Inventory:
     except UserFileProblem as exc:
         raise InventoryProblem(str(exc)) from None
     try:
-        raw = json.loads(text)
+        streamed = _streamed_inventory(text)
+    finally:
+        _shared.clear()
+    if streamed is not None:
+        return streamed
+    # Anything the streamed reading does not take as plainly valid is read whole, by the
+    # same rules, which accept it or say exactly what is wrong.
+    raw = _parsed(text, path)
+    del text  # 128 MB for 100k resources: not held while the records are built
+    return _inventory_of(raw, path)
+
+
+def _whole_inventory(text: str, path: Path) -> Inventory:
+    """The inventory of a saved inventory's text, read whole."""
+    return _inventory_of(_parsed(text, path), path)
+
+
+def _parsed(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InventoryProblem(f"{path}: inventory is not valid JSON: {exc}") from None
     except RecursionError:
         raise InventoryProblem(f"{path}: inventory is nested too deeply") from None
-    del text  # 128 MB for 100k resources: not held while the records are built
+
+
+def _inventory_of(raw: Any, path: Path) -> Inventory:
     if not isinstance(raw, dict) or raw.get("format") != INVENTORY_FORMAT:
         raise InventoryProblem(f"{path}: not an rdsaudit inventory (written by --save-inventory)")
     version = raw.get("version")
@@ -138,6 +159,104 @@ def load_inventory(path: Path) -> Inventory:
 
 class _Bad(ValueError):
     pass
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")  # what json's decoder skips between tokens
+_DECODER = json.JSONDecoder()  # json.loads's own settings
+
+
+def _streamed_inventory(text: str) -> Inventory | None:
+    """The inventory, with each record built as soon as it is parsed: never the parsed JSON
+    of 100,000 records at once (a dict of ~50 members each: 230 MB). Only for the plainly
+    valid: None on anything else (a syntax error anywhere, a record the fast path leaves to
+    `_build`, a wrong format or version, an unknown or missing member), which the caller
+    then reads whole and judges exactly as before."""
+    record_lists = _record_lists()
+    ws = _WHITESPACE.match
+    decode = _DECODER.raw_decode
+
+    def skip(pos: int) -> int:
+        match = ws(text, pos)  # always a match (it may be empty)
+        return match.end() if match is not None else pos
+
+    try:
+        pos = skip(0)
+        if text[pos:pos + 1] != "{":
+            return None
+        pos = skip(pos + 1)
+        members: dict[str, Any] = {}
+        while True:
+            if text[pos:pos + 1] != '"':
+                return None
+            key, pos = decode(text, pos)
+            pos = skip(pos)
+            if text[pos:pos + 1] != ":":
+                return None
+            pos = skip(pos + 1)
+            tp = record_lists.get(key)
+            if tp is not None and text[pos:pos + 1] == "[":
+                build = _fast_builder(tp)
+                records = []
+                pos = skip(pos + 1)
+                if text[pos:pos + 1] == "]":
+                    pos += 1
+                else:
+                    while True:
+                        item, pos = decode(text, pos)
+                        records.append(build(item, key))
+                        pos = skip(pos)
+                        if text[pos:pos + 1] == ",":
+                            pos = skip(pos + 1)
+                        elif text[pos:pos + 1] == "]":
+                            pos += 1
+                            break
+                        else:
+                            return None
+                members[key] = tuple(records)
+            else:
+                value, pos = decode(text, pos)
+                members[key] = _Raw(value)
+            pos = skip(pos)
+            if text[pos:pos + 1] == ",":
+                pos = skip(pos + 1)
+            elif text[pos:pos + 1] == "}":
+                break
+            else:
+                return None
+        if skip(pos + 1) != len(text):
+            return None  # json.loads: "Extra data"
+        version = members.pop("version", None)
+        form = members.pop("format", None)
+        if not (isinstance(form, _Raw) and form.value == INVENTORY_FORMAT
+                and isinstance(version, _Raw) and type(version.value) is int
+                and version.value == INVENTORY_VERSION):
+            return None
+        scan = members.pop("scan", None)
+        if not isinstance(scan, _Raw) or any(
+                name not in record_lists or isinstance(value, _Raw)
+                for name, value in members.items()):
+            return None
+        return Inventory(_build_fast(ScanInfo, scan.value, "inventory.scan"), **members)
+    except (ValueError, RecursionError, _Fallback):  # JSONDecodeError and _Bad are ValueErrors
+        return None
+
+
+class _Raw:
+    """A member's value as parsed (not a record list)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+@functools.cache
+def _record_lists() -> dict[str, Any]:
+    """Inventory member -> the record type of its list (resources: Resource, ...)."""
+    hints = typing.get_type_hints(Inventory)
+    return {name: typing.get_args(hint)[0] for name, hint in hints.items()
+            if typing.get_origin(hint) is tuple and dataclasses.is_dataclass(
+                typing.get_args(hint)[0])}
 
 
 def build_record(tp: Any, value: Any, where: str) -> Any:
