@@ -85,9 +85,15 @@ def iter_inventory(inventory: Inventory) -> Iterator[str]:
 
 
 def json_lines(members: Sequence[tuple[str, Any]], dump: Callable[[Any], str],
-               indent: str) -> Iterator[str]:
+               indent: str, inner: Mapping[str, str] | None = None,
+               batch: int = 200) -> Iterator[str]:
     """A JSON object written a line at a time: each member on a line of its own, except a
-    non-empty list (or tuple), whose items get a line each. `dump` encodes one value."""
+    non-empty list (or tuple), whose items get a line each. `dump` encodes one value.
+
+    `inner` names object members whose line holds a long list (the report's
+    summary.actions: 25,000 actions of a large estate, tens of megabytes): that line is
+    written in pieces of `batch` list items, each piece ending between two items (never
+    inside a value), so the line is never one string."""
     yield "{\n"
     last = len(members) - 1
     for n, (name, value) in enumerate(members):
@@ -98,9 +104,31 @@ def json_lines(members: Sequence[tuple[str, Any]], dump: Callable[[Any], str],
             for i, item in enumerate(value):
                 yield f"{indent * 2}{dump(item)}{',' if i < final else ''}\n"
             yield f"{indent}]{end}"
+        elif inner and name in inner and isinstance(value, Mapping) and isinstance(
+                value.get(inner[name]), list | tuple) and value[inner[name]]:
+            yield from _pieces(f"{indent}{json.dumps(name)}: ", value, inner[name], dump,
+                               end, batch)
         else:
             yield f"{indent}{json.dumps(name)}: {dump(value)}{end}"
     yield "}\n"
+
+
+def _pieces(start: str, value: Mapping[str, Any], key: str, dump: Callable[[Any], str],
+            end: str, batch: int) -> Iterator[str]:
+    """`start`, then dump(value) in pieces: the same text as one dump, whose list `key` is
+    written `batch` items at a time (the items joined as the encoder joins them)."""
+    marker = "\x00rdsaudit-list\x00"
+    # The last occurrence: what follows the list in the object is ours (the report puts
+    # the actions last), while text before it could hold the marker.
+    head, tail = dump({**value, key: marker}).rsplit(dump(marker), 1)
+    separator = dump([0, 0])[2:-2]  # ", " or ","
+    items = value[key]
+    chunk = start + head + "["
+    for i in range(0, len(items), batch):
+        chunk += separator.join(dump(item) for item in items[i:i + batch])
+        yield chunk
+        chunk = separator
+    yield "]" + tail + end
 
 
 def _compact(value: Any) -> str:
