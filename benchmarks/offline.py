@@ -8,7 +8,8 @@ per region, the resource mix of estate.py, one in five resources unencrypted. Th
 2. the same pipeline in-process, stage by stage (load, evaluate, document, each renderer);
 3. the same again under cProfile, for where each stage spends its time.
 
-    .venv/bin/python benchmarks/offline.py [--size 100000]
+    .venv/bin/python benchmarks/offline.py [--size 100000] [--no-profile] [--update-results]
+    .venv/bin/python benchmarks/offline.py --scaling [--update-results]
 """
 
 from __future__ import annotations
@@ -235,6 +236,47 @@ def run(size: int, workdir: Path, profile: bool = True) -> dict[str, Any]:
             "stages": stage_times, "findings": findings, "sizes": sizes, "markdown": md}
 
 
+def scaling(sizes: list[int], workdir: Path) -> list[str]:
+    """The CLI pass alone at each size: CPU, peak RSS and reports, and the growth per
+    resource against the smallest size (linear: about flat per resource)."""
+    sys.path.insert(0, str(HERE))
+    from run import RDSAUDIT, timed
+
+    from rdsaudit.report import FORMATS
+    from rdsaudit.serialize import dump_inventory
+
+    rows = []
+    for size in sizes:
+        print(f"== scaling: {size} resources", flush=True)
+        path = workdir / f"scaling-{size}.json"
+        path.write_text(dump_inventory(build_inventory(size)), encoding="utf-8")
+        out = workdir / f"scaling-{size}"
+        out.mkdir(exist_ok=True)
+        measured = timed([RDSAUDIT, "evaluate", str(path), "--format", ",".join(FORMATS),
+                          "--output-dir", str(out), "--exit-zero", "--quiet"],
+                         {"PATH": "/usr/bin:/bin"})
+        reports = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+        html = (out / "rdsaudit-report.html").stat().st_size
+        rows.append((size, measured, reports, html))
+        path.unlink()
+    base = rows[0]
+    md = [f"## Offline scaling: evaluate and every format, {sizes[0]} to {sizes[-1]} "
+          "resources", "",
+          "`benchmarks/offline.py --scaling`: the CLI run of the section above at each size. "
+          "CPU and peak RSS per 1,000 resources should stay about flat (linear); start-up and "
+          "the one-time load of the botocore model weigh on the small end.", "",
+          "| resources | CPU s | wall s | peak RSS MB | reports MB | HTML MB | CPU s / 1k | "
+          "RSS MB / 1k above 1k's |",
+          "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for size, m, reports, html in rows:
+        extra = (m.rss_mb - base[1].rss_mb) / ((size - base[0]) / 1000) if size > base[0] \
+            else 0.0
+        md.append(f"| {size} | {m.cpu:.1f} | {m.wall:.1f} | {m.rss_mb:.0f} | "
+                  f"{reports / 1e6:.0f} | {html / 1e6:.1f} | {1000 * m.cpu / size:.2f} | "
+                  f"{extra:.1f} |")
+    return md
+
+
 def _verdict(ok: bool) -> str:
     return "holds" if ok else "**does not hold**"
 
@@ -255,7 +297,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile pass")
     ap.add_argument("--update-results", action="store_true",
                     help="replace this size's offline section of benchmarks/results.md")
+    ap.add_argument("--scaling", action="store_true",
+                    help="only the CLI run at 1k, 10k, 20k, 50k and 100k resources")
     args = ap.parse_args(argv)
+    if args.scaling:
+        with tempfile.TemporaryDirectory(prefix="rdsaudit-offline-") as tmp:
+            md = scaling([1000, 10_000, 20_000, 50_000, 100_000], Path(tmp))
+        print("\n".join(md))
+        if args.update_results:
+            update_results(HERE / "results.md", md)
+        return 0
     with tempfile.TemporaryDirectory(prefix="rdsaudit-offline-") as tmp:
         result = run(args.size, Path(tmp), profile=not args.no_profile)
     print("\n".join(result["markdown"]))
