@@ -4,6 +4,7 @@ Prints the file size, the render time, the page load time and how long a severit
 change takes to update the rows. Figures only, no assertions: a benchmark, not a test.
 
     .venv/bin/python benchmarks/bench_html.py [--findings 20000] [--keep report.html]
+    .venv/bin/python benchmarks/bench_html.py --html OUT/rdsaudit-report.html
 """
 
 from __future__ import annotations
@@ -194,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--findings", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="also write the report here")
+    parser.add_argument("--html", type=Path, help="drive this report (e.g. the 100k one that "
+                        "offline.py's CLI run wrote) instead of building one")
     args = parser.parse_args(argv)
+    if args.html:
+        print(f"file size:                  {args.html.stat().st_size / 1e6:8.2f} MB")
+        browse(args.html.resolve())
+        return 0
 
     start = time.perf_counter()
     doc = build_document(args.findings)

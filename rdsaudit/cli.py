@@ -6,6 +6,7 @@ everything a command does after parsing lives elsewhere (`outputs`, `inputs`, th
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -870,6 +871,10 @@ def _guard_stderr() -> None:
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     _guard_stderr()
+    # A large estate is millions of small acyclic objects (records, report entries): at the
+    # default thresholds the cyclic collector walks the growing heap over and over (a third
+    # of a 100k-resource evaluate). Young objects are collected 140x less often.
+    gc.set_threshold(100_000, 10, 10)
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="rdsaudit",
                       standalone_mode=False)

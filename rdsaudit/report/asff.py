@@ -9,8 +9,7 @@ values): Title 256, Description 1,024, Remediation.Recommendation.Text 512 chara
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from rdsaudit.arns import partition_of_region
@@ -107,12 +106,25 @@ def asff_finding(f: Mapping[str, Any], at: str) -> dict[str, Any]:
 
 
 def asff_findings(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(_asff(doc))
+
+
+def _asff(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     scan: Mapping[str, Any] = doc.get("scan") or {}
     at = str(scan.get("finished_at") or scan.get("started_at"))
     findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
-    return [asff_finding(f, at) for f in findings if f.get("status") in ("fail", "waived")]
+    return (asff_finding(f, at) for f in findings if f.get("status") in ("fail", "waived"))
 
 
 def render_asff(doc: Mapping[str, Any]) -> str:
-    """A JSON list of ASFF findings (what `aws securityhub batch-import-findings` takes)."""
-    return json.dumps(asff_findings(doc), ensure_ascii=False, indent=1) + "\n"
+    """A JSON list of ASFF findings (what `aws securityhub batch-import-findings` takes),
+    one finding per line."""
+    return "".join(iter_asff(doc))
+
+
+def iter_asff(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The ASFF list a line (a finding) at a time, for writing straight to the file. One
+    compact finding a line, as OCSF: an indented dump ran json's pure-Python encoder."""
+    from rdsaudit.report.ocsf import json_array_lines
+
+    return json_array_lines(_asff(doc))

@@ -69,13 +69,17 @@ def neutralise(value: str) -> str:
     blanks, with a formula character makes the whole cell text."""
     if value.startswith(FORMULA_PREFIXES):
         return "'" + value
+    # The patterns below need a line break, or a blank first: most cells have neither.
+    if not value.startswith(_BLANK_CHARS) and "\n" not in value and "\r" not in value:
+        return value
     if _LINE_FORMULA.search(value) or _BLANK_FORMULA.match(value):
         # Every line break is kept as it was; a quote goes before each formula line.
         return "'" + _LINE_FORMULA.sub(lambda m: m.group(1) + "'" + m.group(2), value)
     return value
 
 
-_BLANKS = "[ \u00a0\u2007\u202f\u3000]*"
+_BLANK_CHARS = (" ", "\u00a0", "\u2007", "\u202f", "\u3000")
+_BLANKS = "[" + "".join(_BLANK_CHARS) + "]*"
 _LINE_FORMULA = re.compile(f"(\r\n|\r|\n)({_BLANKS}(?=[=+\\-@\t]))")
 _BLANK_FORMULA = re.compile(f"{_BLANKS}[=+\\-@]")
 

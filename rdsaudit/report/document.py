@@ -207,17 +207,38 @@ def _resources(result: Result, ctx: Context) -> list[ResourceEntry]:
         lists[1].append(rule_id)
     entries: list[ResourceEntry] = []
     planned = _planned(result, ctx)
+    # What many resources have alike is one object each in the document (the JSON is the
+    # same): a 100k-resource estate has a handful of tag sets, key lists and rule lists.
+    shared: dict[Any, Any] = {}
+
+    def one(value: Any) -> Any:
+        key = (type(value), tuple(value)) if isinstance(value, list) else value
+        return shared.setdefault(key, value)
+
+    keyed: dict[tuple[Any, ...], tuple[str, list[KeyRoleEntry]]] = {}
+    tag_dicts: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for r in ctx.inventory.resources:
         # Cluster members are judged through their cluster, but a few rules (the instance's
         # own status) still judge them: listed when some rule did.
         if not ctx.judged(r) and r.arn not in outcomes:
             continue
         fails, passes, waived = outcomes.pop(r.arn, ([], [], []))
+        # Posture and key roles depend on these fields alone (and the inventory's keys).
+        key_facts = (r.type, r.encrypted, r.encryption_type, r.kms_key_id, r.region,
+                     r.account_id, r.performance_insights_kms_key_id,
+                     r.master_user_secret_kms_key_id, r.activity_stream_kms_key_id)
+        facts = keyed.get(key_facts)
+        if facts is None:
+            facts = keyed[key_facts] = (posture(r, ctx), _key_roles(r, ctx))
+        tags = tag_dicts.get(r.tags)
+        if tags is None:
+            tags = tag_dicts[r.tags] = dict(r.tags)
         entries.append({
             "arn": r.arn, "type": r.type.value, "id": r.id, "region": r.region,
             "account_id": r.account_id, "engine": r.engine, "status": r.status,
-            "posture": posture(r, ctx), "keys": _key_roles(r, ctx), "tags": dict(r.tags),
-            "fails": sorted(fails), "passes": sorted(passes), "waived": sorted(waived)})
+            "posture": facts[0], "keys": facts[1], "tags": tags,
+            "fails": one(sorted(fails)), "passes": one(sorted(passes)),
+            "waived": one(sorted(waived))})
         if r.arn not in planned:
             continue
         entries[-1]["config"] = resource_config(r)
@@ -328,24 +349,34 @@ def _blank() -> dict[str, int]:
             "errors": 0}
 
 
-def _grouped(result: Result, names: Iterable[str], part: str) -> dict[str, dict[str, int]]:
+def _grouped(result: Result, names: Iterable[str], part: str,
+             pass_counts: Counter[str] | None = None) -> dict[str, dict[str, int]]:
     """Counts per account or per region: every scanned one, failing or not."""
     groups = {name: _blank() for name in names}
+
+    def group(name: str) -> dict[str, int]:
+        counts = groups.get(name)
+        if counts is None:
+            counts = groups[name] = _blank()
+        return counts
+
     for r in result.inventory.resources:
         if Context.judged(r):
-            groups.setdefault(getattr(r, part), _blank())["resources"] += 1
+            group(getattr(r, part))["resources"] += 1
     for f in result.findings:
-        counts = groups.setdefault(getattr(f.resource, part), _blank())
+        counts = group(getattr(f.resource, part))
         counts[f.status.value] += 1
         if f.status is Status.FAIL:
             counts[f.severity.label] += 1
     if result.passes:
+        if pass_counts is None:
+            pass_counts = Counter(arn for arn, _ in result.passes)
         where = {r.arn: getattr(r, part) for r in result.inventory.resources}
         where.update((k.arn, getattr(k, part)) for k in result.inventory.keys)
-        for arn, _ in result.passes:
-            groups.setdefault(where.get(arn, "unknown"), _blank())["pass"] += 1
+        for arn, n in pass_counts.items():
+            group(where.get(arn, "unknown"))["pass"] += n
     for e in result.inventory.errors:
-        groups.setdefault(getattr(e, part), _blank())["errors"] += 1
+        group(getattr(e, part))["errors"] += 1
     return dict(sorted(groups.items()))
 
 
@@ -373,6 +404,7 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
     by_severity = Counter(f.severity.label for f in failing)
     severities = {s: by_severity.get(s, 0) for s in SEVERITIES}
     waiver_states = Counter(w.state for w in result.waivers)
+    pass_counts = Counter(arn for arn, _ in result.passes)
     return {
         "complete": not inv.errors,
         "resources": dict(sorted(Counter(r.type.value for r in inv.resources).items())),
@@ -383,8 +415,8 @@ def _summary(result: Result, fail_on: Severity, only_new: bool) -> Summary:
         "failures_by_region": dict(sorted(Counter(f.resource.region for f in failing).items())),
         "failures_by_account": dict(sorted(
             Counter(f.resource.account_id for f in failing).items())),
-        "by_account": _grouped(result, inv.scan.accounts, "account_id"),
-        "by_region": _grouped(result, inv.scan.regions, "region"),
+        "by_account": _grouped(result, inv.scan.accounts, "account_id", pass_counts),
+        "by_region": _grouped(result, inv.scan.regions, "region", pass_counts),
         "passes_by_rule": dict(sorted((Counter(f.rule_id for f in result.findings
                                                if f.status is Status.PASS)
                                        + Counter(rule for _, rule in result.passes)).items())),

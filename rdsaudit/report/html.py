@@ -26,7 +26,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.resources
+import json
 import math
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
@@ -136,6 +138,7 @@ def _page(doc: Mapping[str, Any]) -> dict[str, Any]:
         "account_chart": _chart(failing, lambda f: str(_resource(f).get("account_id")))
         if len(accounts) > 1 else None,
         "keys": keys,
+        "key_users_shown": KEY_USERS_SHOWN,
         "data": data,
         "filter_rules": sorted((r, t) for r, t in data["rules"].items()
                                if r in data["failing_rules"]),
@@ -158,32 +161,56 @@ def _table_data(doc: Mapping[str, Any], findings: Sequence[Mapping[str, Any]],
     """The findings and resources as the page's JS reads them: rows of arrays, interned.
 
     A resource is stored once as [prefix, id, tags, posture, fails, waived, arn?]: `prefix`
-    indexes (ARN without the id, type, region, account), so 100,000 resources stay a few
-    megabytes; the full ARN is stored only when it does not end with the id. Pass evidence
-    is per rule: the indices of the resources that pass it. Pass findings (--evidence full)
-    are never table rows: the table shows what to fix.
+    indexes (ARN without the id, type, region, account), `tags` indexes `tagsets` and
+    `fails` / `waived` index `rulesets` (an estate repeats a few of each), so 100,000
+    resources stay a few megabytes; the full ARN is stored only when it does not end with
+    the id. A finding's message and remediation (JSON text) index `texts`, where each is
+    stored once with its resource's ARN, id, account and region replaced by the control
+    characters of TEXT_SLOTS (the page puts them back, `expand` in report.js.j2): the
+    remediations of 20,000 unencrypted snapshots differ only in those, and are a handful
+    of texts. A text that holds one of those characters itself is stored as [text], as is.
+    Pass evidence is per rule: the indices of the resources that pass it, each given as
+    the difference from the one before. Pass findings (--evidence full) are never table
+    rows: the table shows what to fix.
     """
     prefixes: dict[tuple[str, str, str, str], int] = {}
     resources: list[list[Any]] = []
+    names: list[tuple[str, str, str, str]] = []  # each row's (arn, id, account, region)
     index: dict[str, int] = {}
     posture_index = {p: i for i, p in enumerate(POSTURES)}
     passes: dict[str, list[int]] = {}
     rules: dict[str, str] = {}
+    tagsets: dict[str, int] = {}
+    tag_rows: list[list[list[str]]] = []
+    rulesets: dict[tuple[str, ...], int] = {(): 0}
+
+    def interned_tags(tags: Mapping[str, Any]) -> int:
+        pairs = [[str(k), str(v)] for k, v in tags.items()]
+        key = json.dumps(pairs, ensure_ascii=False)
+        found = tagsets.get(key)
+        if found is None:
+            found = tagsets[key] = len(tag_rows)
+            tag_rows.append(pairs)
+        return found
+
+    def interned_rules(ids: Sequence[Any]) -> int:
+        key = tuple(str(i) for i in ids)
+        return rulesets.setdefault(key, len(rulesets))
 
     def add(r: Mapping[str, Any], posture: str, fails: Sequence[str],
             waived: Sequence[str]) -> int:
         arn, rid = str(r.get("arn")), str(r.get("id"))
         base = arn[:-len(rid)] if rid and arn.endswith(rid) else arn
-        p = prefixes.setdefault((base, str(r.get("type")), str(r.get("region")),
-                                 str(r.get("account_id"))), len(prefixes))
-        tags = r.get("tags") or {}
-        row: list[Any] = [p, rid, [[str(k), str(v)] for k, v in tags.items()],
+        region, account = str(r.get("region")), str(r.get("account_id"))
+        p = prefixes.setdefault((base, str(r.get("type")), region, account), len(prefixes))
+        row: list[Any] = [p, rid, interned_tags(r.get("tags") or {}),
                           posture_index.get(posture, posture_index["unknown"]),
-                          list(fails), list(waived)]
+                          interned_rules(fails), interned_rules(waived)]
         if base == arn:
             row.append(arn)
         index[arn] = len(resources)
         resources.append(row)
+        names.append((arn, rid, account, region))
         return index[arn]
 
     for r in doc.get("resources") or []:
@@ -191,6 +218,18 @@ def _table_data(doc: Mapping[str, Any], findings: Sequence[Mapping[str, Any]],
         for rule_id in r.get("passes") or []:
             passes.setdefault(str(rule_id), []).append(i)
     key_refs: dict[tuple[Any, ...], int] = {}
+    texts: dict[str, int] = {}
+    text_rows: list[str | list[str]] = []
+
+    def text(value: str, res_index: int) -> int:
+        templated = _template(value, names[res_index])
+        key = templated if isinstance(templated, str) else "\x00" + templated[0]
+        found = texts.get(key)
+        if found is None:
+            found = texts[key] = len(text_rows)
+            text_rows.append(templated)
+        return found
+
     rows = []
     failing_rules: set[str] = set()
     for f in findings:
@@ -209,9 +248,12 @@ def _table_data(doc: Mapping[str, Any], findings: Sequence[Mapping[str, Any]],
             ref = (key.get("arn"), key.get("state"), key.get("manager"))
             key_index = key_refs.setdefault(ref, len(key_refs))
         baseline = f.get("baseline")
-        rows.append([rule_id, f.get("severity"), f.get("status"), res_index, f.get("message"),
-                     key_index, f.get("remediation"), f.get("waiver"),
-                     baseline if isinstance(baseline, str) else None])
+        message = f.get("message")
+        remediation = f.get("remediation")
+        rows.append([rule_id, f.get("severity"), f.get("status"), res_index,
+                     None if message is None else text(str(message), res_index), key_index,
+                     None if not remediation else text(_compact(remediation), res_index),
+                     f.get("waiver"), baseline if isinstance(baseline, str) else None])
     columns = ["rule_id", "severity", "status", "resource", "message", "kms_key",
                "remediation", "waiver", "baseline"]
     if all(row[-1] is None for row in rows):
@@ -226,10 +268,13 @@ def _table_data(doc: Mapping[str, Any], findings: Sequence[Mapping[str, Any]],
     return {
         "columns": columns,
         "findings": rows,
+        "texts": text_rows,
         "prefixes": [list(p) for p in prefixes],
         "postures": list(POSTURES),
         "resources": resources,
-        "passes": passes,
+        "tagsets": tag_rows,
+        "rulesets": [list(ids) for ids in rulesets],
+        "passes": {rule: _deltas(members) for rule, members in passes.items()},
         "kms_keys": list(key_refs),
         "rules": rules,
         "docs": {rule_id: rule_doc(rule_id) for rule_id in rules},
@@ -237,6 +282,36 @@ def _table_data(doc: Mapping[str, Any], findings: Sequence[Mapping[str, Any]],
         # Key ARN (or AWS_OWNED, the SSE-RDS row) -> id of its row in the key view.
         "key_anchors": {k["arn"] or "AWS_OWNED": k["anchor"] for k in keys},
     }
+
+
+# The control characters that stand for a finding's resource in `texts`, in the order they
+# are put in: the ARN first (it holds the id), then the id, the account and the region. JSON
+# escapes every control character, so none can be in a JSON text; a message that holds one
+# is stored as it is.
+TEXT_SLOTS = ("\x02", "\x01", "\x04", "\x03")
+_SLOT_CHARS = re.compile("[\x00-\x1f\"\\\\]")
+
+
+def _template(value: str, name: tuple[str, str, str, str]) -> str | list[str]:
+    if any(slot in value for slot in TEXT_SLOTS):
+        return [value]
+    for slot, part in zip(TEXT_SLOTS, name, strict=True):
+        # Only a part that is written the same inside JSON text, and never an empty one.
+        if part and not _SLOT_CHARS.search(part):
+            value = value.replace(part, slot)
+    return value
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _deltas(members: Sequence[int]) -> list[int]:
+    out, last = [], 0
+    for i in members:
+        out.append(i - last)
+        last = i
+    return out
 
 
 def _chart(failing: Sequence[Mapping[str, Any]], label_of: Any) -> dict[str, Any]:
@@ -569,7 +644,14 @@ ACTIONS_OPEN = 3  # actions shown expanded on screen; print shows every one in f
 # Failures written out in full (message, remediation) under their actions: what the printed
 # report holds. Beyond it (a very large estate) the rest are counted, and the CSV, XLSX and
 # JSON reports hold every one; the findings table of the page still lists all of them.
-DETAILED_FAILURES_MAX = 5000
+DETAILED_FAILURES_MAX = 1000
+# Actions written out (with the cause's fix): a 100k-resource estate has 25,000, 70 MB of
+# page. Beyond this many the page says how many more there are and where they are listed
+# (the JSON report, the XLSX Actions sheet); every deadline is still shown.
+ACTIONS_SHOWN_MAX = 500
+# Dependents listed under each key in the key view; the rest are counted (the JSON report
+# and the XLSX Key dependents sheet list every one).
+KEY_USERS_SHOWN = 100
 
 
 def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -580,7 +662,8 @@ def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
     by_id = {f.get("id"): f for f in doc.get("findings") or [] if f.get("status") == "fail"}
     actions: list[dict[str, Any]] = []
     budget = DETAILED_FAILURES_MAX
-    for a in summary.get("actions") or []:
+    every = summary.get("actions") or []
+    for a in every[:ACTIONS_SHOWN_MAX]:
         lead = a.get("remediation")
         failures = []
         left_out = 0
@@ -605,7 +688,8 @@ def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
             })
         actions.append({**a, "failures": failures, "left_out": left_out,
                         "open": len(actions) < ACTIONS_OPEN})
-    deadlines = [a for a in actions if a.get("deadline")]
+    deadlines = [a for a in every if a.get("deadline")]
+    hidden = every[ACTIONS_SHOWN_MAX:]
     verdict = str(summary.get("verdict") or "")
     if summary.get("fail_on_new") and "--fail-on-new" not in verdict:
         verdict += " · gate on new failures only (--fail-on-new)"
@@ -613,6 +697,9 @@ def _overview(doc: Mapping[str, Any]) -> dict[str, Any]:
         "verdict": verdict,
         "verdict_class": verdict_class,
         "actions": actions,
+        "actions_total": len(every),
+        "actions_hidden": len(hidden),
+        "actions_hidden_failures": sum(len(a.get("finding_ids") or []) for a in hidden),
         "deadlines": deadlines,
         "posture_rows": _posture_rows(doc),
         "postures": POSTURES,

@@ -9,7 +9,7 @@ the id the JSON report, baselines and ASFF use, so one finding can be followed a
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rdsaudit.arns import partition_of_region
@@ -97,20 +97,47 @@ def ocsf_event(f: Mapping[str, Any], tool_version: str, at_ms: int) -> dict[str,
 
 
 def ocsf_events(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(_events(doc))
+
+
+def _events(doc: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     scan: Mapping[str, Any] = doc.get("scan") or {}
     tool: Mapping[str, Any] = doc.get("tool") or {}
     when = parse_time(scan.get("finished_at")) or parse_time(scan.get("started_at"))
     at_ms = int(when.timestamp() * 1000) if when else 0
     statuses = {"fail", "waived"} | ({"pass"} if scan.get("evidence") == "full" else set())
     findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
-    return [ocsf_event(f, str(tool.get("version") or ""), at_ms) for f in findings
-            if f.get("status") in statuses]
+    version = str(tool.get("version") or "")
+    return (ocsf_event(f, version, at_ms) for f in findings if f.get("status") in statuses)
 
 
 def render_ocsf(doc: Mapping[str, Any]) -> str:
     """A JSON array of OCSF events, one per line."""
-    events = ocsf_events(doc)
-    if not events:
-        return "[]\n"
-    lines = ",\n".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in events)
-    return "[\n" + lines + "\n]\n"
+    return "".join(iter_ocsf(doc))
+
+
+def iter_ocsf(doc: Mapping[str, Any]) -> Iterator[str]:
+    """The OCSF array a line (an event) at a time, for writing straight to the file."""
+    return json_array_lines(_events(doc))
+
+
+def json_array_lines(items: Iterable[Any]) -> Iterator[str]:
+    """A JSON array with one compact item per line: `[`, the items, `]` (`[]` if none);
+    every chunk ends a line."""
+    def dump(item: Any) -> str:
+        return json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+
+    rest = iter(items)
+    previous = next(rest, _NONE)
+    if previous is _NONE:
+        yield "[]\n"
+        return
+    yield "[\n"
+    for item in rest:
+        yield dump(previous) + ",\n"
+        previous = item
+    yield dump(previous) + "\n"
+    yield "]\n"
+
+
+_NONE = object()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -29,12 +29,46 @@ SECURITY_SEVERITY = {"critical": "9.5", "high": "7.5", "medium": "5.0", "low": "
 
 
 def render_sarif(doc: Mapping[str, Any]) -> str:
-    # Compact: an indented dump runs json's pure-Python encoder, ~10x slower on 100k results;
-    # SARIF is read by tools, not people.
-    return json.dumps(sarif_log(doc), ensure_ascii=False, separators=(",", ":")) + "\n"
+    return "".join(iter_sarif(doc))
 
 
-def sarif_log(doc: Mapping[str, Any]) -> dict[str, Any]:
+def iter_sarif(doc: Mapping[str, Any], batch: int = 500) -> Iterator[str]:
+    """The SARIF log in chunks of `batch` results, for writing straight to the file.
+
+    Compact: an indented dump runs json's pure-Python encoder, ~10x slower on 100k results;
+    SARIF is read by tools, not people. The log is dumped with a marker where the results
+    go, and each result on its own: the same text as one dump of the whole log, without
+    ever holding every result as objects or the log as one string. The log is one line, so
+    a chunk ends between two results (never inside a value: redaction sees whole values).
+    """
+    marker = "\x00rdsaudit-results\x00"
+    log = sarif_log(doc, results=marker)
+    # The last occurrence: only identifiers (accounts, regions: no control character) and a
+    # flag follow the results, while an error message before them could hold the marker.
+    head, tail = _dump(log).rsplit(_dump(marker), 1)
+    chunk = [head, "["]
+    for n, result in enumerate(_results(doc, log)):
+        chunk.append("," + _dump(result) if n else _dump(result))
+        if len(chunk) >= batch:
+            yield "".join(chunk)
+            chunk = []
+    chunk += ["]", tail, "\n"]
+    yield "".join(chunk)
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _results(doc: Mapping[str, Any], log: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    rules = log["runs"][0]["tool"]["driver"]["rules"]
+    index = {r["id"]: i for i, r in enumerate(rules)}
+    findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
+    return (_result(f, index) for f in findings if f.get("status") in ("fail", "waived"))
+
+
+def sarif_log(doc: Mapping[str, Any], results: Any = None) -> dict[str, Any]:
+    """The SARIF log as objects; `results`, when given, stands in for the results list."""
     findings: Sequence[Mapping[str, Any]] = doc.get("findings") or []
     errors: Sequence[Mapping[str, Any]] = doc.get("errors") or []
     scan: Mapping[str, Any] = doc.get("scan") or {}
@@ -49,7 +83,9 @@ def sarif_log(doc: Mapping[str, Any]) -> dict[str, Any]:
             index[rule_id] = len(rules)
             rules.append(_finding_rule(f))
 
-    results = [_result(f, index) for f in findings if f.get("status") in ("fail", "waived")]
+    if results is None:
+        results = [_result(f, index) for f in findings
+                   if f.get("status") in ("fail", "waived")]
     invocation: dict[str, Any] = {
         "executionSuccessful": not errors and bool(summary.get("complete", True)),
         "toolExecutionNotifications": [_notification(e) for e in errors],

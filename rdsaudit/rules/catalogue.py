@@ -195,10 +195,13 @@ def key_unusable(subject: Subject, ctx: Context) -> Verdict | None:
 
 
 def _role_text(role: KeyRole) -> str:
-    return {KeyRole.STORAGE: "storage key",
-            KeyRole.PERFORMANCE_INSIGHTS: "Performance Insights key",
-            KeyRole.MASTER_USER_SECRET: "master user secret key",
-            KeyRole.ACTIVITY_STREAM: "activity stream key"}[role]
+    return _ROLE_TEXTS[role]
+
+
+_ROLE_TEXTS = {KeyRole.STORAGE: "storage key",
+               KeyRole.PERFORMANCE_INSIGHTS: "Performance Insights key",
+               KeyRole.MASTER_USER_SECRET: "master user secret key",
+               KeyRole.ACTIVITY_STREAM: "activity stream key"}
 
 
 def _usable(view: KeyView) -> bool:

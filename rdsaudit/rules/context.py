@@ -39,8 +39,20 @@ class KeyView:
 
 class Context:
     def __init__(self, inventory: Inventory, policy: Policy) -> None:
-        self.inventory = inventory
+        # Everything below but the policy is a function of the inventory alone: evaluate and
+        # the report document each make a Context of the same inventory, and the second one
+        # takes the first one's indexes (a large estate's key views are a second each).
+        cached = _LAST_INDEX[0] if _LAST_INDEX else None
+        if cached is not None and cached[0] is inventory:
+            self.__dict__.update(cached[1])
+            self.policy = policy
+            return
+        self._index(inventory)
+        _LAST_INDEX[:] = [(inventory, dict(self.__dict__))]
         self.policy = policy
+
+    def _index(self, inventory: Inventory) -> None:
+        self.inventory = inventory
         self.now = parse_time(inventory.scan.finished_at) or datetime.now(UTC)
         self.by_arn = {r.arn: r for r in inventory.resources}
         self._by_name: dict[tuple[ResourceType, str, str, str], Resource] = {
@@ -86,6 +98,9 @@ class Context:
             if source is not None:
                 self._replicas[source.arn].append(r)
         self._key_views: dict[str, KeyView] = {}
+        self._of_types: dict[tuple[ResourceType, ...], list[Resource]] = {}
+        # (KmsKeyId, region, account) -> its view: most resources share a handful of keys.
+        self._id_views: dict[tuple[str, str, str], KeyView] = {}
         self._role_views: dict[str, tuple[tuple[KeyRole, KeyView], ...]] = {}
         # Key ARN -> the judged resources that depend on it, in any role, and which role.
         self.keys_in_use: dict[str, list[Resource]] = defaultdict(list)
@@ -135,9 +150,11 @@ class Context:
         return bool(r.encrypted) and r.encryption_type is not EncryptionType.SSE_RDS
 
     def subjects(self, types: tuple[ResourceType, ...]) -> Iterator[Resource | KmsKey]:
-        for r in self.inventory.resources:
-            if r.type in types:
-                yield r
+        of_types = self._of_types.get(types)
+        if of_types is None:  # rules share a few subject lists: each is made once
+            of_types = self._of_types[types] = [r for r in self.inventory.resources
+                                                if r.type in types]
+        yield from of_types
         if ResourceType.KMS_KEY in types:
             for arn in self.judged_keys:
                 key = self.keys.get(arn)
@@ -196,6 +213,13 @@ class Context:
         return self._view_id(r, r.kms_key_id)
 
     def _view_id(self, r: Resource, kms_key_id: str) -> KeyView:
+        where = (kms_key_id, r.region, r.account_id)
+        view = self._id_views.get(where)
+        if view is None:
+            view = self._id_views[where] = self._resolve_view(r, kms_key_id)
+        return view
+
+    def _resolve_view(self, r: Resource, kms_key_id: str) -> KeyView:
         ref = resolve_key(kms_key_id, r.region, r.account_id,
                           self._aliases.get(r.account_id, {}))
         if ref.arn is None:
@@ -290,6 +314,10 @@ class Context:
 
     def members_of(self, cluster: Resource) -> list[Resource]:
         return self._members.get((cluster.account_id, cluster.region, cluster.id), [])
+
+
+# The last inventory indexed and its indexes (held, so its id cannot be reused by another).
+_LAST_INDEX: list[tuple[Inventory, dict[str, object]]] = []
 
 
 def _listed_trails(inventory: Inventory) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 from rdsaudit.model import KmsKey, Resource, ResourceType, Severity, Status
 
@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 Subject = Union[Resource, KmsKey]  # noqa: UP007 - used at runtime in a Callable alias
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
+    """A rule's judgement of one subject (a named tuple: a large estate has a million)."""
+
     status: Status
     message: str
     severity: Severity | None = None  # overrides the rule's default (policy-raised rules)

@@ -152,3 +152,70 @@ def test_any_mutated_report_is_planned_or_refused_cleanly(tmp_path: Path,
     file = tmp_path / "r.json"
     file.write_text(json.dumps(report))
     assert_clean_outcome(*run_main("plan", str(file)))
+
+
+def _built(build: Any, body: Any) -> tuple[str, Any]:
+    from rdsaudit.serialize import _Bad
+
+    try:
+        return "ok", build(body)
+    except _Bad as bad:
+        return "refused", str(bad)
+
+
+hostile_text = st.text(alphabet=st.characters(codec=None, categories=None), max_size=8) | \
+    st.sampled_from(["\ud800", "a\x00b", "caf\u00e9", "\u202e", " ", "", "x" * 3])
+
+
+@SETTINGS
+@given(path=st.sampled_from(PATHS), new=json_values | hostile_text, delete=st.booleans())
+def test_fast_loader_builds_or_refuses_exactly_as_the_reflective_one(
+        path: tuple[Any, ...], new: Any, delete: bool) -> None:
+    # The generated builder (serialize._fast_builder) must make the same records as the
+    # reflective `_build`, and refuse what it refuses with the same path and words.
+    from rdsaudit.model import Inventory
+    from rdsaudit.serialize import _build, _build_fast
+
+    doc = _mutate(VALID, path, new, delete)
+    body = {k: v for k, v in doc.items() if k not in ("format", "version")}
+    # The fast path drops the parsed records as it builds them: each gets its own copy.
+    fast = _built(lambda b: _build_fast(Inventory, b, "inventory"), json.loads(json.dumps(body)))
+    slow = _built(lambda b: _build(Inventory, b, "inventory"), body)
+    assert fast == slow
+
+
+@SETTINGS
+@given(path=st.sampled_from(PATHS), new=json_values | hostile_text, delete=st.booleans(),
+       layout=st.sampled_from([None, 1, "\t"]), extra=st.sampled_from(["", " \n", "x", "{}"]))
+def test_streamed_loading_takes_only_what_the_whole_reading_takes_the_same(
+        tmp_path: Path, path: tuple[Any, ...], new: Any, delete: bool, layout: Any,
+        extra: str) -> None:
+    # serialize._streamed_inventory builds each record as it is parsed; it must give the
+    # inventory the whole reading gives, or None (then the whole reading decides).
+    from rdsaudit.serialize import (
+        InventoryProblem,
+        _shared,
+        _streamed_inventory,
+        _whole_inventory,
+    )
+
+    doc = _mutate(VALID, path, new, delete)
+    text = json.dumps(doc, indent=layout) + extra
+    streamed = _streamed_inventory(text)
+    _shared.clear()
+    try:
+        whole: Any = _whole_inventory(text, tmp_path / "inv.json")
+    except InventoryProblem:
+        whole = None
+    _shared.clear()
+    assert streamed is None or streamed == whole
+    if not delete and layout is None and not extra and doc == VALID:
+        assert streamed is not None and streamed == whole
+
+
+def test_streamed_loading_is_what_a_saved_inventory_takes() -> None:
+    from rdsaudit.serialize import _streamed_inventory
+
+    assert _streamed_inventory(dump_inventory(inventory(
+        instance("db1"), instance("plain", encrypted=False), snapshot(),
+        backup(encrypted=False), keys=(kms_key(),)))) is not None

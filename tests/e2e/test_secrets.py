@@ -160,6 +160,30 @@ def test_redact_keeps_ordinary_text(remembered: None) -> None:
     assert redact_data({"a": [text, 1, None], text: True}) == {"a": [text, 1, None], text: True}
 
 
+def test_redact_data_reaches_every_string_and_keeps_the_shape(remembered: None) -> None:
+    """Keys, values in dicts, lists, tuples and other mappings, at any depth; a dict met twice
+    stays one shared object; the input is not changed."""
+    from types import MappingProxyType
+
+    shared = {"arn": f"x{CALLER_SECRET}", "n": 1, "f": 1.5, "b": True, "none": None}
+    doc = {"resources": [shared, shared], CALLER_SECRET: [("t", CALLER_SECRET)],
+           "proxy": MappingProxyType({"k": [CALLER_SECRET, {"deep": CALLER_SECRET}]}), 7: "v"}
+    out = redact_data(doc)
+    assert CALLER_SECRET not in repr(out) and CALLER_SECRET in repr(doc)
+    assert out["resources"][0] is out["resources"][1]
+    assert out["resources"][0] == {"arn": "x[REDACTED]", "n": 1, "f": 1.5, "b": True,
+                                   "none": None}
+    assert out["[REDACTED]"] == [["t", "[REDACTED]"]]
+    assert out["proxy"] == {"k": ["[REDACTED]", {"deep": "[REDACTED]"}]} and out[7] == "v"
+    # In place (the CLI's own document, held by no one else): the same result, in the same
+    # dicts and lists where their keys stay as they are.
+    resources = doc["resources"]
+    again = redact_data(doc, in_place=True)
+    assert again == out and CALLER_SECRET not in repr(again)
+    assert again["resources"] is resources and resources[0] is shared is resources[1]
+    assert shared["arn"] == "x[REDACTED]"
+
+
 def test_log_records_are_redacted(remembered: None) -> None:
     record = logging.LogRecord("botocore", logging.DEBUG, __file__, 1, "body %s",
                                (f"<x>{CALLER_SECRET}</x>\x1b[2J",), None)

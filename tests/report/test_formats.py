@@ -37,6 +37,9 @@ from rdsaudit.model import (
 from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
 from rdsaudit.report.csv import iter_csv
+from rdsaudit.report.json import _dump as json_dump
+from rdsaudit.report.sarif import iter_sarif
+from rdsaudit.serialize import json_lines as iter_json_lines
 
 ACCOUNT = "111111111111"
 OTHER_ACCOUNT = "222222222222"
@@ -145,16 +148,38 @@ def html_rows(text: str) -> list[dict[str, Any]]:
     """The findings as the HTML page's script sees them (rows of the embedded data)."""
     parser = _ScriptData()
     parser.feed(text)
-    data = json.loads(parser.text)
+    return html_data_rows(json.loads(parser.text))
+
+
+def html_expand(data: Mapping[str, Any], index: int | None, name: tuple[str, ...]) -> Any:
+    """A text of the page's data with its resource put back, as report.js.j2 `expand`
+    does: region, account, id, then ARN (the reverse of html.TEXT_SLOTS)."""
+    if index is None:
+        return None
+    text = data["texts"][index]
+    if isinstance(text, list):
+        return text[0]
+    arn, rid, account, region = name
+    for slot, value in (("\x03", region), ("\x04", account), ("\x01", rid), ("\x02", arn)):
+        text = text.replace(slot, value)
+    return text
+
+
+def html_data_rows(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     col = {name: i for i, name in enumerate(data["columns"])}
     rows = []
     for f in data["findings"]:
         # A resource is [prefix, id, tags, posture, fails, waived, arn?] (html._table_data).
         res = data["resources"][f[col["resource"]]]
-        arn = res[6] if len(res) > 6 else data["prefixes"][res[0]][0] + res[1]
+        prefix = data["prefixes"][res[0]]
+        arn = res[6] if len(res) > 6 else prefix[0] + res[1]
+        name = (arn, res[1], prefix[3], prefix[2])
+        remediation = html_expand(data, f[col["remediation"]], name)
         rows.append({"rule_id": f[col["rule_id"]], "status": f[col["status"]],
-                     "arn": arn, "severity": f[col["severity"]], "tags": res[2],
-                     "message": f[col["message"]], "remediation": f[col["remediation"]]})
+                     "arn": arn, "severity": f[col["severity"]],
+                     "tags": data["tagsets"][res[2]],
+                     "message": html_expand(data, f[col["message"]], name),
+                     "remediation": None if remediation is None else json.loads(remediation)})
     return rows
 
 
@@ -323,13 +348,29 @@ def test_large_formats_stream_whole_lines_that_add_up_to_the_report() -> None:
     each chunk ends a line, so the per-chunk redaction never sees half a value."""
     doc = sample_document()
     streaming = {name for name, fmt in FORMATS.items() if fmt.stream is not None}
-    assert streaming >= {"json", "csv", "junit"}
+    assert streaming >= {"json", "csv", "junit", "sarif", "asff", "ocsf"}
     for name in streaming:
         stream = FORMATS[name].stream
         assert stream is not None
-        chunks = list(iter_csv(doc, batch=1) if name == "csv" else stream(doc))
+        chunks = list(iter_csv(doc, batch=1) if name == "csv" else
+                      iter_sarif(doc, batch=1) if name == "sarif" else
+                      iter_json_lines(list(doc.items()), json_dump, "  ",
+                                      inner={"summary": "actions"}, batch=1)
+                      if name == "json" else stream(doc))
         assert len(chunks) > 2, name
-        assert all(c.endswith("\n") for c in chunks if c), name
+        if name == "sarif":  # one line: chunks end between two results, never in a value
+            assert all(c.endswith(("[", "}")) for c in chunks[:-1])
+            assert all(c.startswith(",") for c in chunks[1:-1]), chunks[1][:20]
+            assert chunks[-1].endswith("\n") and chunks[-1].count("\n") == 1
+        else:
+            # Whole lines; the summary's line (its actions) in pieces that end between two
+            # actions, never inside a value.
+            pieces = [i for i, c in enumerate(chunks) if c and not c.endswith("\n")]
+            assert name == "json" or not pieces, name
+            assert all(chunks[i].endswith("}") and chunks[i + 1].startswith((", {", "]"))
+                       for i in pieces), name
+            if name == "json":
+                assert len(pieces) == len(doc["summary"]["actions"]) >= 2
         assert "".join(chunks) == FORMATS[name].render(doc) == "".join(stream(doc)), name
 
 
@@ -346,3 +387,26 @@ def test_xlsx_survives_control_characters_in_aws_text() -> None:
     assert "m\ufffd[31mred" in set(frame["message"])
     assert any("v\ufffd[2Jx\ufffd" in t for t in frame["tags"])
     assert not any("\x1b" in v for col in frame.columns for v in frame[col])
+
+
+def test_xlsx_sheets_have_a_frozen_bold_header_a_filter_and_text_never_a_formula() -> None:
+    """Read back with openpyxl, as a spreadsheet would open it: every sheet, the Findings
+    header frozen and filterable, account ids as text, a `=` value stays text."""
+    from openpyxl import load_workbook
+
+    doc = sample_document()
+    doc["findings"][0]["message"] = "=HYPERLINK(\"http://x\")"
+    data = FORMATS["xlsx"].render(doc)
+    assert isinstance(data, bytes)
+    book = load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["Summary", "By account and region", "Actions", "Findings",
+                               "Keys", "Key dependents"]
+    findings = book["Findings"]
+    assert findings.freeze_panes == "A2"
+    rows = list(findings.iter_rows(values_only=True))
+    assert findings.auto_filter.ref == f"A1:U{len(rows)}"
+    assert rows[0][0] == "account_id" and findings["A1"].font.b
+    assert all(isinstance(r[0], str) and r[0] == ACCOUNT for r in rows[1:])
+    assert all(c.data_type != "f" for row in findings.iter_rows() for c in row)
+    assert "'=HYPERLINK(\"http://x\")" in {r[9] for r in rows}
+    assert len(rows) - 1 == len(doc["findings"]) + len(doc["errors"])

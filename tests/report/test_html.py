@@ -102,7 +102,8 @@ def test_only_two_scripts_and_the_data_cannot_break_out(page: _Page, doc: dict[s
 
 def html_rows_of(data_text: str) -> list[list[list[str]]]:
     data = json.loads(data_text)
-    return [r[2] for r in data["resources"]]  # [prefix, id, tags, …] (html._table_data)
+    # [prefix, id, tags, …]: tags index data["tagsets"] (html._table_data)
+    return [data["tagsets"][r[2]] for r in data["resources"]]
 
 
 def test_page_is_self_contained(html: str, page: _Page) -> None:
@@ -209,6 +210,42 @@ def test_embedded_rows_match_the_findings(html: str, doc: dict[str, Any]) -> Non
     failing = [r for r in rows if r["status"] == "fail"]
     assert all(r["remediation"]["steps"] for r in failing if r["rule_id"] != "key-rotation-"
                "disabled")
+
+
+def test_embedded_texts_give_back_every_message_and_remediation(doc: dict[str, Any]) -> None:
+    """Messages and remediations are stored once per shape, the resource's names standing
+    as control characters (html.TEXT_SLOTS): put back, each is exactly the finding's own,
+    also when a message holds such a character or a name that JSON escapes."""
+    import copy
+
+    doc = copy.deepcopy(doc)
+    failing = [f for f in doc["findings"] if f["status"] != "pass"]
+    failing[0]["message"] = "holds \x01 and \x02 of its own: " + failing[0]["message"]
+    odd = failing[1]["resource"]
+    for r in doc["resources"]:
+        if r["arn"] == odd["arn"]:
+            r["id"] = odd["id"] = 'db"quoted\\'
+            r["arn"] = odd["arn"] = odd["arn"] + 'db"quoted\\'
+    rows = html_rows(render_html(doc))
+    assert [(r["message"], r["remediation"]) for r in rows] == [
+        (f["message"], f["remediation"] or None) for f in failing]
+    # The same failure of 50 resources: its message and remediation are stored once.
+    template, entry = failing[2], next(r for r in doc["resources"]
+                                       if r["arn"] == failing[2]["resource"]["arn"])
+    rid, arn = template["resource"]["id"], template["resource"]["arn"]
+    for i in range(50):
+        name = f"copy-{i:02d}"
+
+        def renamed(value: Any, name: str = name) -> Any:
+            return json.loads(json.dumps(value).replace(arn, arn[:-len(rid)] + name)
+                              .replace(rid, name))
+
+        doc["findings"].append(renamed(template))
+        doc["resources"].append(renamed(entry))
+    text = render_html(doc)
+    data = json.loads(text.split('id="report-data">')[1].split("</script>")[0])
+    assert len(data["texts"]) == 2 * len(failing)
+    assert len(html_rows(text)) == len(failing) + 50
 
 
 def test_resources_are_stored_once(html: str, doc: dict[str, Any]) -> None:

@@ -283,12 +283,19 @@ def test_html_embedded_data_round_trips_and_cannot_end_its_script(page: _Page,
     data = json.loads(data_text)
     ids = {r[1] for r in data["resources"]}  # [prefix, id, tags, …] (html._table_data)
     assert set(NAMES) <= ids
-    tags = {(k, v) for r in data["resources"] for k, v in r[2]}
+    tags = {(k, v) for r in data["resources"] for k, v in data["tagsets"][r[2]]}
     assert {(p, p) for p in PAYLOADS} <= tags
     column = data["columns"].index("waiver")
     reasons = {row[column]["reason"] for row in data["findings"] if row[column]}
     assert reasons == {p.strip() for p in NAMES[::2]}
     assert {f["resource"]["id"] for f in doc["findings"]} == ids
+    # Messages and remediations stored per shape (html.TEXT_SLOTS) come back exact, hostile
+    # names and all.
+    from tests.test_report_formats import html_data_rows
+
+    shown = [f for f in doc["findings"] if f["status"] != "pass"]
+    assert [(r["message"], r["remediation"]) for r in html_data_rows(data)] == [
+        (f["message"], f["remediation"] or None) for f in shown]
 
 
 # -- CSV ------------------------------------------------------------------------------------
