@@ -240,7 +240,7 @@ def scaling(sizes: list[int], workdir: Path) -> list[str]:
     """The CLI pass alone at each size: CPU, peak RSS and reports, and the growth per
     resource against the smallest size (linear: about flat per resource)."""
     sys.path.insert(0, str(HERE))
-    from run import RDSAUDIT, timed
+    from common import RDSAUDIT, timed
 
     from rdsaudit.report import FORMATS
     from rdsaudit.serialize import dump_inventory
