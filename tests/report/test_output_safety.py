@@ -291,7 +291,7 @@ def test_html_embedded_data_round_trips_and_cannot_end_its_script(page: _Page,
     assert {f["resource"]["id"] for f in doc["findings"]} == ids
     # Messages and remediations stored per shape (html.TEXT_SLOTS) come back exact, hostile
     # names and all.
-    from tests.test_report_formats import html_data_rows
+    from tests.report.test_formats import html_data_rows
 
     shown = [f for f in doc["findings"] if f["status"] != "pass"]
     assert [(r["message"], r["remediation"]) for r in html_data_rows(data)] == [
