@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -648,10 +649,18 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
             f"--role-name {DEMO_ROLE} --config {config} --no-history",
         ]))
         sys.stdout.flush()
+        stop = threading.Event()
+        # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: the emulator shuts
+        # down and the temporary config is removed, never left behind in /tmp.
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            threading.Event().wait()
+            while not stop.wait(0.5):
+                pass
         except KeyboardInterrupt:
-            click.echo("rdsaudit: demo stopped", err=True)
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        click.echo("rdsaudit: demo stopped", err=True)
     return ExitCode.COMPLIANT
 
 

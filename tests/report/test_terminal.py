@@ -231,3 +231,25 @@ def test_a_scan_of_several_accounts_shows_one_progress_line_for_all(tmp_path: Pa
     assert shown, text[-2000:]
     assert shown[-1] == ("4", "4")
     assert all(int(done) <= int(total) for done, total in shown)
+
+
+def test_demo_serve_stops_cleanly_on_sigterm() -> None:
+    """A service manager's SIGTERM stops `demo --serve` as Ctrl-C does: exit 0, and the
+    temporary config it printed is removed (it used to stay behind in /tmp)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NO_COLOR"))}
+    proc = subprocess.Popen([RDSAUDIT, "demo", "--serve"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    config = None
+    deadline = time.monotonic() + 120
+    while config is None and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        found = re.search(r"--config (\S+)", line)
+        config = Path(found.group(1)) if found else None
+    assert config is not None and config.exists()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert not config.exists()
+    assert not config.parent.exists()
