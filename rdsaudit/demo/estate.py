@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from rdsaudit.demo.emulator import FakeAWS, Fault, instance_automated_backup_arn
@@ -293,7 +294,7 @@ class _Seeder:
         self.keys[name] = key
         return key
 
-    def set_key_state(self, name: str, state: str) -> DemoKey:
+    def set_key_state(self, name: str, state: str, now: float | None = None) -> DemoKey:
         key = self.keys[name]
         kms = self.kms[key.region]
         # moto's key-state operations crash on key ARNs (moto-fidelity §7): use the bare id.
@@ -301,6 +302,15 @@ class _Seeder:
             kms.disable_key(KeyId=key.key_id)
         elif state == "PendingDeletion":
             kms.schedule_key_deletion(KeyId=key.key_id, PendingWindowInDays=7)
+            if now is not None:
+                # AWS dates the deletion from the request (now + the window); moto uses
+                # the wall clock, so a pinned scan time (the samples) would read the
+                # 7-day window as more or fewer days than 7.
+                from moto.kms.models import kms_backends
+
+                moto_key = kms_backends[self.account][key.region].keys[key.key_id]
+                moto_key.deletion_date = datetime.fromtimestamp(now + 7 * 86400, UTC).replace(
+                    tzinfo=None)  # moto holds naive UTC times
         else:
             raise ValueError(state)
         key = DemoKey(
@@ -743,7 +753,7 @@ def seed_demo_estate(now: float | None = None) -> DemoEstate:
         "crm", PRIMARY, "alias/crm-retiring", "CRM (being decommissioned)", rotation=False
     )
     payments_key = s.set_key_state("payments", "Disabled")
-    crm_key = s.set_key_state("crm", "PendingDeletion")
+    crm_key = s.set_key_state("crm", "PendingDeletion", now)
     managed_key = s.aws_managed_rds_key(PRIMARY)
     partner_key = s.phantom_key("partner", PRIMARY, OTHER_ACCOUNT, "denied")
     deleted_key = s.phantom_key("deleted", PRIMARY, DEMO_ACCOUNT, "missing")
