@@ -2,6 +2,13 @@
 
 Saved inventories are user input: `load_inventory` checks every field's type against the
 dataclass annotations and raises `InventoryProblem` with the path of the first bad value.
+
+Size (~590 lines): one strict reader in two speeds that must agree exactly: a builder
+generated once per record type (`build_generated`) and streamed record by record
+(`streamed_inventory`), and the reflective builder (`build_reflective`) that decides
+everything the fast path does not take as plainly valid. Property tests hold them equal
+(tests/cli/test_inputs_property.py); kept together so a change to one is seen beside the
+other.
 """
 
 from __future__ import annotations
@@ -142,9 +149,9 @@ def load_inventory(path: Path) -> Inventory:
     except UserFileProblem as exc:
         raise InventoryProblem(str(exc)) from None
     try:
-        streamed = _streamed_inventory(text)
+        streamed = streamed_inventory(text)
     finally:
-        _shared.clear()
+        shared_values.clear()
     if streamed is not None:
         return streamed
     # Anything the streamed reading does not take as plainly valid is read whole, by the
@@ -154,7 +161,7 @@ def load_inventory(path: Path) -> Inventory:
     return _inventory_of(raw, path)
 
 
-def _whole_inventory(text: str, path: Path) -> Inventory:
+def whole_inventory(text: str, path: Path) -> Inventory:
     """The inventory of a saved inventory's text, read whole."""
     return _inventory_of(_parsed(text, path), path)
 
@@ -177,16 +184,16 @@ def _inventory_of(raw: Any, path: Path) -> Inventory:
                                f"supported (expected {INVENTORY_VERSION})")
     body = {k: v for k, v in raw.items() if k not in ("format", "version")}
     try:
-        inventory = _build_fast(Inventory, body, "inventory")
-    except _Bad as bad:
+        inventory = build_generated(Inventory, body, "inventory")
+    except BadValue as bad:
         raise InventoryProblem(f"{path}: {bad}") from None
     finally:
-        _shared.clear()
+        shared_values.clear()
     assert isinstance(inventory, Inventory)
     return inventory
 
 
-class _Bad(ValueError):
+class BadValue(ValueError):
     pass
 
 
@@ -194,11 +201,11 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")  # what json's decoder skips between tok
 _DECODER = json.JSONDecoder()  # json.loads's own settings
 
 
-def _streamed_inventory(text: str) -> Inventory | None:
+def streamed_inventory(text: str) -> Inventory | None:
     """The inventory, with each record built as soon as it is parsed: never the parsed JSON
     of 100,000 records at once (a dict of ~50 members each: 230 MB). Only for the plainly
     valid: None on anything else (a syntax error anywhere, a record the fast path leaves to
-    `_build`, a wrong format or version, an unknown or missing member), which the caller
+    `build_reflective`, a wrong format or version, an unknown or missing member), which the caller
     then reads whole and judges exactly as before."""
     record_lists = _record_lists()
     ws = _WHITESPACE.match
@@ -265,8 +272,8 @@ def _streamed_inventory(text: str) -> Inventory | None:
                 name not in record_lists or isinstance(value, _Raw)
                 for name, value in members.items()):
             return None
-        return Inventory(_build_fast(ScanInfo, scan.value, "inventory.scan"), **members)
-    except (ValueError, RecursionError, _Fallback):  # JSONDecodeError and _Bad are ValueErrors
+        return Inventory(build_generated(ScanInfo, scan.value, "inventory.scan"), **members)
+    except (ValueError, RecursionError, _Fallback):  # JSONDecodeError and BadValue are ValueErrors
         return None
 
 
@@ -292,11 +299,11 @@ def build_record(tp: Any, value: Any, where: str) -> Any:
     """One record of type `tp` from JSON data, checked like a saved inventory (re-planning
     reads the resources and keys of a report this way); InventoryProblem names the path."""
     try:
-        return _build_fast(tp, value, where)
-    except _Bad as bad:
+        return build_generated(tp, value, where)
+    except BadValue as bad:
         raise InventoryProblem(str(bad)) from None
     finally:
-        _shared.clear()
+        shared_values.clear()
 
 
 # Fields that name something (used as is in look-ups and remediation commands): never
@@ -330,7 +337,7 @@ def _fields(tp: Any) -> tuple[tuple[tuple[str, Any, bool], ...], frozenset[str]]
     return fields, frozenset(name for name, _, _ in fields)
 
 
-def _build(tp: Any, value: Any, where: str) -> Any:
+def build_reflective(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
@@ -341,85 +348,86 @@ def _build(tp: Any, value: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _build(option, value, where)
-            except _Bad as bad:
+                return build_reflective(option, value, where)
+            except BadValue as bad:
                 errors.append(str(bad))
-        raise _Bad(errors[0] if errors else f"{where}: bad value")
+        raise BadValue(errors[0] if errors else f"{where}: bad value")
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list):
-            raise _Bad(f"{where}: expected a list")
+            raise BadValue(f"{where}: expected a list")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+            return tuple(build_reflective(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
-            raise _Bad(f"{where}: expected {len(args)} items")
-        return tuple(_build(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value,
-                                                                                 strict=True)))
+            raise BadValue(f"{where}: expected {len(args)} items")
+        return tuple(build_reflective(a, v, f"{where}[{i}]")
+                     for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin in (Mapping, dict, typing.Mapping) or tp is Mapping:
         kt, vt = typing.get_args(tp) or (str, Any)
         if not isinstance(value, dict):
-            raise _Bad(f"{where}: expected an object")
-        return {_build(kt, k, where): _build(vt, v, f"{where}.{k}") for k, v in value.items()}
+            raise BadValue(f"{where}: expected an object")
+        return {build_reflective(kt, k, where): build_reflective(vt, v, f"{where}.{k}")
+                for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise _Bad(f"{where}: expected an object")
+            raise BadValue(f"{where}: expected an object")
         fields, names = _fields(tp)  # type: ignore[arg-type]
         if not names.issuperset(value):
             unknown = set(value) - names
-            raise _Bad(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+            raise BadValue(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
         kwargs = {}
         for name, hint, required in fields:
             if name not in value:
                 if required:
-                    raise _Bad(f"{where}: missing field {name}")
+                    raise BadValue(f"{where}: missing field {name}")
                 continue
-            kwargs[name] = _build(hint, value[name], f"{where}.{name}")
+            kwargs[name] = build_reflective(hint, value[name], f"{where}.{name}")
         return tp(**kwargs)  # type: ignore[operator]
     if isinstance(tp, type) and issubclass(tp, enum.IntEnum):
         if not isinstance(value, str) or value.upper() not in tp.__members__:
-            raise _Bad(f"{where}: unknown value {value!r}")
+            raise BadValue(f"{where}: unknown value {value!r}")
         return tp[value.upper()]
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         try:
             return tp(value)
         except ValueError:
-            raise _Bad(f"{where}: unknown value {value!r}") from None
+            raise BadValue(f"{where}: unknown value {value!r}") from None
     if tp is Any:
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise _Bad(f"{where}: expected true or false")
+            raise BadValue(f"{where}: expected true or false")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _Bad(f"{where}: expected a whole number")
+            raise BadValue(f"{where}: expected a whole number")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise _Bad(f"{where}: expected a string")
+            raise BadValue(f"{where}: expected a string")
         if _is_identifier(where):
             # Never "cleaned": an identifier holding a control character or invalid
             # Unicode is refused, as it is in an AWS answer (rdsaudit/text.py).
             problem = identifier_problem(value)
             if problem is not None:
-                raise _Bad(f"{where}: {problem}")
+                raise BadValue(f"{where}: {problem}")
             return value
         return valid_text(value)
-    raise _Bad(f"{where}: unsupported type {tp!r}")
+    raise BadValue(f"{where}: unsupported type {tp!r}")
 
 
 # -- the fast path ---------------------------------------------------------------------------
 #
-# `_build` reads the annotations of every field of every record (100,000 resources of ~50
+# `build_reflective` reads the annotations of every field of every record (100,000 resources of ~50
 # fields: most of `rdsaudit evaluate`'s time). The fast path is the same checks as code
-# generated once per record type: a record that passes them is exactly what `_build` makes
+# generated once per record type: a record that passes them is exactly what `build_reflective` makes
 # of it; anything it does not take as plainly valid (a wrong type, a missing or unknown
-# field, a value it has no check for) is built by `_build` instead, which accepts it or
-# names the first bad value as before. The fast path never accepts what `_build` refuses.
+# field, a value it has no check for) is built by `build_reflective` instead, which accepts it or
+# names the first bad value as before. The fast path never accepts what `build_reflective` refuses.
 
 
 class _Fallback(Exception):
-    """Not an error: the fast path leaves this record to `_build`."""
+    """Not an error: the fast path leaves this record to `build_reflective`."""
 
     pass
 
@@ -427,11 +435,11 @@ class _Fallback(Exception):
 _MISSING = object()
 
 
-def _build_fast(tp: Any, value: Any, where: str) -> Any:
+def build_generated(tp: Any, value: Any, where: str) -> Any:
     try:
         return _fast_builder(tp)(value, where)
-    except _Fallback:  # _build accepts it, or names the first bad value with its path
-        return _build(tp, value, where)
+    except _Fallback:  # build_reflective accepts it, or names the first bad value with its path
+        return build_reflective(tp, value, where)
 
 
 @functools.cache
@@ -441,13 +449,13 @@ def _fast_builder(tp: Any) -> Callable[[Any, str], Any]:
     defaults = {f.name: f.default for f in dataclasses.fields(tp)}
     namespace: dict[str, Any] = {
         "T": tp, "NAMES": names, "M": _MISSING, "F": _Fallback, "PLAIN": _PLAIN_ID,
-        "problem": identifier_problem, "text": valid_text, "slow": _build,
-        "records": _records, "strs": _strings, "pairs": _pairs, "fast": _build_fast,
+        "problem": identifier_problem, "text": valid_text, "slow": build_reflective,
+        "records": _records, "strs": _strings, "pairs": _pairs, "fast": build_generated,
         # The saved inventory's own lists are dropped record by record as they are built
         # (load_inventory parsed them for this alone): never the parsed JSON and every
         # record at once. Repeated values (regions, accounts, engines, keys, tags) are one
         # object each: JSON parsing makes a string per occurrence.
-        "CONSUME": tp is Inventory, "SHARE": _shared,
+        "CONSUME": tp is Inventory, "SHARE": shared_values,
     }
     lines = ["def build(d, where):",
              "    if type(d) is not dict or not NAMES.issuperset(d):",
@@ -488,12 +496,12 @@ _UNIQUE_FIELDS = frozenset({"arn", "id", "resource_id", "snapshot_arn", "descrip
                             "message", "deletion_date", "valid_to", "last_used_at",
                             "last_used_event_id", "members", "backup_replications"})
 # The values of the records being loaded, each kept once (cleared after a load).
-_shared: dict[Any, Any] = {}
+shared_values: dict[Any, Any] = {}
 
 
 def _check(hint: Any, v: str, name: str, n: int, namespace: dict[str, Any]) -> list[str]:
     """Lines that check (and convert) the JSON value in variable `v` for a field of type
-    `hint`; `raise F` where `_build` must decide."""
+    `hint`; `raise F` where `build_reflective` must decide."""
     identifier = name in _IDENTIFIER_FIELDS
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -573,18 +581,18 @@ def _pairs(value: Any, identifier: bool) -> tuple[tuple[str, str], ...]:
 
 
 def _records(tp: Any, value: Any, where: str, consume: bool = False) -> tuple[Any, ...]:
-    """A list of records, each by the fast path, or by `_build` when it must decide (which
+    """A list of records, each by the fast path, or by `build_reflective` when it must decide (which
     names the path of the first bad value, as it would have for the whole list). With
     `consume`, each parsed item is dropped from the list once its record is built."""
     if type(value) is not list:
-        raise _Bad(f"{where}: expected a list")  # as _build says it
+        raise BadValue(f"{where}: expected a list")  # as build_reflective says it
     build = _fast_builder(tp)
     out = []
     for i, item in enumerate(value):
         try:
             out.append(build(item, where))
-        except (_Fallback, _Bad):
-            out.append(_build(tp, item, f"{where}[{i}]"))
+        except (_Fallback, BadValue):
+            out.append(build_reflective(tp, item, f"{where}[{i}]"))
         if consume:
             value[i] = None
     return tuple(out)

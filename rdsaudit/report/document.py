@@ -4,6 +4,8 @@ The document centres on resources: each judged resource is listed once with its 
 its keys and the rule ids it passes, fails and has waived; that list is the pass evidence.
 `findings[]` holds the failing and waived findings in full; the verbose pass findings are
 added only with `--evidence full`.
+
+Size (~430 lines): the contract's one builder; every format renders what it returns.
 """
 
 from __future__ import annotations

@@ -19,6 +19,10 @@ The operations views are drawn server-side like the charts: the trend of failure
 recorded scans (`history`), the configured waivers and what became of them (`waivers`), and
 the comparison with a previous report (`baseline`). Each appears only when the document
 carries it. CSS and JS never name the trend, so the word appears only with the section.
+
+Size (~750 lines): the view-model of one page (first screen, actions, findings, resources,
+keys, operations views) and the compact encoding of its data (texts stored once per shape,
+interned tags and rule lists); the template and its JS read exactly these names.
 """
 
 from __future__ import annotations

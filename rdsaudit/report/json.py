@@ -14,7 +14,7 @@ from typing import Any
 from rdsaudit.serialize import json_lines
 
 
-def _dump(value: Any) -> str:
+def dump_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
@@ -25,4 +25,4 @@ def render_json(doc: Mapping[str, Any]) -> str:
 def iter_json(doc: Mapping[str, Any]) -> Iterator[str]:
     """The report a line at a time (a member, or one item of a list), for writing straight
     to the file: a large estate's report is never held as one string."""
-    return json_lines(list(doc.items()), _dump, "  ", inner={"summary": "actions"})
+    return json_lines(list(doc.items()), dump_value, "  ", inner={"summary": "actions"})

@@ -155,11 +155,11 @@ def test_any_mutated_report_is_planned_or_refused_cleanly(tmp_path: Path,
 
 
 def _built(build: Any, body: Any) -> tuple[str, Any]:
-    from rdsaudit.serialize import _Bad
+    from rdsaudit.serialize import BadValue
 
     try:
         return "ok", build(body)
-    except _Bad as bad:
+    except BadValue as bad:
         return "refused", str(bad)
 
 
@@ -172,15 +172,16 @@ hostile_text = st.text(alphabet=st.characters(codec=None, categories=None), max_
 def test_fast_loader_builds_or_refuses_exactly_as_the_reflective_one(
         path: tuple[Any, ...], new: Any, delete: bool) -> None:
     # The generated builder (serialize._fast_builder) must make the same records as the
-    # reflective `_build`, and refuse what it refuses with the same path and words.
+    # reflective `build_reflective`, and refuse what it refuses with the same path and words.
     from rdsaudit.model import Inventory
-    from rdsaudit.serialize import _build, _build_fast
+    from rdsaudit.serialize import build_generated, build_reflective
 
     doc = _mutate(VALID, path, new, delete)
     body = {k: v for k, v in doc.items() if k not in ("format", "version")}
     # The fast path drops the parsed records as it builds them: each gets its own copy.
-    fast = _built(lambda b: _build_fast(Inventory, b, "inventory"), json.loads(json.dumps(body)))
-    slow = _built(lambda b: _build(Inventory, b, "inventory"), body)
+    fast = _built(lambda b: build_generated(Inventory, b, "inventory"),
+                  json.loads(json.dumps(body)))
+    slow = _built(lambda b: build_reflective(Inventory, b, "inventory"), body)
     assert fast == slow
 
 
@@ -190,32 +191,32 @@ def test_fast_loader_builds_or_refuses_exactly_as_the_reflective_one(
 def test_streamed_loading_takes_only_what_the_whole_reading_takes_the_same(
         tmp_path: Path, path: tuple[Any, ...], new: Any, delete: bool, layout: Any,
         extra: str) -> None:
-    # serialize._streamed_inventory builds each record as it is parsed; it must give the
+    # serialize.streamed_inventory builds each record as it is parsed; it must give the
     # inventory the whole reading gives, or None (then the whole reading decides).
     from rdsaudit.serialize import (
         InventoryProblem,
-        _shared,
-        _streamed_inventory,
-        _whole_inventory,
+        shared_values,
+        streamed_inventory,
+        whole_inventory,
     )
 
     doc = _mutate(VALID, path, new, delete)
     text = json.dumps(doc, indent=layout) + extra
-    streamed = _streamed_inventory(text)
-    _shared.clear()
+    streamed = streamed_inventory(text)
+    shared_values.clear()
     try:
-        whole: Any = _whole_inventory(text, tmp_path / "inv.json")
+        whole: Any = whole_inventory(text, tmp_path / "inv.json")
     except InventoryProblem:
         whole = None
-    _shared.clear()
+    shared_values.clear()
     assert streamed is None or streamed == whole
     if not delete and layout is None and not extra and doc == VALID:
         assert streamed is not None and streamed == whole
 
 
 def test_streamed_loading_is_what_a_saved_inventory_takes() -> None:
-    from rdsaudit.serialize import _streamed_inventory
+    from rdsaudit.serialize import streamed_inventory
 
-    assert _streamed_inventory(dump_inventory(inventory(
+    assert streamed_inventory(dump_inventory(inventory(
         instance("db1"), instance("plain", encrypted=False), snapshot(),
         backup(encrypted=False), keys=(kms_key(),)))) is not None

@@ -37,7 +37,7 @@ from rdsaudit.model import (
 from rdsaudit.policy import Policy
 from rdsaudit.report import FORMATS, report_document
 from rdsaudit.report.csv import iter_csv
-from rdsaudit.report.json import _dump as json_dump
+from rdsaudit.report.json import dump_value as json_dump
 from rdsaudit.report.sarif import iter_sarif
 from rdsaudit.serialize import json_lines as iter_json_lines
 
