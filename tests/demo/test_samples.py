@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -43,3 +44,13 @@ def test_samples_are_current_with_the_demo() -> None:
     for key in ("failures_by_rule", "failures_by_severity", "resources", "findings",
                 "by_account"):
         assert sample["summary"][key] == fresh["summary"][key], f"{key}: run `make samples`"
+
+
+def test_the_samples_deletion_deadline_is_the_demos_seven_days() -> None:
+    """The crm key is scheduled for deletion with a 7-day window: counted from the samples'
+    pinned scan time, its deadline is 7 days on (moto dated it from the wall clock)."""
+    sample = json.loads((SAMPLES / "rdsaudit-report.json").read_text())
+    [crm] = [k for k in sample["keys"] if "alias/crm-retiring" in k["aliases"]]
+    finished = datetime.fromisoformat(sample["scan"]["finished_at"].replace("Z", "+00:00"))
+    deleted = datetime.fromisoformat(crm["deletion_date"].replace("Z", "+00:00"))
+    assert deleted - finished == timedelta(days=7), "run `make samples`"
