@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 
 from rdsaudit.collect import ScanRequest, scan
-from rdsaudit.serialize import dump_inventory
+from rdsaudit.serialize import iter_inventory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     # Peak RSS of collecting alone, before the inventory is turned into JSON.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.save_inventory.with_suffix(".rss").write_text(f"{peak:.1f}\n", encoding="utf-8")
-    args.save_inventory.write_text(dump_inventory(inventory), encoding="utf-8")
+    with args.save_inventory.open("w", encoding="utf-8") as out:  # streamed, as the CLI does
+        for chunk in iter_inventory(inventory):
+            out.write(chunk)
     return 0
 
 

@@ -46,6 +46,7 @@ LATENCY = 0.05
 THROTTLE = ("kms:DescribeKey", 20.0)
 PLAIN_SIZE = 10000  # the size also scanned against plain FakeAWS
 RESULTS = HERE / "results.md"
+ALL_FORMATS = "json,html,csv,junit,sarif,asff,ocsf,table,xlsx"
 
 
 class Server:
@@ -128,6 +129,7 @@ class Run:
     resources: int
     server_cpu: float = 0.0
     collector_rss_mb: float | None = None  # collector runs: peak before writing the JSON
+    reports_mb: float = 0.0  # every report file the run wrote (10^6 bytes)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -155,9 +157,10 @@ def scan(server: Server, label: str, workdir: Path, workers: int,
         cmd = [PYTHON, str(HERE / "collect_only.py"), "--regions", regions, "--workers",
                str(workers), "--save-inventory", str(inv_path)]
     else:
+        # Every format, as the reports issue's target reads ("a scan with every format").
         cmd = [RDSAUDIT, "scan", "--regions", regions, "--workers", str(workers),
-               "--output-dir", str(out), "--save-inventory", str(inv_path), "--exit-zero",
-               "--quiet"]
+               "--format", ALL_FORMATS, "--output-dir", str(out),
+               "--save-inventory", str(inv_path), "--exit-zero", "--quiet"]
     measured = timed(cmd, aws_env(server.endpoint))
     server_cpu = float(server.request("GET", "/_cpu")["seconds"]) - cpu_before
     window = server.request("GET", "/_window")
@@ -189,6 +192,7 @@ def scan(server: Server, label: str, workdir: Path, workers: int,
         server_cpu=server_cpu,
         collector_rss_mb=(float(inv_path.with_suffix(".rss").read_text())
                           if collector_only else None),
+        reports_mb=sum(f.stat().st_size for f in out.glob("rdsaudit-report.*")) / 1e6,
     )
 
 
@@ -216,7 +220,8 @@ def bench_size(size: int, workdir: Path, workers: int, peer: str | None) -> dict
                   f"{run.scan_seconds:.2f} s, bound {run.bound_seconds:.2f} s, parse "
                   f"{run.parse_seconds:.2f} s, calls {run.answered_total}/{run.floor_total}"
                   f"{' exact' if run.exact else ' NOT THE FLOOR'}, rss "
-                  f"{run.measured.rss_mb:.0f} MB, errors {run.errors}", flush=True)
+                  f"{run.measured.rss_mb:.0f} MB, CPU {run.measured.cpu:.1f} s, reports "
+                  f"{run.reports_mb:.1f} MB, errors {run.errors}", flush=True)
         plain = None
         if size == PLAIN_SIZE:
             print("   the same collector against plain FakeAWS", flush=True)
@@ -286,8 +291,8 @@ def render(results: list[dict[str, Any]], offline: dict[str, Any] | None, worker
         "## Scans",
         "",
         "| run | resources | wall s | scan s | bound s | parse s | 1.3 bound + parse "
-        "| calls / floor | peak RSS MB | CPU s | server CPU s | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| calls / floor | peak RSS MB | CPU s | server CPU s | reports MB | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for res in results:
         for run in res["runs"]:
@@ -301,10 +306,11 @@ def render(results: list[dict[str, Any]], offline: dict[str, Any] | None, worker
                 f"| {run.label} | {run.resources} | {run.measured.wall:.2f} | "
                 f"{run.scan_seconds:.2f} | {run.bound_seconds:.2f} | {run.parse_seconds:.2f} | "
                 f"{target:.2f} | {calls} | {rss} | {run.measured.cpu:.2f} | "
-                f"{run.server_cpu:.2f} | {run.errors} |")
-    lines += ["", "Runs: `-cli` is `rdsaudit scan` (collect, evaluate, JSON report, saved "
-              "inventory); `-collector` is the collector alone (`benchmarks/collect_only.py`, "
-              "same code path, no evaluation or report) to show what collecting costs; "
+                f"{run.server_cpu:.2f} | {run.reports_mb:.1f} | {run.errors} |")
+    lines += ["", "Runs: `-cli` is `rdsaudit scan` (collect, evaluate, every report format, "
+              "saved inventory); `-collector` is the collector alone "
+              "(`benchmarks/collect_only.py`, same code path, no evaluation or report) to show "
+              "what collecting costs; "
               f"`-throttled` is the CLI with {THROTTLE[0]} limited to {THROTTLE[1]:.0f} calls a "
               "second per region by the server (token bucket, burst 1): throttled attempts "
               "are answered `ThrottlingException` and retried.", ""]

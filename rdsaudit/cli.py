@@ -626,6 +626,11 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
         # The demo's config, for the scan of both accounts (removed when the demo stops).
         config = Path(tmp) / "rdsaudit-demo.toml"
         config.write_text(DEMO_CONFIG, encoding="utf-8")
+        # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: the emulator shuts
+        # down and the temporary config is removed, never left behind in /tmp. Installed
+        # before the instructions are printed: whoever reads them may stop it at once.
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         fault = ('{"service": "kms", "action": "DescribeKey", "region": "' + regions[0]
                  + '", "code": "AccessDenied"}')
         click.echo("\n".join([
@@ -649,10 +654,6 @@ def _serve_demo(environment: Callable[[], Any], regions: Sequence[str]) -> int:
             f"--role-name {DEMO_ROLE} --config {config} --no-history",
         ]))
         sys.stdout.flush()
-        stop = threading.Event()
-        # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does: the emulator shuts
-        # down and the temporary config is removed, never left behind in /tmp.
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(0.5):
                 pass
