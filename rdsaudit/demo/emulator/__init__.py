@@ -19,9 +19,10 @@ moto answers the AWS calls; a small WSGI layer in front of it does what moto can
 Tests that run rdsaudit as a subprocess cannot call Python methods, so everything is also
 reachable over HTTP under `/_fault`, `/_calls`, `/_overlay` and `/_cluster_automated_backup`.
 
-The layer runs in the same process as moto on purpose: seeding through moto in-process and
-then serving is ~30x faster than seeding over HTTP (moto-fidelity §9), and the enrichment
-reads moto's backend objects directly.
+The layer runs in the same process as moto on purpose: seeding in-process and then serving
+beats seeding over HTTP (through boto3 in-process, as the demo seeds, ~3x; straight into
+moto's backends, as the benchmarks seed, ~36x: moto-fidelity §9), and the enrichment reads
+moto's backend objects directly.
 """
 
 from rdsaudit.demo.emulator.faults import Call, Fault
