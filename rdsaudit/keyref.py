@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rdsaudit.arns import Arn, is_key_id, key_arn, partition_of_region
-from rdsaudit.model import EncryptionType, KeyRole, KmsKey, Resource
+from rdsaudit.model import EncryptionType, KeyLookup, KeyRole, KmsKey, Resource
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,18 @@ UNUSABLE_KEY_STATES = frozenset(
 # enums, aws-facts §5). Anything else is a value rdsaudit cannot judge: key-unverifiable.
 KNOWN_KEY_STATES = UNUSABLE_KEY_STATES | {"Creating", "Enabled", "Updating"}
 KNOWN_KEY_MANAGERS = frozenset({"AWS", "CUSTOMER"})
+
+def key_health(key: KmsKey) -> str:
+    """`unusable` (gone, or a state in which RDS cannot use it), `unverifiable` (not
+    described, or a state or manager rdsaudit does not know), else `usable`. The report's
+    key entries carry it (`keys[].health`), so the HTML shows the judgement, not its own."""
+    if key.lookup is KeyLookup.NOT_FOUND or key.key_state in UNUSABLE_KEY_STATES:
+        return "unusable"
+    if key.lookup is not KeyLookup.OK or key.key_state not in KNOWN_KEY_STATES \
+            or key.key_manager not in KNOWN_KEY_MANAGERS:
+        return "unverifiable"
+    return "usable"
+
 
 NO_ROTATION_ORIGINS = {
     "EXTERNAL": "imported key material (Origin EXTERNAL) cannot rotate automatically; "

@@ -18,15 +18,15 @@ fi
 # db-instance payments-db is inaccessible-encryption-credentials-recoverable: the KMS key cannot be accessed; RDS keeps it recoverable for seven days: make the key usable again, then start it within that window
 # Restore access to the key, then start the database within seven days of losing access.
 # Step 1: Enable the key (in account 123456789012, which owns the key)
-aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/1a7abb80-3115-496c-9513-7acede23a2d1
+aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/0a41499a-3eb2-4c1e-b535-bb4b79cf5a6a
 # Step 2: Start payments-db within the seven-day recoverable window
 aws rds start-db-instance --region us-east-1 --db-instance-identifier payments-db
 
 # ── [critical] key-unusable · db-instance payments-db (us-east-1, account 123456789012)
-# db-instance payments-db depends on storage key KMS key arn:aws:kms:us-east-1:123456789012:key/1a7abb80-3115-496c-9513-7acede23a2d1, which is Disabled: the database storage, its snapshots and backups cannot be decrypted
-# Make KMS key(s) arn:aws:kms:us-east-1:123456789012:key/1a7abb80-3115-496c-9513-7acede23a2d1 (storage) usable again before RDS loses access for good.
+# db-instance payments-db depends on storage key KMS key arn:aws:kms:us-east-1:123456789012:key/0a41499a-3eb2-4c1e-b535-bb4b79cf5a6a, which is Disabled: the database storage, its snapshots and backups cannot be decrypted
+# Make KMS key(s) arn:aws:kms:us-east-1:123456789012:key/0a41499a-3eb2-4c1e-b535-bb4b79cf5a6a (storage) usable again before RDS loses access for good.
 # Step 1: Enable the key (in account 123456789012, which owns the key)
-# already done above: aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/1a7abb80-3115-496c-9513-7acede23a2d1
+# already done above: aws kms enable-key --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/0a41499a-3eb2-4c1e-b535-bb4b79cf5a6a
 # Step 2: Start payments-db within the seven-day recoverable window
 # already done above: aws rds start-db-instance --region us-east-1 --db-instance-identifier payments-db
 
@@ -42,11 +42,11 @@ aws rds copy-db-snapshot --region us-east-1 --source-db-snapshot-identifier lega
 # Step 4: Wait until legacy-reporting-mysql-encrypted is available
 aws rds wait db-snapshot-available --region us-east-1 --db-snapshot-identifier legacy-reporting-mysql-encrypted
 # Step 5: Restore a new encrypted instance legacy-reporting-mysql-enc from the encrypted copy, with legacy-reporting-mysql's configuration (VPC security groups, port, storage type, copy tags to snapshots, license model, tags, backup retention)
-aws rds restore-db-instance-from-db-snapshot --region us-east-1 --db-instance-identifier legacy-reporting-mysql-enc --db-snapshot-identifier legacy-reporting-mysql-encrypted --db-instance-class db.m6g.large --vpc-security-group-ids sg-960fe069a24edad96 --port 3306 --storage-type gp2 --copy-tags-to-snapshot --license-model general-public-license --tags '[{"Key":"owner","Value":"frank@example.com"},{"Key":"environment","Value":"production"},{"Key":"team","Value":"finance"}]' --backup-retention-period 7
+aws rds restore-db-instance-from-db-snapshot --region us-east-1 --db-instance-identifier legacy-reporting-mysql-enc --db-snapshot-identifier legacy-reporting-mysql-encrypted --db-instance-class db.m6g.large --vpc-security-group-ids sg-36b5e34f09de78064 --port 3306 --storage-type gp2 --copy-tags-to-snapshot --license-model general-public-license --tags '[{"Key":"owner","Value":"frank@example.com"},{"Key":"environment","Value":"production"},{"Key":"team","Value":"finance"}]' --backup-retention-period 7
 # Step 6: Wait until legacy-reporting-mysql-enc is available
 aws rds wait db-instance-available --region us-east-1 --db-instance-identifier legacy-reporting-mysql-enc
 # Step 7: Re-create read replica legacy-reporting-mysql-ro as legacy-reporting-mysql-ro-enc from legacy-reporting-mysql-enc (same region: it uses the source's key)
-aws rds create-db-instance-read-replica --region us-east-1 --db-instance-identifier legacy-reporting-mysql-ro-enc --source-db-instance-identifier legacy-reporting-mysql-enc --db-instance-class db.m6g.large --vpc-security-group-ids sg-960fe069a24edad96 --port 3306 --storage-type gp2 --copy-tags-to-snapshot --tags '[{"Key":"owner","Value":"frank@example.com"},{"Key":"environment","Value":"production"},{"Key":"team","Value":"finance"}]'
+aws rds create-db-instance-read-replica --region us-east-1 --db-instance-identifier legacy-reporting-mysql-ro-enc --source-db-instance-identifier legacy-reporting-mysql-enc --db-instance-class db.m6g.large --vpc-security-group-ids sg-36b5e34f09de78064 --port 3306 --storage-type gp2 --copy-tags-to-snapshot --tags '[{"Key":"owner","Value":"frank@example.com"},{"Key":"environment","Value":"production"},{"Key":"team","Value":"finance"}]'
 # Step 8: Wait until legacy-reporting-mysql-ro-enc is available
 aws rds wait db-instance-available --region us-east-1 --db-instance-identifier legacy-reporting-mysql-ro-enc
 # Step 9: Set on legacy-reporting-mysql-ro-enc what the replica call cannot (license model)

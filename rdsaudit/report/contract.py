@@ -160,6 +160,7 @@ class KeyEntry(TypedDict):
     note: str | None
     aliases: list[str]
     deadline: str | None
+    health: str  # usable | unusable | unverifiable (keyref.key_health)
     dependents: list[str]  # ARNs of the judged resources that use it
     roles: list[KeyDependentEntry]  # each dependent with the role it uses the key in
 

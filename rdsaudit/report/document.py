@@ -17,6 +17,7 @@ from typing import Any, cast
 from rdsaudit import __version__
 from rdsaudit.arns import Arn
 from rdsaudit.gate import gate
+from rdsaudit.keyref import key_health
 from rdsaudit.model import (
     SEVERITY_LABELS,
     EncryptionType,
@@ -337,6 +338,7 @@ def _keys(result: Result, ctx: Context) -> list[KeyEntry]:
         entry["aliases"] = sorted(aliases.get((k.account_id, k.region,
                                                k.arn.rsplit("/", 1)[-1]), ()))
         entry["deadline"] = key_deadline(k)
+        entry["health"] = key_health(k)
         entry["dependents"] = list(users.get(k.arn, ()))
         # The role each dependent uses the key in (storage, performance-insights, ...).
         entry["roles"] = [{"arn": arn, "role": role} for arn, role in roles.get(k.arn, ())]

@@ -53,7 +53,6 @@ SEVERITIES = SEVERITY_LABELS
 STATUSES = ("fail", "waived", "pass")
 # Key states in which RDS cannot use the key (rdsaudit.keyref); "NotFound" is how a
 # finding's key summary says the key no longer exists.
-SHOWN_UNUSABLE = UNUSABLE_KEY_STATES | {"NotFound"}
 MANAGER_LABELS = {"CUSTOMER": "Customer managed", "AWS": "AWS managed",
                   "AWS_OWNED": "AWS owned"}
 CHART_TOP = 15  # bars per chart; the rest are summed into one "other" bar
@@ -64,7 +63,9 @@ RESOLVED_MAX = 500  # resolved failures listed in the page; the JSON report has 
 
 def render_html(doc: Mapping[str, Any]) -> str:
     env = environment()
-    script = env.get_template("report.js.j2").render()
+    # The key states the findings table marks as unusable: keyref's one set, not a copy.
+    script = env.get_template("report.js.j2").render(
+        unusable_states=sorted(UNUSABLE_KEY_STATES | {"NotFound"}))
     style = env.get_template("report.css.j2").render()
     page = _page(doc)
     return env.get_template("report.html.j2").render(
@@ -547,7 +548,7 @@ def _key_rows(keys: Sequence[Mapping[str, Any]], findings: Sequence[Mapping[str,
         if k.get("lookup") == "not-found":
             state = "NotFound"
         days_left = days_until(k.get("deletion_date"), now)
-        danger = state in SHOWN_UNUSABLE
+        danger = k.get("health") == "unusable"  # the document's judgement (keyref.key_health)
         rows.append({
             "arn": k.get("arn"),
             "aliases": list(k.get("aliases") or []),

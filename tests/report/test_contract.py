@@ -8,8 +8,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from rdsaudit.evaluate import evaluate
-from rdsaudit.model import CollectionError, SnapshotShare, Status, finding_id
+from rdsaudit.model import (
+    CollectionError,
+    KeyLookup,
+    KmsKey,
+    SnapshotShare,
+    Status,
+    finding_id,
+)
 from rdsaudit.policy import Policy
 from rdsaudit.report import report_document
 from rdsaudit.serialize import to_data
@@ -152,3 +161,23 @@ def test_compact_pass_evidence_gives_the_same_document_as_pass_findings() -> Non
     assert compact["resources"] == verbose["resources"]
     assert compact["findings"] == verbose["findings"]
     assert compact["summary"] == verbose["summary"]
+
+
+@pytest.mark.parametrize(("key", "health"), [
+    (kms_key(KEY), "usable"),
+    (kms_key(KEY, key_state="Disabled"), "unusable"),
+    (kms_key(KEY, key_state="PendingDeletion", deletion_date="2026-12-04T00:00:00Z"),
+     "unusable"),
+    (kms_key(KEY, key_state="PendingReplicaDeletion"), "unusable"),
+    (kms_key(KEY, lookup=KeyLookup.NOT_FOUND, key_state=None), "unusable"),
+    (kms_key(KEY, lookup=KeyLookup.ACCESS_DENIED, key_state=None, key_manager=None),
+     "unverifiable"),
+    (kms_key(KEY, key_state="Quarantined"), "unverifiable"),  # a state KMS may add
+    (kms_key(KEY, key_manager="PARTNER"), "unverifiable"),
+])
+def test_each_key_entry_carries_its_health(key: KmsKey, health: str) -> None:
+    """The key view of the HTML shows the document's judgement of a key (keys[].health),
+    not one of its own; the rules' key states are the one source."""
+    doc = report_document(evaluate(inventory(instance("db1", key=KEY), keys=(key,)), Policy()))
+    [entry] = doc["keys"]
+    assert entry["health"] == health
